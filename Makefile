@@ -1,0 +1,17 @@
+# The two entry points of the README. Both set everything up first (idempotent).
+VENV ?= .venv
+OUT ?= results/demo
+
+.PHONY: setup demo test lint
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/layerwise run --out $(OUT)
+
+test: setup
+	$(VENV)/bin/python -m pytest -q tests
+
+lint: setup
+	$(VENV)/bin/ruff check .

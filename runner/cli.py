@@ -1,0 +1,132 @@
+"""`layerwise` command line: one subcommand per stage, plus run, sweep and tasks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from runner.config import ConfigError, load_config, preset_path
+
+DEFAULT_PRESET = "demo"
+
+
+def _overrides(pairs: list[str]) -> dict:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set training.seed=1")
+        parsed[key] = yaml.safe_load(value)
+    return parsed
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help=f"experiment YAML (default: experiments/{DEFAULT_PRESET}.yaml)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/<config name>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set training.seed=1 (repeatable)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (default: RAY_ADDRESS, else start Ray in-process)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (jobs, resources, paths) and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layerwise",
+        description="Where does multi-task learning happen in instruction-tuned LLMs? "
+                    "Train E and per-task controls (Ray Train + DeepSpeed + LoRA), extract last-token "
+                    "states (Ray Data), compare them layer by layer with CKA (Ray tasks + Polars).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    helps = {
+        "run": "train, extract, analyze and report (skips finished work; --resume is implied)",
+        "train": "LoRA-tune the multi-task model E and one control per task",
+        "extract": "last-token hidden states at every layer for pretrained, E and each control",
+        "analyze": "layerwise CKA and statistics into Polars frames",
+        "report": "figures and report.html from the frames",
+    }
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text, description=text)
+        _common(p)
+        if name == "run":
+            p.add_argument("--resume", action="store_true",
+                           help="continue a stopped run (the default: finished work is always reused)")
+    tasks_p = sub.add_parser("tasks", help="list every task with its cluster, source and sizes",
+                             description="list every task with its cluster, source and sizes")
+    tasks_p.add_argument("--config", type=Path, default=None, help="only the tasks this experiment selects")
+    tasks_p.add_argument("--out", type=Path, default=None, help="also write the catalog as Parquet here")
+    tasks_p.add_argument("--preview", metavar="TASK", help="show a task's templates rendered on examples")
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    path = args.config or preset_path(DEFAULT_PRESET)
+    config = load_config(path, _overrides(getattr(args, "overrides", [])))
+    out = args.out or Path("results") / config.name
+    return config, out
+
+
+def _cmd_tasks(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    import tasks as suite
+
+    if args.preview:
+        print(suite.templates.preview(args.preview))
+        return
+    catalog = suite.catalog()
+    if args.config:
+        config, _ = _load(argparse.Namespace(config=args.config, overrides=[]))
+        chosen = [spec.name for spec in suite.resolve_tasks(config.tasks.select)]
+        catalog = catalog.filter(pl.col("task").is_in(chosen))
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        print(catalog)
+    print(f"{catalog.height} tasks in {catalog['cluster'].n_unique()} clusters")
+    if args.out:
+        from runner.store import atomic_write_parquet
+        atomic_write_parquet(catalog, Path(args.out) / "tasks.parquet")
+
+
+def _cmd_stages(args: argparse.Namespace) -> None:
+    from runner.dryrun import print_plan
+    from runner.pipeline import STAGES, connect, prepare, run_stages
+
+    config, out = _load(args)
+    exp = prepare(config, out)
+    stages = STAGES if args.command == "run" else (args.command,)
+    if args.dry_run:
+        print_plan(exp, stages)
+        return
+    if any(stage != "report" for stage in stages):
+        connect(args.address)
+    run_stages(exp, stages)
+    print(f"layerwise: {args.command} finished; results in {exp.plan.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # `layerwise` alone runs the embedded demo, the study end to end.
+        args = parser.parse_args(["run", *(argv or [])])
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        if args.command == "tasks":
+            _cmd_tasks(args)
+        else:
+            _cmd_stages(args)
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError, KeyError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"layerwise: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

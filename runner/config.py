@@ -1,0 +1,212 @@
+"""Experiment config: YAML parsed into typed, validated, hashable objects.
+
+Every section forbids unknown keys, so a typo fails at load time with one line that names the
+file, the key and what was expected, instead of silently running the default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line and says what to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TinyModelConfig(_Section):
+    """Shape of the random-initialised Llama used by tests (model.name: tiny-llama)."""
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(128, ge=8)
+    vocab_size: int = Field(512, ge=64)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> TinyModelConfig:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
+        return self
+
+
+class ModelConfig(_Section):
+    # "tiny-llama" (built offline from `tiny`), "smollm2-135m" (embedded GGUF), a hub id or a local path.
+    name: str = "smollm2-135m"
+    revision: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto: bfloat16 on CUDA, float32 on CPU.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    tiny: TinyModelConfig = TinyModelConfig()
+
+
+class TasksConfig(_Section):
+    # Task names, cluster names, "paper", "unseen" or "all".
+    select: list[str] = Field(default_factory=lambda: ["paper"], min_length=1)
+    source: Literal["offline", "hub", "flan_submix"] = "offline"
+    max_train: int | None = Field(None, ge=1)
+    val_size: int = Field(32, ge=1)
+    test_size: int = Field(32, ge=1)
+    mixture_cap: int = Field(3000, ge=1)
+    data_dir: str | None = None
+    seed: int = 0
+
+
+class LoraConfig(_Section):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+
+
+class TrainingConfig(_Section):
+    lr: float = Field(5e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_steps: int = Field(1000, ge=1, description="steps for the multi-task model E")
+    control_max_steps: int = Field(200, ge=1, description="steps for each single-task control C_t")
+    # Global batch per optimizer step, split evenly over the workers of a job.
+    batch_size: int = Field(16, ge=1)
+    max_length: int = Field(128, ge=8)
+    eval_every: int = Field(50, ge=1)
+    # Early stopping: stop after this many evaluations without a better validation loss.
+    patience: int = Field(3, ge=1)
+    seed: int = 0
+
+
+class DeepSpeedConfig(_Section):
+    # ZeRO-3 is excluded on purpose: LoRA adapters saved under ZeRO-3 come out empty.
+    zero_stage: Literal[0, 1, 2] = 2
+    # auto: bf16 on CUDA, fp32 on CPU.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class ResourcesConfig(_Section):
+    multitask_workers: int = Field(2, ge=1)
+    control_workers: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+    # How many training jobs (E and controls) may run at once; 0 = as many as resources allow.
+    max_concurrent_jobs: int = Field(0, ge=0)
+    extract_actors: int = Field(1, ge=1)
+    max_failures: int = Field(1, ge=0)
+    # Where Ray Train persists checkpoints; shared storage (s3://, a mount) on a cluster.
+    storage_path: str | None = None
+
+
+class ExtractionConfig(_Section):
+    probe_size: int = Field(32, ge=4, description="probe examples per task (n in the paper)")
+    max_length: int = Field(128, ge=8)
+    batch_size: int = Field(16, ge=1)
+
+
+class AnalysisConfig(_Section):
+    kernel: Literal["linear", "rbf"] = "linear"
+    debiased: bool = False
+    rbf_threshold: float = Field(1.0, gt=0)
+    bootstrap: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class ExperimentConfig(_Section):
+    name: str = "experiment"
+    model: ModelConfig = ModelConfig()
+    tasks: TasksConfig = TasksConfig()
+    lora: LoraConfig = LoraConfig()
+    training: TrainingConfig = TrainingConfig()
+    deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    extraction: ExtractionConfig = ExtractionConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+
+    @model_validator(mode="after")
+    def _batches_split_over_workers(self) -> ExperimentConfig:
+        for role, workers in (("multitask", self.resources.multitask_workers),
+                              ("control", self.resources.control_workers)):
+            if self.training.batch_size % workers:
+                raise ValueError(
+                    f"training.batch_size {self.training.batch_size} must be divisible by "
+                    f"resources.{role}_workers {workers}")
+        return self
+
+    def digest(self, *sections: str) -> str:
+        """Stable 12-hex hash of the named sections (all of them when none are named)."""
+        data = self.model_dump(mode="json")
+        if sections:
+            data = {name: data[name] for name in sections}
+        return stable_hash(data)
+
+
+def stable_hash(data: object) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _one_line(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        parent = _section_for(first["loc"][:-1])
+        allowed = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(first["loc"][-1]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        what = f"unknown key ({hint}expected one of: {', '.join(allowed)})"
+    else:
+        what = first["msg"].removeprefix("Value error, ")
+        if first["loc"] and "input" in first and first["type"] != "missing":
+            what += f", got {first['input']!r}"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{path}: {key}: {what}{more}"
+
+
+def _section_for(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return None
+        model = field.annotation
+    return model
+
+
+def parse_config(data: dict, source: str | Path = "<config>") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_one_line(Path(source), err)) from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    """Read a YAML experiment; `overrides` maps dotted keys ("training.seed") to values."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file (presets live in experiments/: tiny, demo, paper)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return parse_config(data, path)
+
+
+def preset_path(name: str) -> Path:
+    """experiments/<name>.yaml inside the source tree (presets ship with the repo)."""
+    return Path(__file__).resolve().parent.parent / "experiments" / f"{name}.yaml"

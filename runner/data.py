@@ -1,0 +1,45 @@
+"""From the task suite to what each stage consumes: training payloads, probe rows, statistics."""
+
+from __future__ import annotations
+
+import polars as pl
+
+import tasks as suite
+from runner.config import ExperimentConfig
+from runner.plan import MULTITASK, TaskRef, TrainJob
+
+
+def select_tasks(config: ExperimentConfig) -> list[TaskRef]:
+    return [TaskRef(spec.name, spec.cluster) for spec in suite.resolve_tasks(config.tasks.select)]
+
+
+def load_all_splits(config: ExperimentConfig, refs: list[TaskRef]) -> dict[str, suite.TaskSplits]:
+    t = config.tasks
+    return {ref.name: suite.load_splits(ref.name, source=t.source, probe_size=config.extraction.probe_size,
+                                        val_size=t.val_size, test_size=t.test_size, max_train=t.max_train,
+                                        seed=t.seed, data_dir=t.data_dir)
+            for ref in refs}
+
+
+def training_payload(config: ExperimentConfig, job: TrainJob, splits: dict[str, suite.TaskSplits]) -> dict:
+    """Plain lists (cheap to ship through the object store) of one job's train and val text."""
+    if job.role == MULTITASK:
+        train = suite.build_mixture({name: splits[name].train for name in job.tasks},
+                                    cap=config.tasks.mixture_cap, seed=config.tasks.seed)
+        val_prompt = [p for name in job.tasks for p in splits[name].validation["prompt"]]
+        val_target = [t for name in job.tasks for t in splits[name].validation["target"]]
+    else:
+        (name,) = job.tasks
+        train = splits[name].train
+        val_prompt, val_target = list(splits[name].validation["prompt"]), list(splits[name].validation["target"])
+    return {"train_prompt": list(train["prompt"]), "train_target": list(train["target"]),
+            "val_prompt": val_prompt, "val_target": val_target}
+
+
+def probe_frame(splits: dict[str, suite.TaskSplits], refs: list[TaskRef]) -> pl.DataFrame:
+    """All probe instructions, grouped by task so an extraction actor swaps adapters rarely."""
+    return pl.concat([
+        pl.DataFrame({"example_id": list(splits[r.name].probe["example_id"]),
+                      "task": r.name, "cluster": r.cluster,
+                      "prompt": list(splits[r.name].probe["prompt"])})
+        for r in refs])

