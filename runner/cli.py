@@ -94,7 +94,7 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
 
 def _cmd_stages(args: argparse.Namespace) -> None:
     from runner.dryrun import print_plan
-    from runner.pipeline import STAGES, connect, prepare, run_stages
+    from runner.pipeline import STAGES, check_inputs, connect, prepare, run_stages
 
     config, out = _load(args)
     exp = prepare(config, out)
@@ -102,10 +102,22 @@ def _cmd_stages(args: argparse.Namespace) -> None:
     if args.dry_run:
         print_plan(exp, stages)
         return
+    check_inputs(exp, stages[0])
     if any(stage != "report" for stage in stages):
         connect(args.address)
     run_stages(exp, stages)
     print(f"layerwise: {args.command} finished; results in {exp.plan.out}")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "fix your input": shown as one line. Anything else keeps its traceback."""
+    from tasks import UnknownTaskError
+
+    from runner.models import ModelUnavailableError
+    from runner.store import ArtifactError
+    from runner.train import TrainingFailed
+
+    return (ConfigError, UnknownTaskError, ModelUnavailableError, ArtifactError, TrainingFailed, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,12 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["run", *(argv or [])])
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    user_errors = _user_errors()
     try:
         if args.command == "tasks":
             _cmd_tasks(args)
         else:
             _cmd_stages(args)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError, KeyError) as err:
+    except user_errors as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"layerwise: error: {message}", file=sys.stderr)
         return 2

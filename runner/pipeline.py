@@ -15,7 +15,7 @@ from runner.config import ExperimentConfig
 from runner.data import load_all_splits, probe_frame, select_tasks
 from runner.models import resolve_model
 from runner.plan import Plan, make_plan
-from runner.store import Manifest, read_parquet
+from runner.store import Manifest, is_done, read_parquet
 
 log = logging.getLogger("layerwise")
 STAGES = ("train", "extract", "analyze", "report")
@@ -23,8 +23,6 @@ QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "PYTHONWARNINGS": "ignore::FutureWarning,ignore::UserWarning,ignore::DeprecationWarning",
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-    "RAY_DATA_DISABLE_PROGRESS_BARS": "0",
 }
 
 
@@ -65,10 +63,10 @@ def connect(address: str | None = None) -> None:
     env = {k: os.environ[k] for k in ("LAYERWISE_CACHE", "HF_HOME", "HF_HUB_OFFLINE") if k in os.environ}
     env.update(QUIET_ENV)
     os.environ.update(QUIET_ENV)
-    ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
+    context = ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
     resources = ray.cluster_resources()
     log.info("ray: %s, %s CPUs, %s GPUs, dashboard %s", "attached to " + address if address else "local",
-             resources.get("CPU", 0), resources.get("GPU", 0), ray.get_runtime_context().dashboard_url or "off")
+             resources.get("CPU", 0), resources.get("GPU", 0), context.dashboard_url or "off")
 
 
 def stage_train(exp: Experiment) -> None:
@@ -79,14 +77,26 @@ def stage_train(exp: Experiment) -> None:
         log.info("train: finished %d models", len(ran))
 
 
+def check_inputs(exp: Experiment, first_stage: str) -> None:
+    """Fail before Ray starts when the first stage's inputs were never produced."""
+    plan = exp.plan
+    if first_stage == "extract":
+        missing = [job for job in plan.jobs if not is_done(Path(job.out_dir), job.key)]
+        if missing:
+            raise FileNotFoundError(f"extract: {len(missing)} models are not trained yet (first: {missing[0].id}); "
+                                    "run `layerwise train` with the same config and --out first")
+    elif first_stage == "analyze" and not is_done(plan.activations_dir, plan.extract_key):
+        raise FileNotFoundError(f"analyze: no finished activations at {plan.activations_dir}; "
+                                "run `layerwise extract` with the same config and --out first")
+    elif first_stage == "report" and not (plan.out / "cka.parquet").exists():
+        raise FileNotFoundError(f"report: no {plan.out / 'cka.parquet'}; "
+                                "run `layerwise analyze` with the same config and --out first")
+
+
 def stage_extract(exp: Experiment) -> None:
     from runner.extract import run_extraction
-    from runner.train import pending_jobs
 
-    missing = pending_jobs(exp.plan)
-    if missing:
-        raise FileNotFoundError(f"extract: {len(missing)} models are not trained yet "
-                                f"(first: {missing[0].id}); run `layerwise train` with the same config first")
+    check_inputs(exp, "extract")
     run_extraction(exp.plan, exp.model_dir, probe_frame(exp.splits, list(exp.plan.tasks)))
 
 
@@ -94,11 +104,8 @@ def stage_analyze(exp: Experiment) -> None:
     from tasks import task_statistics
 
     from runner.analyze import run_analysis
-    from runner.store import is_done
 
-    if not is_done(exp.plan.activations_dir, exp.plan.extract_key):
-        raise FileNotFoundError(f"analyze: no finished activations at {exp.plan.activations_dir}; "
-                                "run `layerwise extract` with the same config first")
+    check_inputs(exp, "analyze")
     run_analysis(exp.plan, task_statistics(exp.splits))
 
 

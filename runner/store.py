@@ -24,6 +24,10 @@ import polars as pl
 SUCCESS = "_SUCCESS.json"
 
 
+class ArtifactError(ValueError):
+    """An artifact on disk is missing or unreadable; the message says which stage to re-run."""
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -75,11 +79,11 @@ def mark_done(folder: Path, key: str, **info: object) -> None:
 def read_parquet(path: Path, what: str) -> pl.DataFrame:
     """Read an artifact, turning a missing or corrupt file into one actionable line."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: missing {what}; run the stage that writes it first (see `layerwise --help`)")
+        raise ArtifactError(f"{path}: missing {what}; run the stage that writes it first (see `layerwise --help`)")
     try:
         return pl.read_parquet(path)
     except Exception as err:  # noqa: BLE001 - polars raises several types for broken files
-        raise ValueError(f"{path}: corrupt {what} ({type(err).__name__}); delete it and re-run its stage") from None
+        raise ArtifactError(f"{path}: corrupt {what} ({type(err).__name__}); delete it and re-run its stage") from None
 
 
 _VERSIONED = ("layerwise", "ray", "torch", "transformers", "peft", "deepspeed", "datasets", "polars", "numpy")
