@@ -1,0 +1,36 @@
+"""The Flan 2021 task suite of the paper: registry, templates, sources, splits, mixture, stats.
+
+Pure data: no Ray, no models, no network at import time. See docs/interfaces.md ("tasks/").
+"""
+
+from tasks import templates
+from tasks.catalog import catalog
+from tasks.mixture import build_mixture, cap_train_sets, cluster_caps, mixing_rates
+from tasks.registry import CLUSTERS, PAPER_TASKS, UnknownTaskError, all_tasks, get_task, resolve_tasks
+from tasks.sources import SOURCES, TaskSourceError
+from tasks.spec import CLUSTER_TITLES, HubSource, TaskSpec
+from tasks.splits import TaskSplits, load_splits
+from tasks.stats import task_statistics
+
+__all__ = [
+    "CLUSTERS",
+    "CLUSTER_TITLES",
+    "PAPER_TASKS",
+    "SOURCES",
+    "HubSource",
+    "TaskSourceError",
+    "TaskSpec",
+    "TaskSplits",
+    "UnknownTaskError",
+    "all_tasks",
+    "build_mixture",
+    "cap_train_sets",
+    "catalog",
+    "cluster_caps",
+    "get_task",
+    "load_splits",
+    "mixing_rates",
+    "resolve_tasks",
+    "task_statistics",
+    "templates",
+]

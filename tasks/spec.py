@@ -1,0 +1,72 @@
+"""The shape of one registry entry. Pure data: no I/O, no network."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+METRICS = ("accuracy", "rouge_l", "bleu")
+
+# The paper's 12 clusters (Table 1), in the paper's order. Keys are the names used in
+# configs; values are the display titles used in figures and the CLI.
+CLUSTER_TITLES: dict[str, str] = {
+    "nli": "Natural language inference",
+    "commonsense": "Commonsense reasoning",
+    "closed_book_qa": "Closed-book QA",
+    "coreference": "Coreference resolution",
+    "struct_to_text": "Struct to text",
+    "translation": "Translation",
+    "summarization": "Summarization",
+    "reading_comprehension": "Reading comprehension",
+    "sentiment": "Sentiment analysis",
+    "paraphrase": "Paraphrase detection",
+    "reading_comprehension_commonsense": "Reading comprehension with commonsense",
+    "unseen": "Unseen",
+}
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Where a task lives on the Hugging Face hub and how its rows map to template fields.
+
+    `fields` maps a canonical template field to a path in the hub row ("a.b", "a[0]").
+    `label` is the path of an integer class id; `label_map` re-orders hub ids onto the
+    task's `options` (options are kept in one semantic order per format). `adapter`
+    names a function in tasks.adapters for rows that a path cannot express.
+    """
+
+    id: str | None
+    config: str | None = None
+    splits: Mapping[str, str] = field(default_factory=dict)  # role -> hub split name
+    revision: str | None = None  # "refs/convert/parquet" where the repo ships a script
+    fields: Mapping[str, str] = field(default_factory=dict)
+    label: str | None = None
+    label_map: Mapping[int, int] | None = None
+    adapter: str | None = None
+    note: str | None = None  # e.g. "manual download", "no public copy"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    cluster: str
+    metric: str  # "accuracy" | "rouge_l" | "bleu"
+    format: str  # key into the template bank
+    options: tuple[str, ...] | None  # fixed answer set; None if free text or per-row options
+    unseen: bool
+    hub: HubSource
+    submix_name: str | None  # task_name prefix in DataProvenanceInitiative/flan2021_submix_original
+    flan_cluster: str  # FLAN 2021's own cluster name, kept for provenance
+    generator: str  # offline mini-Flan generator
+    constants: Mapping[str, Any] = field(default_factory=dict)  # fixed template fields
+    per_row_options: bool = False  # options differ per example (ARC, COPA, ...)
+    doc: str = ""
+
+    @property
+    def hub_id(self) -> str | None:
+        return self.hub.id
+
+    @property
+    def is_classification(self) -> bool:
+        return self.options is not None or self.per_row_options

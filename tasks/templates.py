@@ -1,0 +1,81 @@
+"""Rendering rows through a task's instruction templates; listing and previewing them."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.registry import get_task
+from tasks.spec import TaskSpec
+from tasks.template_bank import NUM_TEMPLATES, TEMPLATES
+
+
+@dataclass(frozen=True)
+class Template:
+    task: str
+    id: int
+    prompt: str
+    target: str
+
+    @property
+    def inverted(self) -> bool:
+        """Inverted templates ask for the input given the label (target is not the answer)."""
+        return self.target != "{answer}"
+
+    @property
+    def shows_options(self) -> bool:
+        return "{options_}" in self.prompt
+
+
+def list_templates(task: str | TaskSpec) -> list[Template]:
+    """The task's ten templates, in round-robin order."""
+    spec = get_task(task)
+    return [Template(spec.name, i, p, t) for i, (p, t) in enumerate(TEMPLATES[spec.format])]
+
+
+def template_fields(task: str | TaskSpec) -> set[str]:
+    """Every placeholder the task's templates use (except the rendered OPTIONS block)."""
+    names: set[str] = set()
+    for t in list_templates(task):
+        for text in (t.prompt, t.target):
+            names.update(f for _, f, _, _ in string.Formatter().parse(text) if f)
+    return names - {"options_"}
+
+
+def options_block(options: list[str] | tuple[str, ...]) -> str:
+    """FLAN's OPTIONS list, appended to forward classification prompts."""
+    return "\n\nOPTIONS:\n" + "\n".join(f"- {o}" for o in options) if options else ""
+
+
+def template_id_for(index: int) -> int:
+    """Round-robin assignment by example index, as FLAN cycles its templates."""
+    return index % NUM_TEMPLATES
+
+
+def render(spec: TaskSpec, row: Mapping[str, Any], template_id: int) -> tuple[str, str, list[str]]:
+    """(prompt, target, options) of one canonical row under one template.
+
+    `row` holds the canonical fields, `answer`, and for classification `options`.
+    Options are listed only for forward templates that ask to choose among them.
+    """
+    prompt_t, target_t = TEMPLATES[spec.format][template_id]
+    options = [str(o) for o in (row.get("options") or spec.options or [])]
+    show = bool(options) and "{options_}" in prompt_t
+    values = {**spec.constants, **row, "options_": options_block(options) if show else ""}
+    return prompt_t.format_map(values), target_t.format_map(values), options if show else []
+
+
+def preview(task: str | TaskSpec, n: int = 3, source: str = "offline") -> str:
+    """The first n examples of the task's training split, one per template, as text."""
+    from tasks.splits import load_splits  # lazy: splits imports this module
+
+    spec = get_task(task)
+    train = load_splits(spec, source=source, probe_size=1, val_size=1, test_size=1).train
+    blocks = [f"# {spec.name} ({spec.cluster}, {spec.metric}, {NUM_TEMPLATES} templates)"]
+    for row in train.select(range(min(n, len(train)))):
+        blocks.append(
+            f"--- template {row['template_id']} [{row['example_id']}]\n{row['prompt']}\n>>> {row['target']}"
+        )
+    return "\n".join(blocks)
