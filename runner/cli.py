@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "states (Ray Data), compare them layer by layer with CKA (Ray tasks + Polars).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     helps = {
-        "run": "train, extract, analyze and report (skips finished work; --resume is implied)",
+        "run": "train, evaluate, extract, analyze and report (skips finished work; --resume is implied)",
         "train": "LoRA-tune the multi-task model E and one control per task",
+        "evaluate": "score pretrained, E and each control on every task's held-out test examples",
         "extract": "last-token hidden states at every layer for pretrained, E and each control",
         "analyze": "layerwise CKA and statistics into Polars frames",
         "report": "figures and report.html from the frames",

@@ -117,6 +117,15 @@ class AnalysisConfig(_Section):
     seed: int = 0
 
 
+class EvaluationConfig(_Section):
+    enabled: bool = True
+    # Greedy generation cap for the rouge_l / bleu tasks; classification ranks OPTIONS instead.
+    max_new_tokens: int = Field(32, ge=1)
+    batch_size: int = Field(16, ge=1)
+    # Optional lm-evaluation-harness benchmarks (MMLU, BBH) for pretrained vs E; cluster only.
+    harness_tasks: list[str] = Field(default_factory=list)
+
+
 class ExperimentConfig(_Section):
     name: str = "experiment"
     model: ModelConfig = ModelConfig()
@@ -127,6 +136,7 @@ class ExperimentConfig(_Section):
     resources: ResourcesConfig = ResourcesConfig()
     extraction: ExtractionConfig = ExtractionConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     @model_validator(mode="after")
     def _batches_split_over_workers(self) -> ExperimentConfig:

@@ -18,7 +18,7 @@ from runner.plan import Plan, make_plan
 from runner.store import Manifest, is_done, read_parquet
 
 log = logging.getLogger("layerwise")
-STAGES = ("train", "extract", "analyze", "report")
+STAGES = ("train", "evaluate", "extract", "analyze", "report")
 QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -80,10 +80,10 @@ def stage_train(exp: Experiment) -> None:
 def check_inputs(exp: Experiment, first_stage: str) -> None:
     """Fail before Ray starts when the first stage's inputs were never produced."""
     plan = exp.plan
-    if first_stage == "extract":
+    if first_stage in ("extract", "evaluate"):
         missing = [job for job in plan.jobs if not is_done(Path(job.out_dir), job.key)]
         if missing:
-            raise FileNotFoundError(f"extract: {len(missing)} models are not trained yet (first: {missing[0].id}); "
+            raise FileNotFoundError(f"{first_stage}: {len(missing)} models are not trained yet (first: {missing[0].id}); "
                                     "run `layerwise train` with the same config and --out first")
     elif first_stage == "analyze" and not is_done(plan.activations_dir, plan.extract_key):
         raise FileNotFoundError(f"analyze: no finished activations at {plan.activations_dir}; "
@@ -100,6 +100,16 @@ def stage_extract(exp: Experiment) -> None:
     run_extraction(exp.plan, exp.model_dir, probe_frame(exp.splits, list(exp.plan.tasks)))
 
 
+def stage_evaluate(exp: Experiment) -> None:
+    from runner.evaluate import run_evaluation
+
+    if not exp.config.evaluation.enabled:
+        log.info("evaluate: disabled in the config, skipping")
+        return
+    check_inputs(exp, "evaluate")
+    run_evaluation(exp.plan, exp.model_dir, exp.splits)
+
+
 def stage_analyze(exp: Experiment) -> None:
     from tasks import task_statistics
 
@@ -114,9 +124,9 @@ def stage_report(exp: Experiment) -> None:
 
     out = exp.plan.out
     frames = {"cka": read_parquet(out / "cka.parquet", "CKA frame (from `layerwise analyze`)")}
-    for name in ("task_stats",):
-        if (out / f"{name}.parquet").exists():
-            frames[name] = read_parquet(out / f"{name}.parquet", name)
+    for name, file in (("stats", "task_stats"), ("eval", "eval")):
+        if (out / f"{file}.parquet").exists():
+            frames[name] = read_parquet(out / f"{file}.parquet", file)
     curves = [pl.read_parquet(Path(job.out_dir) / "curve.parquet").with_columns(pl.lit(job.id).alias("job"))
               for job in exp.plan.jobs if (Path(job.out_dir) / "curve.parquet").exists()]
     if curves:
@@ -126,7 +136,7 @@ def stage_report(exp: Experiment) -> None:
 
 
 STAGE_FUNCS: dict[str, Callable[[Experiment], None]] = {
-    "train": stage_train, "extract": stage_extract, "analyze": stage_analyze, "report": stage_report}
+    "train": stage_train, "evaluate": stage_evaluate, "extract": stage_extract, "analyze": stage_analyze, "report": stage_report}
 
 
 def run_stages(exp: Experiment, stages: tuple[str, ...]) -> None:
