@@ -112,11 +112,10 @@ def _cmd_stages(args: argparse.Namespace) -> None:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "fix your input": shown as one line. Anything else keeps its traceback."""
-    from tasks import UnknownTaskError
-
     from runner.models import ModelUnavailableError
     from runner.store import ArtifactError
     from runner.train import TrainingFailed
+    from tasks import UnknownTaskError
 
     return (ConfigError, UnknownTaskError, ModelUnavailableError, ArtifactError, TrainingFailed, FileNotFoundError)
 

@@ -112,8 +112,19 @@ class ExtractionConfig(_Section):
 class AnalysisConfig(_Section):
     kernel: Literal["linear", "rbf"] = "linear"
     debiased: bool = False
+    # RBF bandwidth = rbf_threshold x median pairwise distance.
     rbf_threshold: float = Field(1.0, gt=0)
+    # Confidence intervals per (task, layer) from this many seeded resamples; 0 = none.
     bootstrap: int = Field(0, ge=0)
+    # Permutation null per (task, layer): this many shuffles of the control's rows; 0 = none.
+    permutations: int = Field(0, ge=0)
+    cross_layer: bool = True
+    pca_threshold: float = Field(0.99, gt=0, le=1)
+    tsne: bool = True
+    # Layers to embed with t-SNE; null = picked from the layer map (first, last, each segment's middle).
+    tsne_layers: list[int] | None = None
+    tsne_perplexity: float = Field(30.0, gt=1)
+    tsne_max_points: int = Field(2000, ge=10)
     seed: int = 0
 
 

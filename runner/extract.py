@@ -110,7 +110,7 @@ class ActivationExtractor:
         exp = ExperimentConfig.model_validate(experiment)
         device = pick_device(exp.model)
         if device == "cpu":
-            torch.set_num_threads(max(1, int(round(exp.resources.cpus_per_worker))))
+            torch.set_num_threads(max(1, round(exp.resources.cpus_per_worker)))
         self.encoder = HiddenStateEncoder(model_dir, device, pick_dtype(exp.model, device), adapters,
                                           exp.extraction.max_length, exp.extraction.batch_size)
 

@@ -159,7 +159,7 @@ def _check_hub(cfg: ModelConfig) -> str:
         return cfg.name
     try:
         HfApi().model_info(cfg.name, revision=cfg.revision)
-    except Exception as err:  # noqa: BLE001 - any hub failure gets the same actionable message
+    except Exception as err:
         raise ModelUnavailableError(
             f"model {cfg.name!r} is not in the local HF cache and the hub did not answer "
             f"({type(err).__name__}); download it where there is network (`hf download {cfg.name}`), "

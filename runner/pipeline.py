@@ -111,9 +111,8 @@ def stage_evaluate(exp: Experiment) -> None:
 
 
 def stage_analyze(exp: Experiment) -> None:
-    from tasks import task_statistics
-
     from runner.analyze import run_analysis
+    from tasks import task_statistics
 
     check_inputs(exp, "analyze")
     run_analysis(exp.plan, task_statistics(exp.splits))
@@ -121,12 +120,15 @@ def stage_analyze(exp: Experiment) -> None:
 
 def stage_report(exp: Experiment) -> None:
     from analysis.report import write_report
+    from runner.analyze import FRAMES
 
+    check_inputs(exp, "report")
     out = exp.plan.out
-    frames = {"cka": read_parquet(out / "cka.parquet", "CKA frame (from `layerwise analyze`)")}
-    for name, file in (("stats", "task_stats"), ("eval", "eval")):
-        if (out / f"{file}.parquet").exists():
-            frames[name] = read_parquet(out / f"{file}.parquet", file)
+    frames = {}
+    for name in (*FRAMES, "eval"):
+        if (out / f"{name}.parquet").exists():
+            # analysis.report knows the task statistics as "stats".
+            frames["stats" if name == "task_stats" else name] = read_parquet(out / f"{name}.parquet", name)
     curves = [pl.read_parquet(Path(job.out_dir) / "curve.parquet").with_columns(pl.lit(job.id).alias("job"))
               for job in exp.plan.jobs if (Path(job.out_dir) / "curve.parquet").exists()]
     if curves:

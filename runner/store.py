@@ -82,7 +82,7 @@ def read_parquet(path: Path, what: str) -> pl.DataFrame:
         raise ArtifactError(f"{path}: missing {what}; run the stage that writes it first (see `layerwise --help`)")
     try:
         return pl.read_parquet(path)
-    except Exception as err:  # noqa: BLE001 - polars raises several types for broken files
+    except Exception as err:
         raise ArtifactError(f"{path}: corrupt {what} ({type(err).__name__}); delete it and re-run its stage") from None
 
 

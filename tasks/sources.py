@@ -88,7 +88,7 @@ def hub_pools(spec: TaskSpec, *, data_dir: str | None, train_limit: int | None,
     _quiet()
     try:
         raw = {role: _load_hub_split(spec, split, data_dir) for role, split in spec.hub.splits.items()}
-    except Exception as err:  # noqa: BLE001  network, missing repo/config/files: all end the same way for the user
+    except Exception as err:
         raise TaskSourceError(f"{spec.name}: cannot load hub dataset {where}: {_one_line(err)}; {OFFLINE_HINT}") from None
     train = raw["train"]
     carve = {"heldout": heldout_min if "test" not in raw else 0, "validation": val_min if "validation" not in raw else 0}
@@ -129,7 +129,7 @@ def submix_pools(spec: TaskSpec, *, data_dir: str | None, template_types: Sequen
             rows.append({"prompt": r["inputs"], "target": r["targets"], "template_type": r["template_type"]})
             if want is not None and len(rows) >= want:
                 break
-    except Exception as err:  # noqa: BLE001  any failure becomes the one-line error
+    except Exception as err:
         raise TaskSourceError(f"{spec.name}: cannot load {SUBMIX_ID} (task {prefix}): {_one_line(err)}; {OFFLINE_HINT}") from None
     n_held = max(heldout_min, len(rows) // 10)
     if len(rows) <= n_held + val_min:

@@ -37,7 +37,8 @@ def frames():
             pre = control + (0.2 + 0.2 * layer) * rng.standard_normal((n_layers, n, d))
             mt = control + (0.9 - 0.8 * ramp) * rng.standard_normal((n_layers, n, d))
             ids = [f"{task}-{i}" for i in range(n)]
-            _, al, _ = align_and_mask({"pretrained": (ids, pre), "multitask": (ids[::-1], mt[:, ::-1]), "control": (ids, control)})
+            _, al, _ = align_and_mask(
+                {"pretrained": (ids, pre), "multitask": (ids[::-1], mt[:, ::-1]), "control": (ids, control)})
             cka.append(task_cka_frame(task, cluster, al, "control", ["pretrained", "multitask"], bootstrap=5))
             cross.append(cross_layer_frame(task, cluster, al, "control", ["pretrained", "multitask"]))
             pca.append(pca_frame(task, cluster, {m: al[m] for m in ("pretrained", "multitask")}))

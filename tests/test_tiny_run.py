@@ -59,11 +59,30 @@ def test_activations_are_plain_parquet_polars_reads(tiny_run):
     assert acts.select(pl.col("vector").arr.sum()).to_series().is_finite().all()
 
 
+FIGURES = {"fig2_cka_by_layer", "fig3_cka_representative_clusters", "fig4_tsne_selected_layers", "fig5_pca_dims",
+           "fig6a_corr_flesch_kincaid", "fig6b_corr_coleman_liau", "fig7_cka_unseen", "fig8_cka_clusters_1",
+           "fig9_cka_clusters_2", "fig10_corr_data_size", "fig11_tsne_pretrained", "fig12_tsne_multitask",
+           "layer_map", "cross_layer_cka"}
+
+
+def test_every_frame_is_tidy_parquet(tiny_run):
+    for name in ("cka", "cross_layer", "pca", "tsne", "layer_map", "correlations", "unseen", "task_stats"):
+        frame = pl.read_parquet(tiny_run / f"{name}.parquet")
+        assert frame.height > 0, name
+    layer_map = pl.read_parquet(tiny_run / "layer_map.parquet")
+    assert layer_map["layer"].to_list() == list(range(LAYERS))
+    assert set(layer_map["function"]) <= {"shared", "transition", "refinement"}
+    pca = pl.read_parquet(tiny_run / "pca.parquet")
+    assert (pca["n_components"] <= pca["rank_cap"]).all()
+
+
 def test_report_and_manifest(tiny_run):
-    assert list((tiny_run / "figures").glob("*.png"))
+    assert {p.stem for p in (tiny_run / "figures").glob("*.png")} >= FIGURES
+    html = (tiny_run / "report.html").read_text()
+    assert "data:image/png;base64" in html and html.count("<img") >= len(FIGURES)
     assert (tiny_run / "report.html").stat().st_size > 10_000
     manifest = json.loads((tiny_run / "manifest.json").read_text())
-    assert set(manifest["stages"]) == {"train", "extract", "analyze", "report"}
+    assert set(manifest["stages"]) == {"train", "evaluate", "extract", "analyze", "report"}
     assert manifest["config"]["name"] == "tiny" and "ray" in manifest["versions"]
 
 
