@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -115,12 +116,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from runner.models import ModelUnavailableError
     from runner.store import ArtifactError
     from runner.train import TrainingFailed
-    from tasks import UnknownTaskError
+    from tasks import TaskSourceError, UnknownTaskError
 
-    return (ConfigError, UnknownTaskError, ModelUnavailableError, ArtifactError, TrainingFailed, FileNotFoundError)
+    return (ConfigError, UnknownTaskError, TaskSourceError, ModelUnavailableError, ArtifactError, TrainingFailed,
+            FileNotFoundError)
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit, so an in-process Ray cluster is shut down with the driver."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def main(argv: list[str] | None = None) -> int:
+    _exit_on_sigterm()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

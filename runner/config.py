@@ -76,11 +76,17 @@ class TrainingConfig(_Section):
     control_max_steps: int = Field(200, ge=1, description="steps for each single-task control C_t")
     # Global batch per optimizer step, split evenly over the workers of a job.
     batch_size: int = Field(16, ge=1)
+    # The controls' global batch; null = batch_size.
+    control_batch_size: int | None = Field(None, ge=1)
     max_length: int = Field(128, ge=8)
     eval_every: int = Field(50, ge=1)
     # Early stopping: stop after this many evaluations without a better validation loss.
     patience: int = Field(3, ge=1)
     seed: int = 0
+
+    @property
+    def control_batch(self) -> int:
+        return self.control_batch_size or self.batch_size
 
 
 class DeepSpeedConfig(_Section):
@@ -95,8 +101,11 @@ class ResourcesConfig(_Section):
     control_workers: int = Field(1, ge=1)
     cpus_per_worker: float = Field(1.0, gt=0)
     gpus_per_worker: float = Field(0.0, ge=0)
-    # How many training jobs (E and controls) may run at once; 0 = as many as resources allow.
+    # How many training runs (E and controls) may run at once; 0 = as many as resources allow.
     max_concurrent_jobs: int = Field(0, ge=0)
+    # Controls trained one after another inside one Ray Train run. 1 on a GPU cluster (one run
+    # per control); more on a laptop, where worker start-up would otherwise dominate.
+    controls_per_run: int = Field(1, ge=1)
     extract_actors: int = Field(1, ge=1)
     max_failures: int = Field(1, ge=0)
     # Where Ray Train persists checkpoints; shared storage (s3://, a mount) on a cluster.
@@ -151,12 +160,11 @@ class ExperimentConfig(_Section):
 
     @model_validator(mode="after")
     def _batches_split_over_workers(self) -> ExperimentConfig:
-        for role, workers in (("multitask", self.resources.multitask_workers),
-                              ("control", self.resources.control_workers)):
-            if self.training.batch_size % workers:
-                raise ValueError(
-                    f"training.batch_size {self.training.batch_size} must be divisible by "
-                    f"resources.{role}_workers {workers}")
+        t, r = self.training, self.resources
+        for key, batch, role, workers in (("batch_size", t.batch_size, "multitask", r.multitask_workers),
+                                          ("control_batch_size", t.control_batch, "control", r.control_workers)):
+            if batch % workers:
+                raise ValueError(f"training.{key} {batch} must be divisible by resources.{role}_workers {workers}")
         return self
 
     def digest(self, *sections: str) -> str:

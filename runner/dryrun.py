@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from runner.estimate import MFU, PEAK_TFLOPS, gpu_hours
 from runner.store import is_done
 
 
@@ -28,3 +29,11 @@ def print_plan(exp, stages: tuple[str, ...]) -> None:
         print(f"analyze: {len(plan.tasks)} remote tasks, {cfg.analysis.kernel} CKA -> {plan.out / 'cka.parquet'}")
     if "report" in stages:
         print(f"report: -> {plan.out / 'report.html'}")
+    if res.gpus_per_worker:
+        hours = gpu_hours(plan)
+        if hours is None:
+            print(f"GPU-hours: unknown (add {cfg.model.name!r} to runner.estimate.KNOWN_PARAMS)")
+        else:
+            parts = ", ".join(f"{name} {value:,.0f}" for name, value in hours.items())
+            print(f"GPU-hours, upper bound (every job to max_steps at max_length; A100 bf16 at "
+                  f"{MFU:.0%} of {PEAK_TFLOPS:.0f} TFLOP/s): {parts}")

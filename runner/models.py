@@ -140,7 +140,14 @@ def _convert_embedded(name: str) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
     # GGUF weights are dequantised to fp32 once here; actors then memory-map safetensors.
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, dtype=torch.float32)
+    # transformers marks a GGUF-loaded model as quantised and refuses to save it, so the
+    # dequantised weights move into a plain model built from the same config.
+    loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
     model.save_pretrained(build)
     tokenizer.save_pretrained(build)
@@ -183,3 +190,34 @@ def load_base_model(model_dir: str, device: str, dtype: torch.dtype):
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
     return model.to(device)
+
+
+class AdaptedModel:
+    """One base model on one device with peft LoRA adapters swapped in place.
+
+    Adapters are loaded on first use; `use(None)` runs the bare base model (adapters disabled),
+    `use(name)` the base with that adapter. Shared by the stages that score or encode several
+    models (pretrained, E, every C_t) with one copy of the base weights.
+    """
+
+    def __init__(self, model_dir: str, device: str, dtype: torch.dtype, adapters: dict[str, str]):
+        self.tokenizer = load_tokenizer(model_dir)
+        self.device = device
+        self.adapter_paths = dict(adapters)
+        self.model = load_base_model(model_dir, device, dtype).eval()
+        if adapters:
+            from peft import PeftModel
+
+            first = next(iter(adapters))
+            self.model = PeftModel.from_pretrained(self.model, adapters[first], adapter_name=first).eval()
+
+    def use(self, adapter: str | None):
+        """A context manager under which `self.model` is the base (None) or base + `adapter`."""
+        import contextlib
+
+        if adapter is None:
+            return self.model.disable_adapter() if self.adapter_paths else contextlib.nullcontext()
+        if adapter not in self.model.peft_config:
+            self.model.load_adapter(self.adapter_paths[adapter], adapter_name=adapter)
+        self.model.set_adapter(adapter)
+        return contextlib.nullcontext()

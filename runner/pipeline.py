@@ -30,9 +30,16 @@ QUIET_ENV = {
 class Experiment:
     config: ExperimentConfig
     plan: Plan
-    splits: dict
     manifest: Manifest
     _model_dir: str | None = None
+    _splits: dict | None = None
+
+    @property
+    def splits(self) -> dict:
+        # Loaded on first use: `--dry-run` and `report` never read the data.
+        if self._splits is None:
+            self._splits = load_all_splits(self.config, list(self.plan.tasks))
+        return self._splits
 
     @property
     def model_dir(self) -> str:
@@ -45,10 +52,9 @@ class Experiment:
 def prepare(config: ExperimentConfig, out: Path) -> Experiment:
     refs = select_tasks(config)
     plan = make_plan(config, out, refs)
-    splits = load_all_splits(config, refs)
     plan.out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(plan.out, config.model_dump(mode="json"), config.digest())
-    return Experiment(config=config, plan=plan, splits=splits, manifest=manifest)
+    return Experiment(config=config, plan=plan, manifest=manifest)
 
 
 def connect(address: str | None = None) -> None:
@@ -125,7 +131,7 @@ def stage_report(exp: Experiment) -> None:
     check_inputs(exp, "report")
     out = exp.plan.out
     frames = {}
-    for name in (*FRAMES, "eval"):
+    for name in (*FRAMES, "eval", "harness"):
         if (out / f"{name}.parquet").exists():
             # analysis.report knows the task statistics as "stats".
             frames["stats" if name == "task_stats" else name] = read_parquet(out / f"{name}.parquet", name)

@@ -24,11 +24,11 @@ class TuneProgress(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.bar.update(1)
         result = trial.last_result or {}
-        self.bar.set_postfix_str(f"{trial.config['job']['id']} val={result.get('best_val_loss', float('nan')):.3f}")
+        self.bar.set_postfix_str(f"{trial.config['run']['id']} val={result.get('best_val_loss', float('nan')):.3f}")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.bar.update(1)
-        self.bar.set_postfix_str(f"{trial.config['job']['id']} FAILED")
+        self.bar.set_postfix_str(f"{trial.config['run']['id']} FAILED")
 
     def on_experiment_end(self, trials, **info) -> None:
         if self.bar is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 
 import ray
@@ -19,11 +18,11 @@ from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from runner import metrics
-from runner.config import ExperimentConfig
+from runner.config import stable_hash
 from runner.data import training_payload
-from runner.plan import Plan, TrainJob
+from runner.plan import Plan, TrainJob, TrainRun, group_runs
 from runner.progress import TuneProgress
-from runner.store import is_done, mark_done
+from runner.store import is_done
 from runner.train_worker import train_loop_per_worker
 
 log = logging.getLogger("layerwise.train")
@@ -37,71 +36,70 @@ def pending_jobs(plan: Plan) -> list[TrainJob]:
     return [job for job in plan.jobs if not is_done(Path(job.out_dir), job.key)]
 
 
-def max_concurrent(plan: Plan, jobs: list[TrainJob]) -> int:
-    """The configured limit, or as many control-sized jobs as the cluster's resources hold."""
+def max_concurrent(plan: Plan, runs: list[TrainRun]) -> int:
+    """The configured limit, or as many of the smallest runs as the cluster's resources hold."""
     limit = plan.config.resources.max_concurrent_jobs
     if limit:
         return limit
     total = ray.cluster_resources()
-    per_job = min(jobs, key=lambda j: j.workers)
-    fits = [total.get("CPU", 1) / (per_job.workers * per_job.cpus_per_worker)]
-    if per_job.gpus_per_worker:
-        fits.append(total.get("GPU", 0) / (per_job.workers * per_job.gpus_per_worker))
+    smallest = min(runs, key=lambda r: r.workers)
+    fits = [total.get("CPU", 1) / (smallest.workers * smallest.cpus_per_worker)]
+    if smallest.gpus_per_worker:
+        fits.append(total.get("GPU", 0) / (smallest.workers * smallest.gpus_per_worker))
     return max(1, math.floor(min(fits)))
 
 
-def _run_job(trial_config: dict, payload_refs: dict, experiment: dict, model_dir: str, storage: str,
-             max_failures: int) -> None:
-    """Tune trial: drive one TorchTrainer to the end and mark its adapter finished."""
-    job = trial_config["job"]
-    exp = ExperimentConfig.model_validate(experiment)
-    on_gpu = job["gpus_per_worker"] > 0
-    resources = {"CPU": job["cpus_per_worker"], **({"GPU": job["gpus_per_worker"]} if on_gpu else {})}
+def _run_trainer(trial_config: dict, data_refs: dict, experiment: dict, model_dir: str, storage: str,
+                 max_failures: int) -> None:
+    """Tune trial: drive one TorchTrainer (one run of one or more models) to the end."""
+    run = trial_config["run"]
+    on_gpu = run["gpus_per_worker"] > 0
+    resources = {"CPU": run["cpus_per_worker"], **({"GPU": run["gpus_per_worker"]} if on_gpu else {})}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"experiment": experiment, "job": job, "model_dir": model_dir,
-                           "data_ref": payload_refs[job["id"]], "out_dir": job["out_dir"]},
-        scaling_config=ScalingConfig(num_workers=job["workers"], use_gpu=on_gpu, resources_per_worker=resources),
+        train_loop_config={"experiment": experiment, "run": run, "model_dir": model_dir,
+                           "data_refs": {job["id"]: data_refs[job["id"]] for job in run["jobs"]}},
+        scaling_config=ScalingConfig(num_workers=run["workers"], use_gpu=on_gpu, resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if on_gpu else "gloo"),
-        run_config=RunConfig(name=f"{job['id']}-{job['key']}", storage_path=storage,
-                             failure_config=FailureConfig(max_failures=max_failures)),
+        run_config=RunConfig(name=f"{run['id']}-{stable_hash([j['key'] for j in run['jobs']])}",
+                             storage_path=storage, failure_config=FailureConfig(max_failures=max_failures)),
     )
-    started = time.time()
     result = trainer.fit()
-    metrics.record_job_done(job["role"])
+    for job in run["jobs"]:
+        metrics.record_job_done(job["role"])
     final = dict(result.metrics or {})
-    mark_done(Path(job["out_dir"]), job["key"], seconds=round(time.time() - started, 2),
-              lora_r=exp.lora.r, seed=exp.training.seed, **{k: final.get(k) for k in ("step", "best_val_loss")})
     tune.report({"best_val_loss": final.get("best_val_loss", float("nan")), "step": final.get("step", 0)})
 
 
 def run_training(plan: Plan, model_dir: str, splits: dict, jobs: list[TrainJob] | None = None) -> list[TrainJob]:
-    """Train every unfinished job of the plan; return the jobs that ran."""
+    """Train every unfinished model of the plan; return the models that were trained."""
     jobs = pending_jobs(plan) if jobs is None else jobs
     if not jobs:
         log.info("train: all %d models already trained, skipping", len(plan.jobs))
         return []
-    storage = plan.config.resources.storage_path or str(plan.out / "ray_storage")
-    payload_refs = {job.id: ray.put(training_payload(plan.config, job, splits)) for job in jobs}
+    res = plan.config.resources
+    storage = res.storage_path or str(plan.out / "ray_storage")
+    runs = group_runs(jobs, res.controls_per_run)
+    data_refs = {job.id: ray.put(training_payload(plan.config, job, splits)) for job in jobs}
     trainable = tune.with_resources(
-        tune.with_parameters(_run_job, payload_refs=payload_refs, experiment=plan.config.model_dump(mode="json"),
-                             model_dir=model_dir, storage=storage,
-                             max_failures=plan.config.resources.max_failures),
+        tune.with_parameters(_run_trainer, data_refs=data_refs, experiment=plan.config.model_dump(mode="json"),
+                             model_dir=model_dir, storage=storage, max_failures=res.max_failures),
+        # The trial only drives its trainer; the trainer's workers hold the real resources.
         {"CPU": 0, "memory": 1})
-    limit = max_concurrent(plan, jobs)
-    log.info("train: %d jobs (%s), up to %d at once", len(jobs), ", ".join(j.id for j in jobs), limit)
+    limit = max_concurrent(plan, runs)
+    log.info("train: %d models in %d Ray Train runs, up to %d at once: %s", len(jobs), len(runs), limit,
+             ", ".join(r.id for r in runs))
     tuner = tune.Tuner(
         trainable,
-        # The longest job (E) goes first so it never waits behind the controls.
-        param_space={"job": tune.grid_search([j.as_dict() for j in jobs])},
+        param_space={"run": tune.grid_search([r.as_dict() for r in runs])},
         tune_config=tune.TuneConfig(max_concurrent_trials=limit),
         run_config=tune.RunConfig(name=f"train-{plan.extract_key}", storage_path=storage, verbose=0,
-                                  callbacks=[TuneProgress(len(jobs), "train")]),
+                                  callbacks=[TuneProgress(len(runs), "train")]),
     )
     results = tuner.fit()
     failed = [r for r in results if r.error]
     if failed:
         first = failed[0]
-        raise TrainingFailed(f"train: {len(failed)} of {len(jobs)} jobs failed; first: "
-                             f"{first.config['job']['id']}: {str(first.error).strip().splitlines()[-1]}")
+        raise TrainingFailed(f"train: {len(failed)} of {len(runs)} runs failed; first: "
+                             f"{first.config['run']['id']}: {str(first.error).strip().splitlines()[-1]}")
     return jobs

@@ -25,20 +25,20 @@ from runner import metrics
 from runner.batching import collate_training, encode_example, step_indices
 from runner.config import ExperimentConfig
 from runner.models import load_base_model, load_tokenizer, pick_device, pick_dtype
-from runner.store import atomic_dir, atomic_write_parquet
+from runner.store import atomic_dir, atomic_write_parquet, is_done, mark_done
 
 STATE_FILE = "loop_state.json"
 BEST_FILE = "best_adapter.pt"
 DS_TAG = "engine"  # not "latest": DeepSpeed writes a file of that name beside the tag folder
 
 
-def deepspeed_config(exp: ExperimentConfig, world_size: int, device: str) -> dict:
+def deepspeed_config(exp: ExperimentConfig, batch_size: int, world_size: int, device: str) -> dict:
     precision = exp.deepspeed.precision
     if precision == "auto":
         precision = "bf16" if device == "cuda" else "fp32"
     return {
-        "train_batch_size": exp.training.batch_size,
-        "train_micro_batch_size_per_gpu": exp.training.batch_size // world_size,
+        "train_batch_size": batch_size,
+        "train_micro_batch_size_per_gpu": batch_size // world_size,
         "gradient_accumulation_steps": 1,
         "gradient_clipping": 1.0,
         "zero_optimization": {"stage": exp.deepspeed.zero_stage},
@@ -51,21 +51,31 @@ def deepspeed_config(exp: ExperimentConfig, world_size: int, device: str) -> dic
 
 
 def train_loop_per_worker(config: dict) -> None:
+    """Train every unfinished model of one run, in order, on this worker group."""
     exp = ExperimentConfig.model_validate(config["experiment"])
-    job = config["job"]
     device = pick_device(exp.model)
     # DeepSpeed picks its accelerator at import: make it follow the configured device.
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if device == "cuda" else "cpu")
+    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+    if device == "cuda":
+        torch.cuda.set_device(ray.train.torch.get_device())
+    elif exp.resources.cpus_per_worker >= 1:
+        torch.set_num_threads(int(exp.resources.cpus_per_worker))
+    tokenizer = load_tokenizer(config["model_dir"])
+    checkpoint = ray.train.get_checkpoint()
+    for job in config["run"]["jobs"]:
+        if is_done(Path(job["out_dir"]), job["key"]):
+            continue  # finished before a restart of this run
+        _train_one(exp, job, config, tokenizer, device, checkpoint)
+        checkpoint = None  # a restored checkpoint belongs to the first unfinished model only
+
+
+def _train_one(exp: ExperimentConfig, job: dict, config: dict, tokenizer, device: str, checkpoint) -> None:
     import deepspeed
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-    logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if device == "cuda":
-        torch.cuda.set_device(ray.train.torch.get_device())
-
-    tokenizer = load_tokenizer(config["model_dir"])
     torch.manual_seed(exp.training.seed)  # the same LoRA initialisation on every rank
     base = load_base_model(config["model_dir"], device, pick_dtype(exp.model, device))
     model = get_peft_model(base, LoraConfig(
@@ -74,25 +84,27 @@ def train_loop_per_worker(config: dict) -> None:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=exp.training.lr, weight_decay=exp.training.weight_decay)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
-                                      config=deepspeed_config(exp, world, device))
+                                      config=deepspeed_config(exp, job["batch_size"], world, device))
 
-    data = ray.get(config["data_ref"])
+    data = ray.get(config["data_refs"][job["id"]])
     max_len = exp.training.max_length
     train = [encode_example(tokenizer, p, t, max_len) for p, t in zip(data["train_prompt"], data["train_target"])]
     val = [encode_example(tokenizer, p, t, max_len) for p, t in zip(data["val_prompt"], data["val_target"])]
     val_shard = val[rank::world]
-    micro = exp.training.batch_size // world
+    micro = job["batch_size"] // world
     seed = exp.training.seed
 
-    state = {"step": 0, "best_val": float("inf"), "bad_evals": 0, "curve": [], "stopped_early": False}
+    state = {"job": job["id"], "step": 0, "best_val": float("inf"), "bad_evals": 0, "curve": [],
+             "stopped_early": False}
     best_adapter = None
-    checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as ckpt_dir:
-            engine.load_checkpoint(ckpt_dir, tag=DS_TAG, load_module_strict=False)
-            state = json.loads((Path(ckpt_dir) / STATE_FILE).read_text())
-            best_adapter = torch.load(Path(ckpt_dir) / BEST_FILE, weights_only=True)
-        print(f"[{job['id']}] resumed at step {state['step']} from checkpoint", flush=True)
+            saved = json.loads((Path(ckpt_dir) / STATE_FILE).read_text())
+            if saved.get("job") == job["id"]:
+                engine.load_checkpoint(ckpt_dir, tag=DS_TAG, load_module_strict=False)
+                state = saved
+                best_adapter = torch.load(Path(ckpt_dir) / BEST_FILE, weights_only=True)
+                print(f"[{job['id']}] resumed at step {state['step']} from checkpoint", flush=True)
 
     def validation_loss() -> float:
         engine.eval()
@@ -109,11 +121,11 @@ def train_loop_per_worker(config: dict) -> None:
         engine.train()
         return float(total[0] / total[1].clamp(min=1))
 
-    max_steps, started, tokens_seen = job["max_steps"], time.time(), 0
+    max_steps, started, tokens_seen, first_step = job["max_steps"], time.time(), 0, state["step"]
     engine.train()
     while state["step"] < max_steps and not state["stopped_early"]:
         step = state["step"]
-        indices = step_indices(step, exp.training.batch_size, len(train), seed)[rank * micro:(rank + 1) * micro]
+        indices = step_indices(step, job["batch_size"], len(train), seed)[rank * micro:(rank + 1) * micro]
         batch = {k: v.to(engine.device) for k, v in collate_training(
             [train[i] for i in indices], tokenizer.pad_token_id).items()}
         torch.manual_seed(seed * 1_000_003 + step)  # dropout masks depend on the step alone
@@ -126,8 +138,7 @@ def train_loop_per_worker(config: dict) -> None:
         if state["step"] % exp.training.eval_every and not last:
             continue
         val_loss = validation_loss()
-        improved = val_loss < state["best_val"] - 1e-6
-        if improved:
+        if val_loss < state["best_val"] - 1e-6:
             state["best_val"], state["bad_evals"] = val_loss, 0
             best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}
         else:
@@ -135,7 +146,7 @@ def train_loop_per_worker(config: dict) -> None:
             state["stopped_early"] = state["bad_evals"] >= exp.training.patience
         elapsed = time.time() - started
         point = {"step": state["step"], "train_loss": float(loss.item()), "val_loss": val_loss,
-                 "steps_per_s": state["step"] / elapsed, "tokens_per_s": tokens_seen * world / elapsed}
+                 "steps_per_s": (state["step"] - first_step) / elapsed, "tokens_per_s": tokens_seen * world / elapsed}
         state["curve"].append(point)
         metrics.record_train_point(job["id"], point)
         with tempfile.TemporaryDirectory() as ckpt_dir:
@@ -143,13 +154,17 @@ def train_loop_per_worker(config: dict) -> None:
             if rank == 0:
                 (Path(ckpt_dir) / STATE_FILE).write_text(json.dumps(state))
                 torch.save(best_adapter, Path(ckpt_dir) / BEST_FILE)
-            ray.train.report({**point, "best_val_loss": state["best_val"]},
+            ray.train.report({**point, "job": job["id"], "best_val_loss": state["best_val"]},
                              checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir))
 
     if rank == 0:
         if best_adapter is not None:
             set_peft_model_state_dict(model, best_adapter)
-        _save_adapter(model, Path(config["out_dir"]), state)
+        _save_adapter(model, Path(job["out_dir"]), state)
+        mark_done(Path(job["out_dir"]), job["key"], step=state["step"], best_val_loss=state["best_val"],
+                  stopped_early=state["stopped_early"], lora_r=exp.lora.r, seed=exp.training.seed)
+    if world > 1:
+        torch.distributed.barrier()  # no rank starts the next model before the adapter is published
 
 
 def _save_adapter(model, out_dir: Path, state: dict) -> None:
