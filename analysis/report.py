@@ -2,7 +2,8 @@
 
 write_report uses whichever frames it is given (names and columns: docs/interfaces.md, analysis/):
 "cka" is required; the layer map, the unseen comparison and the correlations are derived from
-"cka" (+ "stats") when not supplied.
+"cka" (+ "stats") when not supplied. With an "eval" frame (analysis.scores.EVAL_COLUMNS) the report
+adds the Tables 3/4 analogue and a score-vs-CKA figure; with "harness", the Table 2 analogue.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from analysis.figures.cka import (
     representative_clusters,
 )
 from analysis.layer_map import layer_map_frame, layer_ranges
+from analysis.scores import comparison_table, score_cka_frame
 
 REQUIRED_CKA_COLUMNS = ("experimental", "task", "cluster", "layer", "cka")
 
@@ -133,6 +135,19 @@ def _figures(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str, Callabl
                     f"Figure {num} analogue: t-SNE of the {model} model at every layer computed.",
                     lambda m=model: tsne.tsne_model_grid(ts, m),
                 ))
+    layers = transition_layers(lm)
+    if "eval" in frames and layers:
+        from analysis.figures.scores import score_cka_figure
+
+        joined = score_cka_frame(frames["eval"], cka, layers)
+        if not joined.is_empty():
+            figs.append((
+                "score_vs_cka_transition",
+                ("Task score against CKA with the single-task control, averaged over the layer map's "
+                 "transition layers: one point per (task, experimental model); right, the score minus the "
+                 "control's score on the same task."),
+                lambda: score_cka_figure(joined, layers),
+            ))
     if "cross_layer" in frames:
         figs.append((
             "cross_layer_cka",
@@ -141,6 +156,12 @@ def _figures(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str, Callabl
             lambda: cross_layer_heatmaps(frames["cross_layer"]),
         ))
     return figs
+
+
+def transition_layers(layer_map: pl.DataFrame | None) -> list[int]:
+    if layer_map is None:
+        return []
+    return sorted(layer_map.filter(pl.col("function") == "transition")["layer"].to_list())
 
 
 def _png(fig: Figure) -> bytes:
@@ -189,6 +210,12 @@ def headline_numbers(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str]
             last = u["layer"].max()
             gap = u.filter(pl.col("layer") == last)["tuned_minus_base"][0]
             rows.append((f"unseen tasks: mean CKA multitask - pretrained at layer {last}", f"{gap:+.3f}"))
+    scores = frames.get("eval")
+    if scores is not None and {"multitask", "control"} <= set(scores["model"].to_list()):
+        table = comparison_table(scores)
+        wins = int((table["multitask_minus_control"] >= 0).sum())
+        rows.append(("tasks where multitask >= its control (Tables 3/4)", f"{wins} / {table.height}, mean gap "
+                     f"{table['multitask_minus_control'].mean():+.2f} points"))
     pca = frames.get("pca")
     if pca is not None and not pca.is_empty():
         last = pca["layer"].max()
@@ -197,16 +224,67 @@ def headline_numbers(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str]
     return rows
 
 
-def _html(figures: list[tuple[str, str, bytes]], headline: list[tuple[str, str]], layer_map: pl.DataFrame | None) -> str:
-    def table(rows, head=None) -> str:
-        h = "".join(f"<th>{html.escape(str(c))}</th>" for c in head) if head else ""
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table>{'<tr>' + h + '</tr>' if h else ''}{body}</table>"
+def _table(rows, head=None) -> str:
+    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in head) if head else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{'<tr>' + h + '</tr>' if h else ''}{body}</table>"
+
+
+METRIC_NAMES = {"accuracy": "Accuracy", "rouge_l": "ROUGE-L", "bleu": "BLEU"}
+MODEL_HEADS = {"pretrained": "pretrained", "multitask": "multi-task (E)", "control": "control (C_t)",
+               "multitask_minus_control": "E - C_t"}
+
+
+def eval_table_html(scores: pl.DataFrame) -> str:
+    """Tables 3/4 analogue: per task (grouped by cluster, a header row each), every model's score."""
+    table = comparison_table(scores)
+    values = [c for c in table.columns if c not in ("cluster", "task", "metric", "n")]
+    head = ["task", "metric", *(MODEL_HEADS.get(c, c) for c in values), "n"]
+    parts = ["<table class='scores'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for (cluster,), rows in table.group_by("cluster", maintain_order=True):
+        title = cluster.replace("_", " ")
+        parts.append(f"<tr><th colspan='{len(head)}' class='cluster'>{html.escape(title)}</th></tr>")
+        for row in rows.iter_rows(named=True):
+            cells = [row["task"], METRIC_NAMES.get(row["metric"], row["metric"])]
+            cells += ["" if row[c] is None else (f"{row[c]:+.2f}" if c == "multitask_minus_control" else f"{row[c]:.2f}")
+                      for c in values]
+            cells.append(row["n"])
+            parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _eval_sections(frames: Mapping[str, pl.DataFrame]) -> list[str]:
+    parts = []
+    if "eval" in frames and not frames["eval"].is_empty():
+        parts += [
+            ("<h2 id='task_scores'>Task scores (Tables 3 and 4 analogue)</h2><p>Each task on its own held-out "
+             "test examples (never the probe set), on a 0-100 scale: accuracy by ranking the options by "
+             "log-likelihood, ROUGE-L and BLEU (sacrebleu) on greedy generations. The multi-task model E "
+             "against the control C_t trained on that task alone, and the pre-trained model without "
+             "adapters; n = scored test examples.</p>"),
+            eval_table_html(frames["eval"]),
+        ]
+    if "harness" in frames and not frames["harness"].is_empty():
+        h = frames["harness"].pivot(on="model", index=["benchmark", "num_fewshot", "metric"], values="score")
+        models = [m for m in ("pretrained", "multitask") if m in h.columns]
+        parts += [
+            "<h2 id='benchmarks'>Benchmarks (Table 2 analogue, lm-evaluation-harness)</h2>",
+            _table([(r["benchmark"], r["num_fewshot"], r["metric"], *(f"{r[m]:.2f}" for m in models))
+                    for r in h.iter_rows(named=True)], head=["benchmark", "shots", "metric", *models]),
+        ]
+    return parts
+
+
+def _html(figures: list[tuple[str, str, bytes]], headline: list[tuple[str, str]], layer_map: pl.DataFrame | None,
+          frames: Mapping[str, pl.DataFrame] | None = None) -> str:
+    table = _table
 
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>layerwise report</title><style>",
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}",
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}",
+        "th.cluster{background:#f2f2f2;font-style:italic}",
         "figure{margin:2em 0}img{max-width:100%}figcaption{font-size:0.9em;color:#444}",
         "</style></head><body><h1>Layer by layer: where multi-task learning happens</h1>",
         "<h2>Headline numbers</h2>",
@@ -223,6 +301,7 @@ def _html(figures: list[tuple[str, str, bytes]], headline: list[tuple[str, str]]
                 [layer_map.filter(pl.col("layer") == a)["segment_slope"][0] for _, a, _ in ranges(layer_map)],
             )], head=["function", "first layer", "last layer", "slope of delta per layer"]),
         ]
+    parts += _eval_sections(frames or {})
     parts.append("<h2>Figures</h2>")
     for stem, caption, png in figures:
         b64 = base64.b64encode(png).decode("ascii")
@@ -251,5 +330,5 @@ def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame]) -> Path:
         (fig_dir / f"{stem}.png").write_bytes(png)
         rendered.append((stem, caption, png))
     report = out_dir / "report.html"
-    report.write_text(_html(rendered, headline_numbers(frames), frames.get("layer_map")), encoding="utf-8")
+    report.write_text(_html(rendered, headline_numbers(frames), frames.get("layer_map"), frames), encoding="utf-8")
     return report

@@ -149,10 +149,13 @@ def score_predictions(rows: pl.DataFrame, predictions: pl.DataFrame) -> pl.DataF
         records.append({"model": model, "task": task, "cluster": cluster, "metric": metric,
                         "score": task_score(metric, group["prediction"].to_list(), group["target"].to_list()),
                         "n": group.height})
-    order = {PRETRAINED: 0, MULTITASK: 1, CONTROL: 2}
+    # Models in the paper's order, tasks in the experiment's (registry, so cluster) order.
+    models = {PRETRAINED: 0, MULTITASK: 1, CONTROL: 2}
+    tasks = {task: i for i, task in enumerate(dict.fromkeys(rows["task"].to_list()))}
     return (pl.DataFrame(records, schema={"model": pl.String, "task": pl.String, "cluster": pl.String,
                                           "metric": pl.String, "score": pl.Float64, "n": pl.Int64})
-            .sort(pl.col("model").replace_strict(order, default=3), "task").select(EVAL_COLUMNS))
+            .sort(pl.col("model").replace_strict(models, default=3), pl.col("task").replace_strict(tasks, default=-1))
+            .select(EVAL_COLUMNS))
 
 
 # --- the Ray stage --------------------------------------------------------------------------
