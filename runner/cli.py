@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--resume", action="store_true",
                            help="continue a stopped run (the default: finished work is always reused)")
+    sweep_p = sub.add_parser("sweep", help="the study over LoRA ranks x seeds, every cell trained side by side",
+                             description="the study over LoRA ranks x seeds, every cell trained side by side")
+    _common(sweep_p)
+    sweep_p.add_argument("--lora-ranks", default="8", help="comma-separated LoRA ranks (default: 8)")
+    sweep_p.add_argument("--seeds", default="0,1", help="comma-separated training seeds (default: 0,1)")
     tasks_p = sub.add_parser("tasks", help="list every task with its cluster, source and sizes",
                              description="list every task with its cluster, source and sizes")
     tasks_p.add_argument("--config", type=Path, default=None, help="only the tasks this experiment selects")
@@ -70,6 +76,11 @@ def _load(args: argparse.Namespace):
     path = args.config or preset_path(DEFAULT_PRESET)
     config = load_config(path, _overrides(getattr(args, "overrides", [])))
     out = args.out or Path("results") / config.name
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and not out.is_absolute():
+        # Under `ray job submit` the cwd is a temporary copy of the working dir, deleted afterwards.
+        logging.getLogger("layerwise").warning(
+            "--out %s is relative inside a Ray job: results go to a temporary directory that Ray deletes; "
+            "pass an absolute path on shared storage, e.g. --out /mnt/shared/results/%s", out, config.name)
     return config, out
 
 
@@ -127,6 +138,24 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    from runner.dryrun import print_plan
+    from runner.pipeline import connect
+    from runner.sweep import parse_ints, prepare_sweep, run_sweep
+
+    config, out = _load(args)
+    ranks, seeds = parse_ints(args.lora_ranks, "--lora-ranks"), parse_ints(args.seeds, "--seeds")
+    exps = prepare_sweep(config, out, ranks, seeds)
+    if args.dry_run:
+        for cell, exp in exps.items():
+            print(f"== cell {cell.label}")
+            print_plan(exp, ("train", "evaluate", "extract", "analyze", "report"))
+        return
+    connect(args.address)
+    frames = run_sweep(exps, out)
+    print(f"layerwise: sweep of {len(exps)} cells finished; {frames['cka'].height} CKA rows in {out / 'cka.parquet'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     _exit_on_sigterm()
     parser = build_parser()
@@ -140,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "tasks":
             _cmd_tasks(args)
+        elif args.command == "sweep":
+            _cmd_sweep(args)
         else:
             _cmd_stages(args)
     except user_errors as err:

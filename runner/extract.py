@@ -20,7 +20,7 @@ import torch
 from runner import metrics
 from runner.batching import collate_left_padded, length_buckets
 from runner.config import ExperimentConfig
-from runner.models import load_base_model, load_tokenizer, pick_device, pick_dtype
+from runner.models import AdaptedModel, pick_device, pick_dtype
 from runner.plan import CONTROL, MULTITASK, PRETRAINED, Plan
 from runner.store import atomic_dir, is_done, mark_done
 
@@ -61,46 +61,23 @@ class HiddenStateEncoder:
 
     def __init__(self, model_dir: str, device: str, dtype: torch.dtype, adapters: dict[str, str],
                  max_length: int, batch_size: int):
-        from peft import PeftModel
-
-        self.tokenizer = load_tokenizer(model_dir)
+        self.models = AdaptedModel(model_dir, device, dtype, adapters)
+        self.tokenizer = self.models.tokenizer
         self.device, self.max_length, self.batch_size = device, max_length, batch_size
-        base = load_base_model(model_dir, device, dtype).eval()
-        self.adapter_paths = adapters
-        self.model = base
-        if adapters:
-            first = next(iter(adapters))
-            self.model = PeftModel.from_pretrained(base, adapters[first], adapter_name=first).eval()
-        self.decoder = decoder_of(self.model)
+        self.decoder = decoder_of(self.models.model)
         self.taps = LastTokenTaps(self.decoder)
-
-    def _use(self, adapter: str | None):
-        if adapter is None:
-            return self.model.disable_adapter() if self.adapter_paths else _nullcontext()
-        if adapter not in self.model.peft_config:
-            self.model.load_adapter(self.adapter_paths[adapter], adapter_name=adapter)
-        self.model.set_adapter(adapter)
-        return _nullcontext()
 
     @torch.inference_mode()
     def encode(self, prompts: list[str], adapter: str | None) -> np.ndarray:
         """[n, layers, d] float32, in the order of `prompts`."""
         lengths = [len(self.tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts]
         out = np.empty((len(prompts), self.taps.num_layers, self.decoder.config.hidden_size), np.float32)
-        with self._use(adapter):
+        with self.models.use(adapter):
             for bucket in length_buckets(lengths, self.batch_size):
                 batch = collate_left_padded(self.tokenizer, [prompts[i] for i in bucket], self.max_length)
                 self.decoder(**{k: v.to(self.device) for k, v in batch.items()}, use_cache=False)
                 out[bucket] = self.taps.collect().cpu().numpy()
         return out
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 class ActivationExtractor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -49,9 +50,9 @@ class Experiment:
         return self._model_dir
 
 
-def prepare(config: ExperimentConfig, out: Path) -> Experiment:
+def prepare(config: ExperimentConfig, out: Path, cell: str = "") -> Experiment:
     refs = select_tasks(config)
-    plan = make_plan(config, out, refs)
+    plan = make_plan(config, out, refs, cell=cell)
     plan.out.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(plan.out, config.model_dump(mode="json"), config.digest())
     return Experiment(config=config, plan=plan, manifest=manifest)
@@ -69,6 +70,11 @@ def connect(address: str | None = None) -> None:
     env = {k: os.environ[k] for k in ("LAYERWISE_CACHE", "HF_HOME", "HF_HUB_OFFLINE") if k in os.environ}
     env.update(QUIET_ENV)
     os.environ.update(QUIET_ENV)
+    # Under `ray job submit` the job's runtime env already reaches every worker, and Ray refuses a
+    # driver that sets any of the same variables again.
+    job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}"))
+    job_env = (job.get("runtime_env") or {}).get("env_vars") or {}
+    env = {k: v for k, v in env.items() if k not in job_env}
     context = ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
     resources = ray.cluster_resources()
     log.info("ray: %s, %s CPUs, %s GPUs, dashboard %s", "attached to " + address if address else "local",
@@ -78,7 +84,7 @@ def connect(address: str | None = None) -> None:
 def stage_train(exp: Experiment) -> None:
     from runner.train import run_training
 
-    ran = run_training(exp.plan, exp.model_dir, exp.splits)
+    ran = run_training([(exp.plan, exp.splits)], exp.model_dir)
     if ran:
         log.info("train: finished %d models", len(ran))
 

@@ -85,6 +85,8 @@ class Plan:
     extract_key: str
     analyze_key: str
     evaluate_key: str
+    # A sweep cell's label ("r8-s1/"); empty for a single experiment.
+    cell: str = ""
 
     @property
     def activations_dir(self) -> Path:
@@ -97,7 +99,7 @@ class Plan:
         return self.job(f"{CONTROL}-{task}")
 
 
-def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef]) -> Plan:
+def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: str = "") -> Plan:
     out = Path(out).resolve()
     names = [t.name for t in tasks]
     data_key = stable_hash({"tasks": config.model_dump(mode="json")["tasks"], "selected": names,
@@ -129,4 +131,4 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef]) -> Plan
     scoring = config.evaluation.model_dump(mode="json", exclude={"enabled", "harness_tasks"})
     evaluate_key = stable_hash([[j.key for j in jobs], scoring, config.training.max_length])
     return Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), data_key=data_key,
-                extract_key=extract_key, analyze_key=analyze_key, evaluate_key=evaluate_key)
+                extract_key=extract_key, analyze_key=analyze_key, evaluate_key=evaluate_key, cell=cell)

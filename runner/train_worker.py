@@ -52,7 +52,7 @@ def deepspeed_config(exp: ExperimentConfig, batch_size: int, world_size: int, de
 
 def train_loop_per_worker(config: dict) -> None:
     """Train every unfinished model of one run, in order, on this worker group."""
-    exp = ExperimentConfig.model_validate(config["experiment"])
+    exp = ExperimentConfig.model_validate(config["run"]["experiment"])
     device = pick_device(exp.model)
     # DeepSpeed picks its accelerator at import: make it follow the configured device.
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if device == "cuda" else "cpu")
@@ -86,7 +86,7 @@ def _train_one(exp: ExperimentConfig, job: dict, config: dict, tokenizer, device
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
                                       config=deepspeed_config(exp, job["batch_size"], world, device))
 
-    data = ray.get(config["data_refs"][job["id"]])
+    data = ray.get(config["data_refs"][job["key"]])
     max_len = exp.training.max_length
     train = [encode_example(tokenizer, p, t, max_len) for p, t in zip(data["train_prompt"], data["train_target"])]
     val = [encode_example(tokenizer, p, t, max_len) for p, t in zip(data["val_prompt"], data["val_target"])]

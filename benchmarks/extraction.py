@@ -1,0 +1,117 @@
+"""Extraction speed: layerwise's encoder against the authors' loop, on the same probes, in one run.
+
+Naive (the authors' approach): one prompt at a time, the full CausalLM forward with
+`output_hidden_states=True`, every layer's [1, length, d] copied to the CPU, then the last token
+kept. Fast (runner.extract.HiddenStateEncoder): length-bucketed, left-padded batches through the
+bare decoder (no LM head), forward hooks keeping only the last position of each layer.
+
+Also prints the fast path's model FLOP rate, 2 x non-embedding parameters x real (unpadded)
+tokens per second, as a fraction of the dense matmul rate measured here for the same dtype.
+
+    python benchmarks/extraction.py [--model smollm2-135m] [--prompts 384] [--batch-size 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from runner.config import ModelConfig, load_config, preset_path
+from runner.extract import HiddenStateEncoder
+from runner.models import load_base_model, load_tokenizer, pick_device, pick_dtype, resolve_model
+
+
+def probe_prompts(count: int) -> list[str]:
+    """The demo's probe instructions, cycling through its tasks."""
+    from tasks import load_splits, resolve_tasks
+
+    demo = load_config(preset_path("demo"))
+    per_task = [load_splits(spec, probe_size=64, seed=0).probe["prompt"] for spec in resolve_tasks(demo.tasks.select)]
+    return [per_task[i % len(per_task)][i // len(per_task)] for i in range(count)]
+
+
+def naive(model, tokenizer, prompts: list[str], max_length: int, device: str) -> np.ndarray:
+    out = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            ids = {k: v[:, -max_length:].to(device) for k, v in tokenizer(prompt, return_tensors="pt").items()}
+            states = model(**ids, output_hidden_states=True).hidden_states
+            on_cpu = [h.float().cpu() for h in states]  # the whole [1, length, d] stack, every layer
+            out.append(torch.stack([h[0, -1] for h in on_cpu]).numpy())
+    return np.stack(out)
+
+
+def matmul_rate(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 10) -> float:
+    """Dense GEMM FLOP/s on this device and dtype (best of `repeats`)."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: str, repeats: int):
+    best, value = float("inf"), None
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        value = fn()
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--prompts", type=int, default=384)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+
+    cfg = ModelConfig(name=args.model)
+    device = pick_device(cfg)
+    dtype = pick_dtype(cfg, device)
+    model_dir = resolve_model(cfg)
+    prompts = probe_prompts(args.prompts)
+    tokenizer = load_tokenizer(model_dir)
+    real_tokens = sum(min(len(tokenizer(p)["input_ids"]), args.max_length) for p in prompts)
+    print(f"device {device}, dtype {str(dtype).removeprefix('torch.')}, torch threads {torch.get_num_threads()}, "
+          f"{len(prompts)} probes, {real_tokens} real tokens")
+
+    encoder = HiddenStateEncoder(model_dir, device, dtype, {}, args.max_length, args.batch_size)
+    encoder.encode(prompts[: args.batch_size], adapter=None)  # warm-up
+    fast_s, fast = timed(lambda: encoder.encode(prompts, adapter=None), device, args.repeats)
+
+    model = load_base_model(model_dir, device, dtype).eval()
+    naive(model, tokenizer, prompts[:4], args.max_length, device)  # warm-up
+    naive_s, reference = timed(lambda: naive(model, tokenizer, prompts, args.max_length, device), device, 1)
+
+    diff = float(np.abs(fast - reference).max() / max(np.abs(reference).max(), 1e-12))
+    params = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name and "lm_head" not in name)
+    achieved = 2 * params * real_tokens / fast_s
+    peak = matmul_rate(dtype, device)
+    print(f"naive (batch 1, all hidden states to CPU): {naive_s:.2f} s; fast (batch {args.batch_size}, "
+          f"bucketed, hooks, no LM head): {fast_s:.2f} s; largest relative difference {diff:.1e}")
+    print(f"model FLOP rate {achieved / 1e9:.1f} GFLOP/s ({params / 1e6:.1f}M non-embedding parameters); "
+          f"dense {str(dtype).removeprefix('torch.')} matmul {peak / 1e9:.1f} GFLOP/s")
+    print(f"extraction speed-up: {naive_s / fast_s:.2f}x")
+    print(f"model FLOP rate as a fraction of the matmul rate, flop-fraction: {achieved / peak:.2f}")
+
+
+if __name__ == "__main__":
+    main()

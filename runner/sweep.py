@@ -1,0 +1,121 @@
+"""`layerwise sweep`: the study over a grid of LoRA ranks x seeds, trained side by side.
+
+Every (rank, seed) cell is a full experiment in <out>/r<rank>-s<seed>/. All cells' models train
+in one Tune run (so the cluster stays full), then each cell is evaluated, extracted and
+analysed. The sweep's own frames stack the cells with `lora_rank` and `seed` columns, and a
+seed-to-seed baseline, CKA between controls that differ only in their seed, shows how far
+CKA moves by chance alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import ray
+
+from runner.analyze import read_task_reps
+from runner.config import ConfigError, ExperimentConfig
+from runner.pipeline import Experiment, prepare, run_stages
+from runner.plan import CONTROL
+from runner.progress import bar
+from runner.store import atomic_write_parquet
+
+log = logging.getLogger("layerwise.sweep")
+CELL_STAGES = ("evaluate", "extract", "analyze", "report")
+
+
+@dataclass(frozen=True)
+class Cell:
+    lora_rank: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"r{self.lora_rank}-s{self.seed}"
+
+
+def parse_ints(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated integers, e.g. {flag} 4,8,16") from None
+    if not values or len(set(values)) != len(values):
+        raise ConfigError(f"{flag} {text!r}: expected distinct comma-separated integers")
+    return values
+
+
+def cell_config(base: ExperimentConfig, cell: Cell) -> ExperimentConfig:
+    data = base.model_dump(mode="json")
+    data["lora"]["r"], data["training"]["seed"] = cell.lora_rank, cell.seed
+    data["name"] = f"{base.name}-{cell.label}"
+    return ExperimentConfig.model_validate(data)
+
+
+def prepare_sweep(base: ExperimentConfig, out: Path, ranks: list[int], seeds: list[int]) -> dict[Cell, Experiment]:
+    cells = [Cell(r, s) for r, s in itertools.product(ranks, seeds)]
+    return {cell: prepare(cell_config(base, cell), out / cell.label, cell=f"{cell.label}/") for cell in cells}
+
+
+@ray.remote(num_cpus=1)
+def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: str) -> pl.DataFrame:
+    """CKA per layer between two controls of one task that differ only in their training seed."""
+    from analysis.align import align_and_mask
+    from analysis.cka import layerwise_cka
+
+    reps = {"a": read_task_reps(Path(activations_a), task)[CONTROL], "b": read_task_reps(Path(activations_b), task)[CONTROL]}
+    _, aligned, dropped = align_and_mask(reps)
+    values = layerwise_cka(aligned["a"], aligned["b"])
+    return pl.DataFrame({"task": task, "cluster": cluster, "layer": list(range(len(values))), "cka": values,
+                         "n": aligned["a"].shape[1], "n_dropped": dropped})
+
+
+def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
+    pending = {}
+    for rank in sorted({c.lora_rank for c in exps}):
+        same_rank = sorted((c for c in exps if c.lora_rank == rank), key=lambda c: c.seed)
+        for a, b in itertools.combinations(same_rank, 2):
+            for task in exps[a].plan.tasks:
+                ref = seed_pair_cka.remote(str(exps[a].plan.activations_dir), str(exps[b].plan.activations_dir),
+                                           task.name, task.cluster)
+                pending[ref] = (rank, a.seed, b.seed)
+    if not pending:
+        return None
+    frames, progress = [], bar(len(pending), "seed baseline")
+    for ref, (rank, seed_a, seed_b) in pending.items():
+        frames.append(ray.get(ref).with_columns(lora_rank=pl.lit(rank), seed_a=pl.lit(seed_a), seed_b=pl.lit(seed_b)))
+        progress.update(1)
+    progress.close()
+    return pl.concat(frames)
+
+
+def stack_cells(exps: dict[Cell, Experiment], name: str) -> pl.DataFrame | None:
+    frames = [pl.read_parquet(exp.plan.out / f"{name}.parquet").with_columns(
+                  lora_rank=pl.lit(cell.lora_rank), seed=pl.lit(cell.seed))
+              for cell, exp in exps.items() if (exp.plan.out / f"{name}.parquet").exists()]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else None
+
+
+def run_sweep(exps: dict[Cell, Experiment], out: Path) -> dict[str, pl.DataFrame]:
+    from runner.train import run_training
+
+    first = next(iter(exps.values()))
+    run_training([(exp.plan, exp.splits) for exp in exps.values()], first.model_dir)
+    for cell, exp in exps.items():
+        log.info("sweep: cell %s", cell.label)
+        exp._model_dir = first.model_dir  # one base model for every cell
+        run_stages(exp, CELL_STAGES)
+    frames = {name: frame for name in ("cka", "eval", "layer_map")
+              if (frame := stack_cells(exps, name)) is not None}
+    baseline = seed_baseline(exps)
+    if baseline is not None:
+        frames["seed_baseline"] = baseline
+    for name, frame in frames.items():
+        atomic_write_parquet(frame, out / f"{name}.parquet")
+    from analysis.figures.sweep import write_sweep_figure
+
+    write_sweep_figure(frames["cka"], frames.get("seed_baseline"), out / "figures" / "sweep_cka_by_rank.png")
+    return frames
