@@ -97,7 +97,8 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
         config, _ = _load(argparse.Namespace(config=args.config, overrides=[]))
         chosen = [spec.name for spec in suite.resolve_tasks(config.tasks.select)]
         catalog = catalog.filter(pl.col("task").is_in(chosen))
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True, fmt_str_lengths=40):
         print(catalog)
     print(f"{catalog.height} tasks in {catalog['cluster'].n_unique()} clusters")
     if args.out:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -61,6 +62,10 @@ def train_loop_per_worker(config: dict) -> None:
         torch.cuda.set_device(ray.train.torch.get_device())
     elif exp.resources.cpus_per_worker >= 1:
         torch.set_num_threads(int(exp.resources.cpus_per_worker))
+    ctx = ray.train.get_context()
+    # Say what runs where: one line per worker, in the driver's log and the dashboard's.
+    print(f"[{config['run']['id']}] rank {ctx.get_world_rank()}/{ctx.get_world_size()} pid {os.getpid()} "
+          f"on {socket.gethostname()}, {device}, {len(config['run']['jobs'])} model(s)", flush=True)
     tokenizer = load_tokenizer(config["model_dir"])
     checkpoint = ray.train.get_checkpoint()
     for job in config["run"]["jobs"]:

@@ -2,51 +2,52 @@
 the run finishes, and every CKA value equals that of the uninterrupted tiny run."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import polars as pl
-import psutil
 
 from tests.conftest import ROOT, TINY
 
-
-def train_workers(driver: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for child in driver.children(recursive=True):
-        try:
-            if "RayTrainWorker" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+# Each training worker announces itself: "[multitask] rank 1/2 pid 12345 on host, cpu, 1 model(s)".
+WORKER_LINE = re.compile(r"\[multitask\] rank 1/2 pid (\d+)")
 
 
 def test_killed_worker_changes_no_cka_value(tmp_path, tiny_run):
-    driver = subprocess.Popen([sys.executable, "-m", "runner", "run", "--config", str(TINY), "--out", str(tmp_path)],
+    out = tmp_path / "out"
+    driver = subprocess.Popen([sys.executable, "-m", "runner", "run", "--config", str(TINY), "--out", str(out)],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=dict(os.environ))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(driver.stdout), daemon=True)
+    reader.start()
     killed, deadline = None, time.time() + 600
     try:
-        # Wait for E's first reported checkpoint, then kill one of its two workers.
+        # Once Ray Train has registered E's first checkpoint (its snapshot file appears), SIGKILL
+        # E's second worker.
         while killed is None and time.time() < deadline and driver.poll() is None:
-            if list((tmp_path / "ray_storage").glob("multitask-*/checkpoint_*")):
-                workers = train_workers(psutil.Process(driver.pid))
-                if workers:
-                    killed = workers[-1].pid
-                    os.kill(killed, signal.SIGKILL)
-            time.sleep(0.2)
-        output, _ = driver.communicate(timeout=900)
+            pids = [int(m.group(1)) for line in list(lines) if (m := WORKER_LINE.search(line))]
+            if pids and list((out / "ray_storage").glob("multitask-*/checkpoint_manager_snapshot.json")):
+                killed = pids[0]
+                os.kill(killed, signal.SIGKILL)
+            time.sleep(0.05)
+        driver.wait(timeout=900)
     finally:
         if driver.poll() is None:
             driver.kill()
-    assert killed is not None, "never saw a training worker to kill"
-    assert driver.returncode == 0, output[-4000:]
-    assert "resumed at step" in output
+        reader.join(timeout=10)
+    log = "".join(lines)
+    (tmp_path / "driver.log").write_text(log)
+    assert killed is not None, f"never saw E's second worker; log tail:\n{log[-3000:]}"
+    assert driver.returncode == 0, log[-4000:]
+    assert "[multitask] resumed at step" in log, log[-4000:]
 
-    interrupted = pl.read_parquet(tmp_path / "cka.parquet").sort("experimental", "task", "layer")
+    interrupted = pl.read_parquet(out / "cka.parquet").sort("experimental", "task", "layer")
     uninterrupted = pl.read_parquet(tiny_run / "cka.parquet").sort("experimental", "task", "layer")
-    assert interrupted.select("experimental", "task", "layer").equals(uninterrupted.select("experimental", "task", "layer"))
+    keys = ["experimental", "task", "layer"]
+    assert interrupted.select(keys).equals(uninterrupted.select(keys))
     assert (interrupted["cka"] - uninterrupted["cka"]).abs().max() == 0.0
