@@ -190,10 +190,16 @@ def centered_gram(
     return center_gram(kernel_from_raw(raw_gram(x, kernel, precision), kernel, threshold), debiased)
 
 
+def safe_ratio(num: float, den: float) -> float:
+    """num / den, or nan when den is 0: CKA is undefined when a representation has no variance
+    (e.g. layer 0 when every probe ends with the same token), and must not look like a number."""
+    return float(num) / float(den) if den > 0 and np.isfinite(den) else float("nan")
+
+
 def cka_from_centered(kc: np.ndarray, lc: np.ndarray) -> float:
     """CKA = <Kc, Lc>_F / (||Kc||_F ||Lc||_F) for already centred Grams (float64)."""
     hsic_kl = float(np.vdot(kc, lc))
-    return hsic_kl / (float(np.linalg.norm(kc)) * float(np.linalg.norm(lc)))
+    return safe_ratio(hsic_kl, float(np.linalg.norm(kc)) * float(np.linalg.norm(lc)))
 
 
 # ---------------------------------------------------------------- feature-space form (n > d)
@@ -223,7 +229,7 @@ def _feature_space_linear_cka(xc: np.ndarray, yc: np.ndarray, debiased: bool) ->
     xtx = float(np.linalg.norm(xc.T @ xc))
     yty = float(np.linalg.norm(yc.T @ yc))
     if not debiased:
-        return xty / (xtx * yty)
+        return safe_ratio(xty, xtx * yty)
     n = xc.shape[0]
     if n < 4:
         raise ValueError("the debiased estimator needs n >= 4 examples")
@@ -232,7 +238,7 @@ def _feature_space_linear_cka(xc: np.ndarray, yc: np.ndarray, debiased: bool) ->
     num = _debiased_dot(xty, rx, ry, nx2, ny2, n)
     den_x = _debiased_dot(xtx**2, rx, rx, nx2, nx2, n)
     den_y = _debiased_dot(yty**2, ry, ry, ny2, ny2, n)
-    return num / np.sqrt(den_x * den_y)
+    return safe_ratio(num, np.sqrt(den_x * den_y)) if den_x * den_y > 0 else float("nan")
 
 
 # ---------------------------------------------------------------- public: one pair
@@ -318,7 +324,7 @@ def cka_pairs(
         grams = {m: centered_gram(reps[m][layer], kernel, debiased, threshold, precision) for m in used}
         norms = {m: float(np.linalg.norm(g)) for m, g in grams.items()}
         for a, b in pairs:
-            out[(a, b)][layer] = float(np.vdot(grams[a], grams[b])) / (norms[a] * norms[b])
+            out[(a, b)][layer] = safe_ratio(np.vdot(grams[a], grams[b]), norms[a] * norms[b])
     return out
 
 
@@ -342,7 +348,8 @@ def _unit_grams(
     out = np.empty((n_layers, n * n), dtype=np.float64)
     for layer in range(n_layers):
         g = centered_gram(reps[layer], kernel, debiased, threshold, precision).ravel()
-        out[layer] = g / np.linalg.norm(g)
+        norm = np.linalg.norm(g)
+        out[layer] = g / norm if norm > 0 else np.nan  # no variance at this layer: CKA undefined
     return out
 
 

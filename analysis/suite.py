@@ -21,6 +21,7 @@ from analysis.cka import (
     cross_layer_cka,
     kernel_from_raw,
     raw_gram,
+    safe_ratio,
 )
 
 
@@ -68,7 +69,7 @@ def _resampled_stats(
             grams = {m: center_gram(kernel_from_raw(r[sub], kernel, threshold), debiased) for m, r in raws.items()}
             lc = grams[control]
             for e, m in enumerate(experimentals):
-                boot[e, layer, b] = np.vdot(grams[m], lc) / (np.linalg.norm(grams[m]) * np.linalg.norm(lc))
+                boot[e, layer, b] = safe_ratio(np.vdot(grams[m], lc), np.linalg.norm(grams[m]) * np.linalg.norm(lc))
         if perm_idx is not None:
             lc = center_gram(kernel_from_raw(raws[control], kernel, threshold), debiased)
             lc_norm = np.linalg.norm(lc)
@@ -76,7 +77,7 @@ def _resampled_stats(
                 kc = center_gram(kernel_from_raw(raws[m], kernel, threshold), debiased)
                 scale = np.linalg.norm(kc) * lc_norm
                 for p, perm in enumerate(perm_idx):
-                    null[e, layer, p] = np.vdot(kc, lc[np.ix_(perm, perm)]) / scale
+                    null[e, layer, p] = safe_ratio(np.vdot(kc, lc[np.ix_(perm, perm)]), scale)
     return {"boot": boot, "null": null}
 
 
@@ -134,7 +135,8 @@ def task_cka_frame(
             exceed = (null >= observed[:, :, None]).sum(axis=2)
             columns["p_perm"] = ((1 + exceed) / (1 + permutations)).ravel().tolist()
             columns["n_permutations"] = [permutations] * len(columns["cka"])
-    frame = pl.DataFrame(columns)
+    # Undefined values (a representation without variance) become nulls, which every aggregate skips.
+    frame = pl.DataFrame(columns).with_columns(pl.selectors.float().fill_nan(None))
     return frame.with_columns(
         pl.lit(control).alias("control"),
         pl.lit(task).alias("task"),
@@ -182,7 +184,7 @@ def cross_layer_frame(
             )
         )
     n = reps[control].shape[1]
-    return pl.concat(frames).with_columns(
+    return pl.concat(frames).with_columns(pl.col("cka").fill_nan(None)).with_columns(
         pl.lit(control).alias("control"),
         pl.lit(task).alias("task"),
         pl.lit(cluster).alias("cluster"),

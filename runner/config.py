@@ -80,6 +80,8 @@ class TrainingConfig(_Section):
     control_batch_size: int | None = Field(None, ge=1)
     max_length: int = Field(128, ge=8)
     eval_every: int = Field(50, ge=1)
+    # Validation examples per model; E takes an equal share from every task.
+    max_val_examples: int = Field(256, ge=1)
     # Early stopping: stop after this many evaluations without a better validation loss.
     patience: int = Field(3, ge=1)
     seed: int = 0

@@ -26,12 +26,13 @@ def training_payload(config: ExperimentConfig, job: TrainJob, splits: dict[str, 
     if job.role == MULTITASK:
         train = suite.build_mixture({name: splits[name].train for name in job.tasks},
                                     cap=config.tasks.mixture_cap, seed=config.tasks.seed)
-        val_prompt = [p for name in job.tasks for p in splits[name].validation["prompt"]]
-        val_target = [t for name in job.tasks for t in splits[name].validation["target"]]
     else:
-        (name,) = job.tasks
-        train = splits[name].train
-        val_prompt, val_target = list(splits[name].validation["prompt"]), list(splits[name].validation["target"])
+        train = splits[job.tasks[0]].train
+    # A bounded validation set: early stopping evaluates it often, so its cost must not grow
+    # with the number of tasks. E takes an equal share from every task.
+    share = max(1, config.training.max_val_examples // len(job.tasks))
+    val_prompt = [p for name in job.tasks for p in splits[name].validation["prompt"][:share]]
+    val_target = [t for name in job.tasks for t in splits[name].validation["target"][:share]]
     return {"train_prompt": list(train["prompt"]), "train_target": list(train["target"]),
             "val_prompt": val_prompt, "val_target": val_target}
 

@@ -28,6 +28,7 @@ from analysis.scores import EVAL_COLUMNS, task_score
 from runner import metrics
 from runner.batching import IGNORE, collate_training, encode_example, length_buckets
 from runner.config import ExperimentConfig
+from runner.extract import decoder_of
 from runner.models import AdaptedModel, pick_device, pick_dtype
 from runner.plan import CONTROL, MULTITASK, PRETRAINED, Plan, TaskRef
 from runner.store import atomic_write_parquet, is_done, mark_done
@@ -45,19 +46,27 @@ def _device_of(model: torch.nn.Module) -> torch.device:
 @torch.inference_mode()
 def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]],
                     max_length: int, batch_size: int) -> list[list[float]]:
-    """Summed log-probability of ` option</s>` after each prompt, for every option of every row."""
+    """Summed log-probability of ` option</s>` after each prompt, for every option of every row.
+
+    The decoder runs once per (prompt, option) pair; the LM head and the softmax over the
+    vocabulary run only at the few positions that predict an option token, not at every position.
+    """
     pairs = [(row, encode_example(tokenizer, prompt, option, max_length))
              for row, (prompt, opts) in enumerate(zip(prompts, options)) for option in opts]
     totals = torch.empty(len(pairs), dtype=torch.float64)
     device = _device_of(model)
+    decoder, head = decoder_of(model), model.get_output_embeddings()
     for bucket in length_buckets([len(ids) for _, (ids, _) in pairs], batch_size):
         batch = {k: v.to(device) for k, v in collate_training([pairs[i][1] for i in bucket],
                                                                tokenizer.pad_token_id).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         use_cache=False).last_hidden_state
         labels = batch["labels"][:, 1:]
-        nll = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(),
-                                                ignore_index=IGNORE, reduction="none").view(labels.shape)
-        totals[bucket] = -nll.sum(dim=1).double().cpu()
+        rows, cols = (labels != IGNORE).nonzero(as_tuple=True)
+        logprobs = torch.log_softmax(head(hidden[rows, cols]).float(), dim=-1)
+        picked = logprobs.gather(1, labels[rows, cols].unsqueeze(1)).squeeze(1).double()
+        per_row = torch.zeros(len(bucket), dtype=torch.float64, device=picked.device).index_add_(0, rows, picked)
+        totals[bucket] = per_row.cpu()
     out: list[list[float]] = [[] for _ in prompts]
     for (row, _), total in zip(pairs, totals.tolist()):
         out[row].append(total)
