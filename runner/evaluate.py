@@ -177,7 +177,7 @@ class TaskScorer:
         device = pick_device(exp.model)
         if device == "cpu":
             torch.set_num_threads(max(1, int(round(exp.resources.cpus_per_worker))))
-        self.models = AdaptedModel(model_dir, device, pick_dtype(exp.model, device), adapters)
+        self.models = AdaptedModel(model_dir, device, pick_dtype(exp.model, device, inference=True), adapters)
         self.options = {"max_new_tokens": exp.evaluation.max_new_tokens, "batch_size": exp.evaluation.batch_size,
                         "max_length": exp.training.max_length}
 
@@ -224,7 +224,8 @@ def run_evaluation(plan: Plan, model_dir: str, splits: dict) -> pl.DataFrame:
             TaskScorer,
             fn_constructor_kwargs={"experiment": exp.model_dump(mode="json"), "model_dir": model_dir,
                                    "adapters": {job.id: job.out_dir for job in plan.jobs}},
-            batch_size=exp.evaluation.batch_size * 4, batch_format="pyarrow",
+            # Small Ray Data batches keep every actor busy to the end (rows are sorted by task).
+            batch_size=exp.evaluation.batch_size, batch_format="pyarrow",
             compute=ActorPoolStrategy(size=exp.resources.extract_actors),
             num_cpus=exp.resources.cpus_per_worker, num_gpus=exp.resources.gpus_per_worker if on_gpu else 0,
         ).to_arrow_refs()

@@ -88,7 +88,7 @@ class ActivationExtractor:
         device = pick_device(exp.model)
         if device == "cpu":
             torch.set_num_threads(max(1, round(exp.resources.cpus_per_worker)))
-        self.encoder = HiddenStateEncoder(model_dir, device, pick_dtype(exp.model, device), adapters,
+        self.encoder = HiddenStateEncoder(model_dir, device, pick_dtype(exp.model, device, inference=True), adapters,
                                           exp.extraction.max_length, exp.extraction.batch_size)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -132,7 +132,9 @@ def run_extraction(plan: Plan, model_dir: str, probes) -> Path:
         return target
     exp = plan.config
     adapters = {job.id: job.out_dir for job in plan.jobs}
-    rows_per_batch = exp.extraction.batch_size * 4  # room for length bucketing inside a batch
+    # Two model batches per Ray Data batch: room for length bucketing, and enough batches that
+    # every actor stays busy to the end.
+    rows_per_batch = exp.extraction.batch_size * 2
     on_gpu = exp.resources.gpus_per_worker > 0
     started = time.time()
     with atomic_dir(target) as tmp:

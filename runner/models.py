@@ -43,11 +43,23 @@ def pick_device(cfg: ModelConfig) -> str:
     return cfg.device
 
 
-def pick_dtype(cfg: ModelConfig, device: str) -> torch.dtype:
+def pick_dtype(cfg: ModelConfig, device: str, inference: bool = False) -> torch.dtype:
+    if inference and cfg.inference_dtype != "auto":
+        # bf16 on a CPU without native bf16 kernels is emulated and slower than fp32.
+        if cfg.inference_dtype == "bfloat16" and device == "cpu" and not _cpu_has_bf16():
+            return torch.float32
+        return getattr(torch, cfg.inference_dtype)
     if cfg.dtype == "auto":
         # bf16 halves memory and doubles matmul rate on GPUs; CPUs are fastest and exact in fp32.
         return torch.bfloat16 if device == "cuda" else torch.float32
     return getattr(torch, cfg.dtype)
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def resolve_model(cfg: ModelConfig) -> str:

@@ -31,3 +31,12 @@ def test_deepspeed_precision_and_batch_follow_device_and_workers():
     assert on_cpu["zero_optimization"]["stage"] == 2
     paper = load_config(preset_path("paper"))
     assert deepspeed_config(paper, 64, 4, "cuda")["bf16"]["enabled"]
+
+
+def test_inference_dtype_applies_to_forward_only_stages():
+    cfg = ModelConfig(name="tiny-llama", inference_dtype="bfloat16")
+    assert pick_dtype(cfg, "cpu") == torch.float32  # training keeps the model dtype
+    assert pick_dtype(cfg, "cuda", inference=True) == torch.bfloat16
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert pick_dtype(cfg, "cpu", inference=True) == (torch.bfloat16 if native else torch.float32)
+    assert pick_dtype(ModelConfig(name="tiny-llama"), "cpu", inference=True) == torch.float32
