@@ -154,13 +154,16 @@ def _train_one(exp: ExperimentConfig, job: dict, config: dict, tokenizer, device
                  "steps_per_s": (state["step"] - first_step) / elapsed, "tokens_per_s": tokens_seen * world / elapsed}
         state["curve"].append(point)
         metrics.record_train_point(job["id"], point)
+        report = {**point, "job": job["id"], "best_val_loss": state["best_val"]}
+        if last or state["stopped_early"]:
+            ray.train.report(report)  # the adapter is published next: nothing left to resume
+            continue
         with tempfile.TemporaryDirectory() as ckpt_dir:
             engine.save_checkpoint(ckpt_dir, tag=DS_TAG, exclude_frozen_parameters=True)
             if rank == 0:
                 (Path(ckpt_dir) / STATE_FILE).write_text(json.dumps(state))
                 torch.save(best_adapter, Path(ckpt_dir) / BEST_FILE)
-            ray.train.report({**point, "job": job["id"], "best_val_loss": state["best_val"]},
-                             checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir))
+            ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir))
 
     if rank == 0:
         if best_adapter is not None:
