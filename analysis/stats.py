@@ -19,23 +19,21 @@ def _prepare(x, y) -> tuple[np.ndarray, np.ndarray] | None:
     return x, y
 
 
-def pearson(x, y) -> tuple[float, float]:
-    """(r, two-sided p) in float64; nan when either side is constant or n < 3."""
+def _correlate(test, x, y) -> tuple[float, float]:
     pair = _prepare(x, y)
     if pair is None:
         return math.nan, math.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = stats.pearsonr(*pair)
+        result = test(*pair)
     return float(result.statistic), float(result.pvalue)
+
+
+def pearson(x, y) -> tuple[float, float]:
+    """(r, two-sided p) in float64; nan when either side is constant or n < 3."""
+    return _correlate(stats.pearsonr, x, y)
 
 
 def spearman(x, y) -> tuple[float, float]:
     """(rho, two-sided p): Pearson on average ranks, t approximation for p."""
-    pair = _prepare(x, y)
-    if pair is None:
-        return math.nan, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = stats.spearmanr(*pair)
-    return float(result.statistic), float(result.pvalue)
+    return _correlate(stats.spearmanr, x, y)
