@@ -8,6 +8,7 @@ limit keeps no more drivers in flight than the cluster can feed.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -22,7 +23,7 @@ from runner.config import ExperimentConfig, stable_hash
 from runner.data import training_payload
 from runner.plan import Plan, TrainJob, TrainRun, group_runs
 from runner.progress import TuneProgress
-from runner.store import is_done
+from runner.store import SUCCESS, is_done
 from runner.train_worker import train_loop_per_worker
 
 log = logging.getLogger("layerwise.train")
@@ -67,11 +68,14 @@ def _run_trainer(trial_config: dict, data_refs: dict, model_dir: str, storage: s
         run_config=RunConfig(name=f"{run['id']}-{stable_hash([j['key'] for j in run['jobs']])}",
                              storage_path=storage, failure_config=FailureConfig(max_failures=max_failures)),
     )
-    result = trainer.fit()
+    trainer.fit()
+    # Each finished model's marker holds its best validation loss (the last report of a run
+    # carries no checkpoint, so Ray's result metrics may be empty).
+    losses = [json.loads((Path(job["out_dir"]) / SUCCESS).read_text()).get("best_val_loss", float("nan"))
+              for job in run["jobs"]]
     for job in run["jobs"]:
         metrics.record_job_done(job["role"])
-    final = dict(result.metrics or {})
-    tune.report({"best_val_loss": final.get("best_val_loss", float("nan")), "step": final.get("step", 0)})
+    tune.report({"best_val_loss": sum(losses) / len(losses), "models": len(losses)})
 
 
 def run_training(cells: list[tuple[Plan, dict]], model_dir: str) -> list[TrainJob]:
