@@ -62,6 +62,9 @@ class TasksConfig(_Section):
     test_size: int = Field(32, ge=1)
     mixture_cap: int = Field(3000, ge=1)
     data_dir: str | None = None
+    # Per-task training-set sizes (task -> examples), overriding max_train for those tasks. Tasks of
+    # different sizes are what lets the data-size correlation (the paper's Figure 10) be tested at all.
+    train_sizes: dict[str, int] = Field(default_factory=dict)
     seed: int = 0
 
 
@@ -69,7 +72,8 @@ class LoraConfig(_Section):
     r: int = Field(8, ge=1)
     alpha: int = Field(16, ge=1)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    # null: the architecture's defaults (peft's per-model-type mapping; q_proj/v_proj on Llama).
+    target_modules: list[str] | None = Field(None, min_length=1)
 
 
 class TrainingConfig(_Section):
@@ -85,8 +89,19 @@ class TrainingConfig(_Section):
     eval_every: int = Field(50, ge=1)
     # Validation examples per model; E takes an equal share from every task.
     max_val_examples: int = Field(256, ge=1)
-    # Early stopping: stop after this many evaluations without a better validation loss.
+    # Early stopping: stop after this many evaluations without a better validation loss. An
+    # evaluation is better only when it lowers the best loss by more than `min_delta` of it (relative),
+    # so a model that creeps down by noise-sized steps counts as converged (a plateau).
     patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.01, ge=0.0, lt=1.0)
+    # Per-worker micro-batch; null = the memory plan picks it (runner.memory). The global batch is
+    # kept by gradient accumulation.
+    micro_batch_size: int | None = Field(None, ge=1)
+    # Activation checkpointing: auto = only when the memory plan needs it to fit.
+    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
+    # Training batches are grouped by length within windows of this many batches (1 = no grouping),
+    # so little compute goes to padding; each batch stays a pure function of the step.
+    length_window: int = Field(8, ge=1)
     seed: int = 0
 
     @property
@@ -99,6 +114,18 @@ class DeepSpeedConfig(_Section):
     zero_stage: Literal[0, 1, 2] = 2
     # auto: bf16 on CUDA, fp32 on CPU.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class BaselineConfig(_Section):
+    """The seed-to-seed noise floor: a few controls retrained with other seeds (LoRA initialisation
+    and data order), so every run measures how far a measure moves by chance alone."""
+
+    # Extra training seeds for the baseline controls; [] turns the noise floor off.
+    seeds: list[int] = Field(default_factory=lambda: [1])
+    # How many tasks get them, spread over as many clusters as possible (ignored when `select` is set).
+    tasks: int = Field(4, ge=0)
+    # Explicit baseline tasks; null = picked from the selected tasks, one per cluster in turn.
+    select: list[str] | None = None
 
 
 class ResourcesConfig(_Section):
@@ -115,6 +142,11 @@ class ResourcesConfig(_Section):
     max_failures: int = Field(1, ge=0)
     # Where Ray Train persists checkpoints; shared storage (s3://, a mount) on a cluster.
     storage_path: str | None = None
+    # The training GPU, for the dry run's memory plan and GPU-hour estimate (on the workers the real
+    # device is queried): a name from runner.memory.GPUS ("A10G", "A100-80GB", "H100", ...) and/or
+    # its memory in GiB (overrides the name's).
+    gpu_type: str | None = None
+    gpu_memory_gb: float | None = Field(None, gt=0)
 
 
 class ExtractionConfig(_Section):
@@ -123,17 +155,29 @@ class ExtractionConfig(_Section):
     batch_size: int = Field(16, ge=1)
 
 
+DEFAULT_MEASURES = ("linear_cka", "debiased_cka", "mutual_knn", "procrustes", "rsa",
+                    "pca99", "twonn_id", "prompt_entropy", "massive_ratio")
+
+
 class AnalysisConfig(_Section):
-    kernel: Literal["linear", "rbf"] = "linear"
-    debiased: bool = False
-    # RBF bandwidth = rbf_threshold x median pairwise distance.
-    rbf_threshold: float = Field(1.0, gt=0)
-    # Confidence intervals per (task, layer) from this many seeded resamples; 0 = none.
+    # Registered measures (analysis.measures): pairwise ones compare each experimental model with the
+    # control, single ones describe every model's layers. The costly pairwise measures (svcca, pwcca,
+    # cknna, rbf_cka) are opt-in.
+    measures: list[str] = Field(default_factory=lambda: list(DEFAULT_MEASURES), min_length=1)
+    # Parameters per measure, e.g. {rbf_cka: {threshold: 0.5}, mutual_knn: {k: 5}}; unset ones keep defaults.
+    measure_params: dict[str, dict[str, float | int | bool | str]] = Field(default_factory=dict)
+    # The pairwise measure behind cka.parquet, the headline figures, the noise floor and the findings.
+    primary: str = "linear_cka"
+    # z-score every feature before the pairwise measures, so a few massive dimensions cannot dominate.
+    standardize: bool = False
+    # Confidence intervals per (task, layer) from this many seeded half-sample resamples; 0 = none.
     bootstrap: int = Field(0, ge=0)
     # Permutation null per (task, layer): this many shuffles of the control's rows; 0 = none.
     permutations: int = Field(0, ge=0)
+    # Resamples of tasks behind every across-task interval (per-layer gaps, the layer map, findings).
+    task_bootstrap: int = Field(2000, ge=100)
+    ci_level: float = Field(0.95, gt=0.5, lt=1)
     cross_layer: bool = True
-    pca_threshold: float = Field(0.99, gt=0, le=1)
     tsne: bool = True
     # Layers to embed with t-SNE; null = picked from the layer map (first, last, each segment's middle).
     tsne_layers: list[int] | None = None
@@ -158,6 +202,7 @@ class ExperimentConfig(_Section):
     lora: LoraConfig = LoraConfig()
     training: TrainingConfig = TrainingConfig()
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
+    baseline: BaselineConfig = BaselineConfig()
     resources: ResourcesConfig = ResourcesConfig()
     extraction: ExtractionConfig = ExtractionConfig()
     analysis: AnalysisConfig = AnalysisConfig()
