@@ -1,0 +1,162 @@
+"""Every supported decoder family: taps equal HF's hidden states, LoRA trains, others fail in one line.
+
+Real transformers models built from tiny configs with random weights (float32, CPU), fed raw
+token ids through the same left-padding collate that extraction uses.
+"""
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
+
+from runner.architectures import (
+    TESTED_FAMILIES,
+    LastTokenTaps,
+    UnsupportedArchitecture,
+    decoder_layout,
+    default_lora_targets,
+    tiny_config,
+)
+from runner.batching import IGNORE, collate_left_padded, collate_training
+
+SHAPE = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, vocab_size=128, max_positions=128)
+PAD = 0
+# Lengths differ so every row but the longest is left-padded; one row is a single token.
+SEQUENCES = [torch.randint(1, SHAPE["vocab_size"], (n,), generator=torch.Generator().manual_seed(n)).tolist()
+             for n in (5, 11, 1, 8)]
+
+
+class IdTokenizer:
+    """Enough of a tokenizer for `collate_left_padded`: a prompt is its token ids, space-separated."""
+
+    pad_token_id = PAD
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        return {"input_ids": [int(tok) for tok in text.split()]}
+
+
+def build(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(tiny_config(family, **SHAPE), dtype=torch.float32).eval()
+
+
+@torch.inference_mode()
+def tapped_states(model: torch.nn.Module, through_decoder: bool = True) -> torch.Tensor:
+    """[n, layers, d] from one left-padded batch, the way extraction runs it."""
+    layout = decoder_layout(model)
+    taps = LastTokenTaps(layout)
+    batch = collate_left_padded(IdTokenizer(), [" ".join(map(str, s)) for s in SEQUENCES], max_length=64)
+    (layout.decoder if through_decoder else model)(**batch, use_cache=False)
+    states = taps.collect()
+    taps.remove()
+    return states
+
+
+@torch.inference_mode()
+def hf_last_token_states(model: torch.nn.Module, ids: list[int]) -> torch.Tensor:
+    """HF's own `output_hidden_states`, one unpadded prompt at a time, last token kept."""
+    states = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+    return torch.stack([h[0, -1] for h in states]).float()
+
+
+def assert_matches_hf(model: torch.nn.Module, states: torch.Tensor) -> None:
+    assert states.shape == (len(SEQUENCES), SHAPE["num_layers"] + 1, SHAPE["hidden_size"])
+    for row, ids in enumerate(SEQUENCES):
+        torch.testing.assert_close(states[row], hf_last_token_states(model, ids), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", TESTED_FAMILIES)
+def test_taps_on_left_padded_batch_equal_hf_hidden_states(family):
+    base = build(family)
+    layout = decoder_layout(base)
+    assert len(layout.blocks) == SHAPE["num_layers"] and layout.hidden_size == SHAPE["hidden_size"]
+    assert layout.final_norm is not None and layout.decoder is not base
+    base_states = tapped_states(base)
+    assert_matches_hf(base, base_states)
+
+    # A random, non-zero adapter on peft's default targets for this family.
+    torch.manual_seed(1)
+    tuned = get_peft_model(base, LoraConfig(r=4, target_modules=default_lora_targets(base.config.model_type),
+                                            init_lora_weights=False)).eval()
+    assert decoder_layout(tuned).decoder is layout.decoder
+    assert decoder_layout(tuned.base_model).decoder is layout.decoder  # the LoraModel alone
+    tuned_states = tapped_states(tuned)
+    assert_matches_hf(tuned, tuned_states)
+    # Hooks fire the same whether the stack or the whole peft model is called.
+    torch.testing.assert_close(tapped_states(tuned, through_decoder=False), tuned_states, atol=0, rtol=0)
+    # The adapter really moved every layer after the embeddings.
+    assert (tuned_states[:, 1:] - base_states[:, 1:]).abs().amax(dim=(0, 2)).min() > 1e-4
+
+
+@pytest.mark.parametrize("family", TESTED_FAMILIES)
+def test_one_lora_step_trains_adapters_and_leaves_base_frozen(family):
+    model = build(family).train()
+    tuned = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=default_lora_targets(
+        model.config.model_type)))
+    lora = {name: p for name, p in tuned.named_parameters() if "lora_" in name}
+    frozen = {name: p for name, p in tuned.named_parameters() if "lora_" not in name}
+    assert lora and all(p.requires_grad for p in lora.values())
+    assert not any(p.requires_grad for p in frozen.values())
+    lora_before = {name: p.detach().clone() for name, p in lora.items()}
+    frozen_before = {name: p.detach().clone() for name, p in frozen.items()}
+
+    # Prompt tokens masked out of the loss, rows right-padded: the training collate.
+    encoded = [(ids, [IGNORE] * (len(ids) // 2) + ids[len(ids) // 2:]) for ids in SEQUENCES if len(ids) > 1]
+    batch = collate_training(encoded, PAD)
+    optimizer = torch.optim.AdamW([p for p in tuned.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
+    # lora_B starts at zero, so lora_A only gets a gradient from the second step on.
+    for _ in range(2):
+        loss = tuned(**batch).loss
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    unchanged = [name for name, p in lora.items() if torch.equal(p, lora_before[name])]
+    assert not unchanged, f"LoRA parameters did not train: {unchanged}"
+    moved = [name for name, p in frozen.items() if not torch.equal(p, frozen_before[name])]
+    assert not moved, f"frozen base weights changed: {moved}"
+
+
+def one_line_error(model: torch.nn.Module) -> str:
+    with pytest.raises(UnsupportedArchitecture) as err:
+        decoder_layout(model)
+    message = str(err.value)
+    assert "\n" not in message and "supported families: " in message
+    return message
+
+
+def test_encoder_only_and_encoder_decoder_models_fail_in_one_line():
+    bert = BertForMaskedLM(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                      intermediate_size=64, vocab_size=128))
+    assert one_line_error(bert).startswith("bert (BertForMaskedLM): cannot find ")
+    t5 = T5ForConditionalGeneration(T5Config(d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=4, vocab_size=128))
+    assert one_line_error(t5).startswith("t5 (T5ForConditionalGeneration): cannot find a decoder-only stack")
+
+
+def test_default_lora_targets_come_from_peft_and_unknown_types_fail():
+    assert default_lora_targets("llama") == ["q_proj", "v_proj"]
+    assert default_lora_targets("gpt2") == ["c_attn"]
+    assert default_lora_targets("gpt_neox") == ["query_key_value"]
+    default_lora_targets("llama").append("o_proj")  # a copy: peft's table stays as it was
+    assert default_lora_targets("llama") == ["q_proj", "v_proj"]
+    with pytest.raises(UnsupportedArchitecture, match=r"^no-such-model: peft has no default LoRA target") as err:
+        default_lora_targets("no-such-model")
+    assert "\n" not in str(err.value)
+    with pytest.raises(UnsupportedArchitecture, match=r"^bert: no tiny config"):
+        tiny_config("bert", **SHAPE)
+
+
+def test_collect_refuses_taps_from_more_than_one_pass():
+    model = build("llama")
+    taps = LastTokenTaps(decoder_layout(model))
+    ids = torch.tensor([SEQUENCES[0]])
+    with torch.inference_mode():
+        model(input_ids=ids)
+        model(input_ids=ids)
+    with pytest.raises(RuntimeError, match="expected 3 taps from one forward pass, got 6"):
+        taps.collect()
+    taps.remove()
+    with torch.inference_mode():
+        model(input_ids=ids)
+    assert taps.taps == []
