@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from analysis.roles import UNSEEN
 from analysis.stats import pearson, spearman
 
 MEASURES = ("flesch_kincaid", "coleman_liau", "train_size")
@@ -25,7 +26,7 @@ def correlation_frame(
     include_unseen: bool = False,
 ) -> pl.DataFrame:
     """Columns: <curve keys present>, measure, pearson_r, pearson_p, spearman_rho, spearman_p, n_tasks."""
-    data = cka if include_unseen else cka.filter(pl.col("cluster") != "unseen")
+    data = cka if include_unseen else cka.filter(pl.col("cluster") != UNSEEN)
     present = [m for m in measures if m in stats.columns]
     joined = data.join(stats.select("task", *present), on="task", how="inner")
     keys = [k for k in _CURVE_KEYS if k in joined.columns]

@@ -1,9 +1,9 @@
-"""figures/*.png and one self-contained report.html (PNGs embedded as base64) from tidy frames.
+"""figures/*.png and one self-contained report.html (PNGs embedded as base64), from the frames.
 
-write_report uses whichever frames it is given (names and columns: docs/interfaces.md, analysis/):
-"cka" is required; the layer map, the unseen comparison and the correlations are derived from
-"cka" (+ "stats") when not supplied. With an "eval" frame (analysis.scores.EVAL_COLUMNS) the report
-adds the Tables 3/4 analogue and a score-vs-CKA figure; with "harness", the Table 2 analogue.
+The report reads frames and draws them; it computes nothing (analysis.derive builds every derived
+frame once). Its first section is the verdict on each of the paper's claims, with CIs and the
+noise floor; then the run's health (convergence, exposure, whether the controls moved), the
+layer map, whether the map survives other measures, task scores, and the paper's figures.
 """
 
 from __future__ import annotations
@@ -18,150 +18,325 @@ import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib.figure import Figure
 
-from analysis.figures.cka import (
-    cka_boxplots,
-    cluster_grid,
-    cross_layer_heatmaps,
-    layer_map_figure,
-    representative_clusters,
+from analysis.figures.cka import cka_boxplots, cluster_grid, cross_layer_heatmaps, layer_map_figure, representative_clusters
+from analysis.findings import DIMENSIONS_CLAIM
+from analysis.layer_map import has_structure, layer_ranges
+from analysis.roles import (
+    CKA,
+    CONTROL,
+    CORRELATIONS,
+    CROSS_LAYER,
+    EVAL,
+    FINDINGS,
+    GAPS,
+    HARNESS,
+    LAYER_MAP,
+    LAYER_STATS,
+    MOVEMENT,
+    MULTITASK,
+    PRETRAINED,
+    SEED_BASELINE,
+    SIMILARITY,
+    TRAINING,
+    TSNE,
+    UNSEEN,
 )
-from analysis.layer_map import layer_map_frame, layer_ranges
-from analysis.scores import comparison_table, score_cka_frame
 
-REQUIRED_CKA_COLUMNS = ("experimental", "task", "cluster", "layer", "cka")
-
-
-def _derive(frames: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """Fill in frames that can be computed from others (the caller's frames always win)."""
-    from analysis.correlate import correlation_frame  # local: keeps the import graph shallow
-    from analysis.unseen import unseen_frame
-
-    out = dict(frames)
-    cka = out["cka"]
-    if "layer_map" not in out:
-        try:
-            out["layer_map"] = layer_map_frame(cka)
-        except ValueError:  # no pretrained/multitask pair, or < 4 layers: no map to draw
-            pass
-    if "unseen" not in out and (cka["cluster"] == "unseen").any():
-        out["unseen"] = unseen_frame(cka)
-    if "correlations" not in out and "stats" in out:
-        out["correlations"] = correlation_frame(cka, out["stats"])
-    return out
+REQUIRED_CKA_COLUMNS = ("experimental", "task", "cluster", "layer", CKA)
+MOVEMENT_BAR = 5.0  # the controls must move at least this many times their seed-to-seed distance
+SMALL_MOVES = "; the controls barely moved beyond chance, so gaps between E and the pretrained model say little"
+VERDICT_STYLE = {"holds": "#d8f0d2", "contradicted": "#f8d4d0", "inconclusive": "#eeeeee"}
+Section = list[str]
 
 
-def _figures(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str, Callable[[], Figure]]]:
-    """(file stem, caption, builder) for every figure the given frames support, in paper order."""
-    from analysis.figures import correlation, spectra, tsne
+def _esc(value) -> str:
+    return html.escape(str(value))
 
-    cka = frames["cka"]
-    lm = frames.get("layer_map")
-    seen = cka.filter(pl.col("cluster") != "unseen")
-    unseen = cka.filter(pl.col("cluster") == "unseen")
+
+def _num(value, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _table(rows, head=None, styles: list[str | None] | None = None) -> str:
+    h = "".join(f"<th>{_esc(c)}</th>" for c in head) if head else ""
+    body = []
+    for i, r in enumerate(rows):
+        style = f" style='background:{styles[i]}'" if styles and styles[i] else ""
+        body.append(f"<tr{style}>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>")
+    return f"<table>{'<tr>' + h + '</tr>' if h else ''}{''.join(body)}</table>"
+
+
+def _primary(frames: Mapping[str, pl.DataFrame], name: str, primary: str) -> pl.DataFrame | None:
+    frame = frames.get(name)
+    if frame is None or "measure" not in frame.columns:
+        return frame
+    return frame.filter(pl.col("measure") == primary)
+
+
+# ---------------------------------------------------------------- sections
+
+
+def findings_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
+    findings = frames.get(FINDINGS)
+    if findings is None or findings.is_empty():
+        return ["<h2 id='findings'>Findings</h2><p>No findings frame: run `layerwise analyze`.</p>"]
+    # The primary measure's claims; the dimensionality claim is stated in its own measure.
+    main = findings.filter((pl.col("measure") == primary) | (pl.col("claim") == DIMENSIONS_CLAIM))
+    agreement = (findings.group_by("claim").agg(
+        pl.col("verdict").filter(pl.col("verdict") == "holds").len().alias("holds"),
+        pl.col("verdict").filter(pl.col("verdict") == "contradicted").len().alias("contradicted"),
+        pl.len().alias("measures")))
+    agree = {c: f"holds {h}, contradicted {x} of {n}" for c, h, x, n in agreement.iter_rows()}
+    rows, styles = [], []
+    for r in main.iter_rows(named=True):
+        ci = "" if r["ci_low"] is None else f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
+        rows.append((r["claim"], r["statement"], r["measure"], _num(r["value"]), ci, _num(r["floor"]), r["n_tasks"],
+                     r["verdict"].upper(), r["reason"], agree.get(r["claim"], "")))
+        styles.append(VERDICT_STYLE.get(r["verdict"]))
+    source = main["layers_from"][0] if main.height else ""
+    level = main["ci_level"][0] if main.height and "ci_level" in main.columns else 0.95
+    counts = main["verdict"].value_counts()
+    tally = ", ".join(f"{n} {v}" for v, n in counts.sort("verdict").iter_rows())
+    return [
+        "<h2 id='findings'>Findings: the paper's claims, tested on this run</h2>",
+        f"<p>{main.height} claims ({tally}). Each statistic is a mean over tasks (and over the layers of a functional "
+        f"group) with a bootstrap CI over tasks, simultaneous over the claims ({level:.1%} each, Bonferroni, so the "
+        f"family is at 95%). A claim <b>holds</b> only when its CI lies on the paper's side "
+        f"of zero and the effect exceeds the seed-to-seed noise floor averaged over the same layers; "
+        f"<b>contradicted</b> when it lies on the other side beyond the floor; otherwise <b>inconclusive</b>. "
+        f"Layer groups come from {_esc(source)}. The last column counts the verdict across every pairwise measure "
+        f"analysed (see 'Does the layer map survive other measures?').</p>",
+        _table(rows, head=["claim", "statement", "measure", "value", "CI", "noise floor", "tasks", "verdict",
+                           "why", "across measures"], styles=styles),
+    ]
+
+
+def health_section(frames: Mapping[str, pl.DataFrame]) -> Section:
+    parts = ["<h2 id='health'>Can this run support a claim?</h2>"]
+    training = frames.get(TRAINING)
+    if training is not None and not training.is_empty():
+        stuck = training.filter(~pl.col("converged").fill_null(False))
+        short = training.filter(pl.col("multitask_examples").is_not_null()
+                                & (pl.col("multitask_examples") < pl.col("examples_seen")))
+        if stuck.height:
+            parts.append(f"<p class='warn'><b>{stuck.height} of {training.height} models did not converge</b> (stopped "
+                         f"at their step cap, not on a validation plateau): {_esc(', '.join(stuck['model'].to_list()))}. "
+                         "Comparisons involving them are not MOSSA's: treat their rows as provisional.</p>")
+        else:
+            parts.append(f"<p>All {training.height} models converged (stopped on a validation-loss plateau).</p>")
+        if short.height:
+            parts.append(f"<p class='warn'><b>E saw fewer examples than the control</b> on "
+                         f"{_esc(', '.join(short['tasks'].to_list()))}: exposure is not comparable there.</p>")
+        elif training["multitask_examples"].is_not_null().any():
+            parts.append("<p>Exposure: E saw every seen task at least as often as that task's control did.</p>")
+        parts.append(_table(
+            [(r["model"], r["role"], r["seed"], r["steps"], r["examples_seen"], _num(r["multitask_examples"]),
+              _num(r["best_val_loss"], 4), "yes" if r["converged"] else "NO", r["stopped"])
+             for r in training.iter_rows(named=True)],
+            head=["model", "role", "seed", "steps", "examples seen", "E's examples of this task", "best val loss",
+                  "converged", "stopped on"]))
+    movement = frames.get(MOVEMENT)
+    if movement is not None and not movement.is_empty():
+        last = movement.sort("layer").row(-1, named=True)
+        if last["seed_distance"] is None:
+            parts.append("<p class='warn'>No noise floor: no control was retrained with another seed "
+                         "(baseline.seeds is empty), so no difference can be called real.</p>")
+        else:
+            ok = last["ratio"] is not None and last["ratio"] >= MOVEMENT_BAR
+            parts.append(
+                f"<p{'' if ok else ' class=warn'}>Did the controls move? At the last layer ({last['layer']}), the median "
+                f"over tasks of 1 - s(pretrained, C_t) is {last['control_distance']:.4f}; the median seed-to-seed "
+                f"1 - s(C_t, C_t') is {last['seed_distance']:.4f}: a ratio of {last['ratio']:.1f} "
+                f"({'at least' if ok else 'BELOW'} the {MOVEMENT_BAR:.0f}x this study asks for"
+                f"{'' if ok else SMALL_MOVES}).</p>")
+    return parts
+
+
+def layer_map_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
+    lm = _primary(frames, LAYER_MAP, primary)
+    if lm is None or lm.is_empty():
+        return []
+    parts = [f"<h2 id='layer_map'>Layer map ({_esc(primary)})</h2>"]
+    if not has_structure(lm):
+        parts.append("<p><b>No layer structure above noise.</b> No layer's gap between E and the pretrained model is "
+                     "distinguishable from the seed-to-seed noise floor (its CI excludes zero and it exceeds the floor), "
+                     "so this run draws no shared / transition / refinement map.</p>")
+        return parts
+    row = lm.row(0, named=True)
+    ci = lambda k: "" if row[f"{k}_ci_low"] is None else f" (95% CI {row[f'{k}_ci_low']}-{row[f'{k}_ci_high']})"
+    parts.append(f"<p>Change points of the mean gap (multitask - pretrained) over seen tasks, from a continuous "
+                 f"two-knot segmented linear fit; their CIs from refitting on tasks resampled with replacement: "
+                 f"k1 = {row['k1']}{ci('k1')}, k2 = {row['k2']}{ci('k2')}. "
+                 f"{int(lm['distinguishable'].sum())} of {lm.height} layers have a gap distinguishable from the noise "
+                 "floor.</p>")
+    slopes = {f: s for f, s in lm.select("function", "segment_slope").unique(maintain_order=True).iter_rows()}
+    parts.append(_table([(f, a, b, f"{slopes[f]:+.4f}") for f, a, b in layer_ranges(lm)],
+                        head=["function", "first layer", "last layer", "slope of the gap per layer"]))
+    return parts
+
+
+def robustness_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
+    lm = frames.get(LAYER_MAP)
+    if lm is None or lm["measure"].n_unique() < 2:
+        return []
+    rows, described = [], []
+    for measure in lm["measure"].unique(maintain_order=True).to_list():
+        m = lm.filter(pl.col("measure") == measure)
+        if has_structure(m):
+            r = m.row(0, named=True)
+            ranges = "; ".join(f"{f} {a}-{b}" for f, a, b in layer_ranges(m))
+            cis = f"k1 {r['k1']} [{r['k1_ci_low']}, {r['k1_ci_high']}], k2 {r['k2']} [{r['k2_ci_low']}, {r['k2_ci_high']}]"
+            rows.append((measure, "above noise", ranges, cis, int(m["distinguishable"].sum())))
+            described.append((measure, r["k1"], r["k2"]))
+        else:
+            rows.append((measure, "none above noise", "", "", int(m["distinguishable"].sum())))
+    mapped = described
+    if not mapped:
+        words = "No measure finds layer structure above its noise floor: the run supports no layer map."
+    elif len(mapped) == len(rows):
+        k1s, k2s = [d[1] for d in mapped], [d[2] for d in mapped]
+        words = (f"Every measure finds structure above noise; the boundaries agree within "
+                 f"{max(k1s) - min(k1s)} layers (k1) and {max(k2s) - min(k2s)} layers (k2).")
+    else:
+        words = (f"{len(mapped)} of {len(rows)} measures find structure above noise "
+                 f"({', '.join(d[0] for d in mapped)}); the others do not, so the map is measure-dependent.")
+    return ["<h2 id='robustness'>Does the layer map survive other measures?</h2>",
+            f"<p>The same gap, noise floor and segmentation under every selected pairwise measure. {_esc(words)}</p>",
+            _table(rows, head=["measure", "structure", "map", "change points [95% CI]", "layers above noise"])]
+
+
+def eval_section(frames: Mapping[str, pl.DataFrame]) -> Section:
+    scores = frames.get(EVAL)
+    if scores is None or scores.is_empty():
+        return []
+    gaps = frames.get("eval_gaps")
+    gap_of = {} if gaps is None else {r["task"]: r for r in gaps.iter_rows(named=True)}
+    score_of = {(r["model"], r["task"]): r for r in scores.iter_rows(named=True)}
+    models = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]
+    rows = []
+    for task, cluster, metric in scores.select("task", "cluster", "metric").unique(maintain_order=True).iter_rows():
+        cells = [cluster, task, metric, max(r["n"] for (_, t), r in score_of.items() if t == task)]
+        for m in models:
+            r = score_of.get((m, task))
+            cells.append("" if r is None else f"{r['score']:.1f} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]")
+        g = gap_of.get(task)
+        cells += ["", ""] if g is None else [f"{g['multitask_minus_control']:+.1f} [{g['ci_low']:+.1f}, {g['ci_high']:+.1f}]",
+                                             g["verdict"]]
+        rows.append(cells)
+    parts = ["<h2 id='task_scores'>Task scores (Tables 3 and 4 analogue)</h2>",
+             "<p>Each task on its own held-out test examples (never the probe set), 0-100, with 95% bootstrap CIs over "
+             "the examples: accuracy by ranking the options by log-likelihood, ROUGE-L and BLEU on greedy generations. "
+             "E - C_t uses a paired bootstrap; it is called a difference only when its CI excludes zero.</p>",
+             _table(rows, head=["cluster", "task", "metric", "n", *models, "E - C_t [95% CI]", "verdict"])]
+    harness = frames.get(HARNESS)
+    if harness is not None and not harness.is_empty():
+        h = harness.pivot(on="model", index=["benchmark", "num_fewshot", "metric"], values="score")
+        have = [m for m in (PRETRAINED, MULTITASK) if m in h.columns]
+        parts += ["<h2 id='benchmarks'>Benchmarks (Table 2 analogue, lm-evaluation-harness)</h2>",
+                  _table([(r["benchmark"], r["num_fewshot"], r["metric"], *(f"{r[m]:.2f}" for m in have))
+                          for r in h.iter_rows(named=True)], head=["benchmark", "shots", "metric", *have])]
+    return parts
+
+
+def headline_numbers(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str]]:
+    cka = frames[CKA]
+    seen = cka.filter(pl.col("cluster") != UNSEEN)
+    rows = [("tasks (seen / unseen)", f"{seen['task'].n_unique()} / {cka['task'].n_unique() - seen['task'].n_unique()}")]
+    if "n" in cka.columns:
+        rows.append(("probe examples per task (min / max)", f"{cka['n'].min()} / {cka['n'].max()}"))
+    if "measure" in cka.columns:
+        rows.append(("primary measure", str(cka["measure"][0])))
+    baseline = frames.get(SEED_BASELINE)
+    if baseline is not None and not baseline.is_empty():
+        rows.append(("noise floor", f"{baseline['task'].n_unique()} controls retrained with seed(s) "
+                                    f"{sorted(baseline['seed_b'].unique().to_list())}"))
+    if not seen.is_empty():
+        first, last = seen["layer"].min(), seen["layer"].max()
+        for model in sorted(seen["experimental"].unique().to_list()):
+            at = dict(seen.filter(pl.col("experimental") == model).group_by("layer").agg(pl.col(CKA).mean()).iter_rows())
+            rows.append((f"{model}: mean similarity to C_t at layer {first} / {last}", f"{_num(at[first])} / {_num(at[last])}"))
+    return rows
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _figures(frames: Mapping[str, pl.DataFrame], primary: str,
+             labels: Mapping[str, str]) -> list[tuple[str, str, Callable[[], Figure]]]:
+    from analysis.figures import correlation, measures, tsne
+
+    cka = frames[CKA]
+    lm = _primary(frames, LAYER_MAP, primary)
+    lm = lm if has_structure(lm) else None
+    floor = frames.get(SEED_BASELINE)
+    seen = cka.filter(pl.col("cluster") != UNSEEN)
+    unseen = cka.filter(pl.col("cluster") == UNSEEN)
     clusters = sorted(seen["cluster"].unique().to_list())
     half = (len(clusters) + 1) // 2
     figs: list[tuple[str, str, Callable[[], Figure]]] = []
     if not seen.is_empty():
-        figs.append((
-            "fig2_cka_by_layer",
-            ("Figure 2 analogue: CKA between each experimental model and the single-task controls, per "
-             "layer; boxes show the spread across seen tasks. Shading: layer map."),
-            lambda: cka_boxplots(seen, lm, "CKA with single-task controls, all seen tasks"),
-        ))
+        figs.append(("fig2_cka_by_layer", f"Figure 2 analogue: {primary} between each experimental model and the "
+                     "single-task controls, per layer; boxes: spread across seen tasks; grey band: the seed-to-seed "
+                     "noise floor (C_t against C_t retrained with another seed).",
+                     lambda: cka_boxplots(seen, lm, "Similarity with single-task controls, seen tasks", floor)))
         rep = representative_clusters(seen)
-        figs.append((
-            "fig3_cka_representative_clusters",
-            ("Figure 3 analogue: the same per layer, for the two clusters best and the two worst encoded "
-             "by the pre-trained model."),
-            lambda: cluster_grid(seen, rep, lm, "CKA by task cluster (representative)"),
-        ))
-        figs.append((
-            "fig8_cka_clusters_1",
-            "Figure 8 analogue: per-cluster CKA, first half of the clusters.",
-            lambda: cluster_grid(seen, clusters[:half], lm, "CKA by task cluster (1/2)"),
-        ))
+        figs.append(("fig3_cka_representative_clusters", "Figure 3 analogue: the two clusters best and the two worst "
+                     "encoded by the pre-trained model.",
+                     lambda: cluster_grid(seen, rep, lm, "By task cluster (representative)", floor)))
+        figs.append(("fig8_cka_clusters_1", "Figure 8 analogue: per cluster, first half.",
+                     lambda: cluster_grid(seen, clusters[:half], lm, "By task cluster (1/2)", floor)))
         if clusters[half:]:
-            figs.append((
-                "fig9_cka_clusters_2",
-                "Figure 9 analogue: per-cluster CKA, second half of the clusters.",
-                lambda: cluster_grid(seen, clusters[half:], lm, "CKA by task cluster (2/2)"),
-            ))
-    if lm is not None:
-        figs.append((
-            "layer_map",
-            ("Layer map: mean CKA curves, their difference (multitask - pretrained) and the two change "
-             "points of a segmented linear fit to it."),
-            lambda: layer_map_figure(lm),
-        ))
-    if "pca" in frames:
-        figs.append((
-            "fig5_pca_dims",
-            ("Figure 5 analogue: number of principal components explaining 99% of the variance, mean over "
-             "tasks (band: interquartile range; dotted: the rank cap min(n-1, d))."),
-            lambda: spectra.pca_dims_figure(frames["pca"], lm),
-        ))
-    if "correlations" in frames:
-        corr = frames["correlations"]
-        for stem, measure, label in (
-            ("fig6a_corr_flesch_kincaid", "flesch_kincaid", "Figure 6a analogue: Flesch-Kincaid"),
-            ("fig6b_corr_coleman_liau", "coleman_liau", "Figure 6b analogue: Coleman-Liau"),
-            ("fig10_corr_data_size", "train_size", "Figure 10 analogue: training-set size"),
-        ):
-            if (corr["measure"] == measure).any():
-                figs.append((
-                    stem,
-                    (f"{label}. Pearson correlation across tasks between CKA and the measure, per layer "
-                     "(filled markers: p < 0.05; dashed: Spearman)."),
-                    lambda m=measure, t=label: correlation.correlation_figure(corr, m, lm, t),
-                ))
+            figs.append(("fig9_cka_clusters_2", "Figure 9 analogue: per cluster, second half.",
+                         lambda: cluster_grid(seen, clusters[half:], lm, "By task cluster (2/2)", floor)))
+    gaps = frames.get(GAPS)
+    if gaps is not None:
+        seen_gaps = gaps.filter((pl.col("measure") == primary) & (pl.col("group") == "seen"))
+        figs.append(("layer_map", "Layer map: mean similarity of both models to C_t, their gap with its 95% CI, and "
+                     "the noise floor; change points only where the gap stands above the floor.",
+                     lambda: layer_map_figure(seen_gaps, _primary(frames, LAYER_MAP, primary), primary)))
+    if frames.get(LAYER_MAP) is not None and frames[LAYER_MAP]["measure"].n_unique() > 1:
+        figs.append(("layer_map_by_measure", "The layer map under every selected pairwise measure.",
+                     lambda: measures.maps_by_measure(frames[LAYER_MAP])))
+    similarity = frames.get(SIMILARITY)
+    if similarity is not None and similarity["standardized"].n_unique() > 1:
+        figs.append(("standardize_effect", f"{primary} on raw against z-scored features (analysis.standardize).",
+                     lambda: measures.standardize_effect(similarity, primary)))
+    if frames.get(LAYER_STATS) is not None:
+        figs.append(("fig5_layer_measures", "Figure 5 analogue and beyond: every per-layer measure of the pretrained "
+                     "model, E and C_t (the principal-components panel is the paper's Figure 5).",
+                     lambda: measures.layer_stats_grid(frames[LAYER_STATS], lm, dict(labels))))
+    corr = frames.get(CORRELATIONS)
+    if corr is not None:
+        for stem, covariate, label in (("fig6a_corr_flesch_kincaid", "flesch_kincaid", "Figure 6a analogue: Flesch-Kincaid"),
+                                       ("fig6b_corr_coleman_liau", "coleman_liau", "Figure 6b analogue: Coleman-Liau"),
+                                       ("fig10_corr_data_size", "train_size", "Figure 10 analogue: training-set size")):
+            values = corr.filter(pl.col("measure") == covariate)["pearson_r"]
+            if values.is_not_nan().any():  # a constant covariate (equal data sizes) has no correlation to draw
+                figs.append((stem, f"{label}. Pearson r across tasks between the primary measure and the covariate, "
+                             "per layer (filled: p < 0.05; dashed: Spearman).",
+                             lambda c=covariate, t=label: correlation.correlation_figure(corr, c, lm, t)))
     if not unseen.is_empty():
-        figs.append((
-            "fig7_cka_unseen",
-            "Figure 7 analogue: CKA per layer on tasks held out of multi-task training.",
-            lambda: cka_boxplots(unseen, lm, "CKA with single-task controls, unseen tasks"),
-        ))
-    if "tsne" in frames:
-        ts = frames["tsne"]
-        figs.append((
-            "fig4_tsne_selected_layers",
-            ("Figure 4 analogue: t-SNE of the representations of every task's probe set, coloured by "
-             "cluster, at a first, two transition, a refinement and the last layer."),
-            lambda: tsne.tsne_grid(ts, tsne.selected_layers(ts, lm), "t-SNE, selected layers"),
-        ))
-        for stem, model, num in (("fig11_tsne_pretrained", "pretrained", 11), ("fig12_tsne_multitask", "multitask", 12)):
+        figs.append(("fig7_cka_unseen", "Figure 7 analogue: tasks held out of multi-task training.",
+                     lambda: cka_boxplots(unseen, lm, "Similarity with single-task controls, unseen tasks", floor)))
+    if TSNE in frames:
+        ts = frames[TSNE]
+        figs.append(("fig4_tsne_selected_layers", "Figure 4 analogue: t-SNE of every task's probes, coloured by cluster.",
+                     lambda: tsne.tsne_grid(ts, tsne.selected_layers(ts, lm), "t-SNE, selected layers")))
+        for stem, model, num in (("fig11_tsne_pretrained", PRETRAINED, 11), ("fig12_tsne_multitask", MULTITASK, 12)):
             if (ts["model"] == model).any():
-                figs.append((
-                    stem,
-                    f"Figure {num} analogue: t-SNE of the {model} model at every layer computed.",
-                    lambda m=model: tsne.tsne_model_grid(ts, m),
-                ))
-    layers = transition_layers(lm)
-    if "eval" in frames and layers:
+                figs.append((stem, f"Figure {num} analogue: t-SNE of the {model} model at every layer computed.",
+                             lambda m=model: tsne.tsne_model_grid(ts, m)))
+    score_cka = frames.get("score_cka")
+    if score_cka is not None and not score_cka.is_empty():
         from analysis.figures.scores import score_cka_figure
 
-        joined = score_cka_frame(frames["eval"], cka, layers)
-        if not joined.is_empty():
-            figs.append((
-                "score_vs_cka_transition",
-                ("Task score against CKA with the single-task control, averaged over the layer map's "
-                 "transition layers: one point per (task, experimental model); right, the score minus the "
-                 "control's score on the same task."),
-                lambda: score_cka_figure(joined, layers),
-            ))
-    if "cross_layer" in frames:
-        figs.append((
-            "cross_layer_cka",
-            ("Cross-layer CKA (beyond the paper): every experimental layer against every control layer, "
-             "mean over tasks."),
-            lambda: cross_layer_heatmaps(frames["cross_layer"]),
-        ))
+        layers = sorted(score_cka["layers"][0]) if "layers" in score_cka.columns else []
+        figs.append(("score_vs_cka_transition", "Task score against similarity to the control over the transition layers.",
+                     lambda: score_cka_figure(score_cka, layers)))
+    if CROSS_LAYER in frames:
+        figs.append(("cross_layer_cka", "Cross-layer similarity (beyond the paper): every experimental layer against "
+                     "every control layer, mean over tasks.", lambda: cross_layer_heatmaps(frames[CROSS_LAYER])))
     return figs
-
-
-def transition_layers(layer_map: pl.DataFrame | None) -> list[int]:
-    if layer_map is None:
-        return []
-    return sorted(layer_map.filter(pl.col("function") == "transition")["layer"].to_list())
 
 
 def _png(fig: Figure) -> bytes:
@@ -171,164 +346,40 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def headline_numbers(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str]]:
-    """A few (label, value) pairs a reader wants before any figure."""
-    cka = frames["cka"]
-    rows: list[tuple[str, str]] = []
-    seen = cka.filter(pl.col("cluster") != "unseen")
-    rows.append(("tasks (seen / unseen)", f"{seen['task'].n_unique()} / {cka['task'].n_unique() - seen['task'].n_unique()}"))
-    if "n" in cka.columns:
-        rows.append(("examples per task (min / median / max)", f"{cka['n'].min()} / {int(cka['n'].median())} / {cka['n'].max()}"))
-    if "kernel" in cka.columns:
-        est = cka.select("kernel", "debiased").unique().sort("kernel").iter_rows()
-        rows.append(("estimator", ", ".join(f"{k} kernel, {'debiased' if d else 'biased'} HSIC" for k, d in est)))
-    if not seen.is_empty():
-        first, last = seen["layer"].min(), seen["layer"].max()
-        for model in sorted(seen["experimental"].unique().to_list()):
-            m = seen.filter(pl.col("experimental") == model).group_by("layer").agg(pl.col("cka").mean())
-            at = dict(m.iter_rows())
-            rows.append((f"{model}: mean CKA at layer {first} / {last}", f"{at[first]:.3f} / {at[last]:.3f}"))
-    lm = frames.get("layer_map")
-    if lm is not None:
-        rows.append(("layer map", "; ".join(f"{f} {a}-{b}" for f, a, b in layer_ranges(lm))))
-        peak = lm.sort("delta", descending=True).row(0, named=True)
-        rows.append(("largest mean gap multitask - pretrained", f"{peak['delta']:+.3f} at layer {peak['layer']}"))
-    corr = frames.get("correlations")
-    if corr is not None and not corr.is_empty():
-        for measure in ("flesch_kincaid", "coleman_liau", "train_size"):
-            sub = corr.filter((pl.col("measure") == measure) & pl.col("pearson_r").is_not_nan())
-            if not sub.is_empty():
-                best = sub.sort(pl.col("pearson_r").abs(), descending=True).row(0, named=True)
-                rows.append((
-                    f"strongest Pearson r with {measure}",
-                    f"{best['pearson_r']:+.2f} (p = {best['pearson_p']:.2g}), {best['experimental']}, layer {best['layer']}",
-                ))
-    unseen = frames.get("unseen")
-    if unseen is not None and (unseen["group"] == "unseen").any():
-        u = unseen.filter((pl.col("group") == "unseen") & pl.col("tuned_minus_base").is_not_null())
-        if not u.is_empty():
-            last = u["layer"].max()
-            gap = u.filter(pl.col("layer") == last)["tuned_minus_base"][0]
-            rows.append((f"unseen tasks: mean CKA multitask - pretrained at layer {last}", f"{gap:+.3f}"))
-    scores = frames.get("eval")
-    if scores is not None and {"multitask", "control"} <= set(scores["model"].to_list()):
-        table = comparison_table(scores)
-        wins = int((table["multitask_minus_control"] >= 0).sum())
-        rows.append(("tasks where multitask >= its control (Tables 3/4)", f"{wins} / {table.height}, mean gap "
-                     f"{table['multitask_minus_control'].mean():+.2f} points"))
-    pca = frames.get("pca")
-    if pca is not None and not pca.is_empty():
-        last = pca["layer"].max()
-        m = pca.filter(pl.col("layer") == last).group_by("model").agg(pl.col("n_components").mean()).sort("model")
-        rows.append((f"PCA dims for 99% variance at layer {last}", ", ".join(f"{a}: {b:.1f}" for a, b in m.iter_rows())))
-    return rows
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+         "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;"
+         "text-align:left;vertical-align:top}p.warn{background:#fff3cd;padding:6px 10px;border-left:4px solid #e0a800}"
+         "figure{margin:2em 0}img{max-width:100%}figcaption{font-size:0.9em;color:#444}")
 
 
-def _table(rows, head=None) -> str:
-    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in head) if head else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table>{'<tr>' + h + '</tr>' if h else ''}{body}</table>"
-
-
-METRIC_NAMES = {"accuracy": "Accuracy", "rouge_l": "ROUGE-L", "bleu": "BLEU"}
-MODEL_HEADS = {"pretrained": "pretrained", "multitask": "multi-task (E)", "control": "control (C_t)",
-               "multitask_minus_control": "E - C_t"}
-
-
-def eval_table_html(scores: pl.DataFrame) -> str:
-    """Tables 3/4 analogue: per task (grouped by cluster, a header row each), every model's score."""
-    table = comparison_table(scores)
-    values = [c for c in table.columns if c not in ("cluster", "task", "metric", "n")]
-    head = ["task", "metric", *(MODEL_HEADS.get(c, c) for c in values), "n"]
-    parts = ["<table class='scores'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
-    for (cluster,), rows in table.group_by("cluster", maintain_order=True):
-        title = cluster.replace("_", " ")
-        parts.append(f"<tr><th colspan='{len(head)}' class='cluster'>{html.escape(title)}</th></tr>")
-        for row in rows.iter_rows(named=True):
-            cells = [row["task"], METRIC_NAMES.get(row["metric"], row["metric"])]
-            cells += ["" if row[c] is None else (f"{row[c]:+.2f}" if c == "multitask_minus_control" else f"{row[c]:.2f}")
-                      for c in values]
-            cells.append(row["n"])
-            parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    parts.append("</table>")
-    return "".join(parts)
-
-
-def _eval_sections(frames: Mapping[str, pl.DataFrame]) -> list[str]:
-    parts = []
-    if "eval" in frames and not frames["eval"].is_empty():
-        parts += [
-            ("<h2 id='task_scores'>Task scores (Tables 3 and 4 analogue)</h2><p>Each task on its own held-out "
-             "test examples (never the probe set), on a 0-100 scale: accuracy by ranking the options by "
-             "log-likelihood, ROUGE-L and BLEU (sacrebleu) on greedy generations. The multi-task model E "
-             "against the control C_t trained on that task alone, and the pre-trained model without "
-             "adapters; n = scored test examples.</p>"),
-            eval_table_html(frames["eval"]),
-        ]
-    if "harness" in frames and not frames["harness"].is_empty():
-        h = frames["harness"].pivot(on="model", index=["benchmark", "num_fewshot", "metric"], values="score")
-        models = [m for m in ("pretrained", "multitask") if m in h.columns]
-        parts += [
-            "<h2 id='benchmarks'>Benchmarks (Table 2 analogue, lm-evaluation-harness)</h2>",
-            _table([(r["benchmark"], r["num_fewshot"], r["metric"], *(f"{r[m]:.2f}" for m in models))
-                    for r in h.iter_rows(named=True)], head=["benchmark", "shots", "metric", *models]),
-        ]
-    return parts
-
-
-def _html(figures: list[tuple[str, str, bytes]], headline: list[tuple[str, str]], layer_map: pl.DataFrame | None,
-          frames: Mapping[str, pl.DataFrame] | None = None) -> str:
-    table = _table
-
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>layerwise report</title><style>",
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}",
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}",
-        "th.cluster{background:#f2f2f2;font-style:italic}",
-        "figure{margin:2em 0}img{max-width:100%}figcaption{font-size:0.9em;color:#444}",
-        "</style></head><body><h1>Layer by layer: where multi-task learning happens</h1>",
-        "<h2>Headline numbers</h2>",
-        table(headline),
-    ]
-    if layer_map is not None:
-        from analysis.layer_map import layer_ranges as ranges
-
-        parts += [
-            ("<h2>Layer map</h2><p>Change points of the mean CKA gap (multitask - pretrained) over seen tasks, "
-             "from a continuous two-knot segmented linear fit (analysis/layer_map.py).</p>"),
-            table([(f, a, b, f"{s:+.4f}") for (f, a, b), s in zip(
-                ranges(layer_map),
-                [layer_map.filter(pl.col("layer") == a)["segment_slope"][0] for _, a, _ in ranges(layer_map)],
-            )], head=["function", "first layer", "last layer", "slope of delta per layer"]),
-        ]
-    parts += _eval_sections(frames or {})
-    parts.append("<h2>Figures</h2>")
-    for stem, caption, png in figures:
-        b64 = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f"<figure id='{stem}'><img alt='{html.escape(stem)}' src='data:image/png;base64,{b64}'>"
-            f"<figcaption><b>{html.escape(stem)}</b>: {html.escape(caption)}</figcaption></figure>"
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame]) -> Path:
-    """Write out_dir/figures/*.png and out_dir/report.html; returns the report's path."""
-    if "cka" not in frames:
+def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], primary: str = "linear_cka",
+                 labels: Mapping[str, str] | None = None) -> Path:
+    """Write out_dir/figures/*.png and out_dir/report.html; returns the report's path.
+    `labels`: per-layer measure -> axis label."""
+    if CKA not in frames:
         raise KeyError("write_report needs a 'cka' frame")
-    missing = [c for c in REQUIRED_CKA_COLUMNS if c not in frames["cka"].columns]
+    missing = [c for c in REQUIRED_CKA_COLUMNS if c not in frames[CKA].columns]
     if missing:
         raise ValueError(f"'cka' frame lacks columns {missing}")
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    frames = _derive(frames)
-    rendered = []
-    for stem, caption, build in _figures(frames):
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>layerwise report</title>",
+             f"<style>{STYLE}</style></head><body><h1>Layer by layer: where multi-task learning happens</h1>"]
+    parts += findings_section(frames, primary)
+    parts += health_section(frames)
+    parts += ["<h2 id='headline'>Headline numbers</h2>", _table(headline_numbers(frames))]
+    parts += layer_map_section(frames, primary)
+    parts += robustness_section(frames, primary)
+    parts += eval_section(frames)
+    parts.append("<h2 id='figures'>Figures</h2>")
+    for stem, caption, build in _figures(frames, primary, labels or {}):
         png = _png(build())
         (fig_dir / f"{stem}.png").write_bytes(png)
-        rendered.append((stem, caption, png))
+        parts.append(f"<figure id='{stem}'><img alt='{_esc(stem)}' src='data:image/png;base64,"
+                     f"{base64.b64encode(png).decode('ascii')}'><figcaption><b>{_esc(stem)}</b>: "
+                     f"{_esc(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
     report = out_dir / "report.html"
-    report.write_text(_html(rendered, headline_numbers(frames), frames.get("layer_map"), frames), encoding="utf-8")
+    report.write_text("\n".join(parts), encoding="utf-8")
     return report

@@ -16,8 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from analysis.roles import CONTROL, MULTITASK, PRETRAINED
+
 METRICS = ("accuracy", "rouge_l", "bleu")
-EVAL_COLUMNS = ("model", "task", "cluster", "metric", "score", "n")
+EVAL_COLUMNS = ("model", "task", "cluster", "metric", "score", "ci_low", "ci_high", "n")
+GAP_COLUMNS = ("task", "cluster", "metric", "n", "multitask_minus_control", "ci_low", "ci_high", "verdict")
 
 
 def normalize_answer(text: str) -> str:
@@ -60,18 +63,95 @@ def _same_length(predictions: Sequence[str], references: Sequence[str]) -> None:
         raise ValueError("no predictions to score")
 
 
+def _resampled(metric: str, predictions: Sequence[str], references: Sequence[str], idx: np.ndarray) -> np.ndarray:
+    """The task score on each bootstrap resample (rows of idx) of the examples."""
+    if metric == "bleu":  # corpus-level: recomputed on every resample
+        return np.array([bleu([predictions[i] for i in rows], [references[i] for i in rows]) for rows in idx])
+    per_example = np.array([_per_example(metric, p, r) for p, r in zip(predictions, references)])
+    return per_example[idx].mean(axis=1)
+
+
+def _per_example(metric: str, prediction: str, reference: str) -> float:
+    if metric == "accuracy":
+        return 100.0 * (normalize_answer(prediction) == normalize_answer(reference))
+    return rouge_l([prediction], [reference])
+
+
+def _draws(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def score_with_ci(metric: str, predictions: Sequence[str], references: Sequence[str], *, n_boot: int = 1000,
+                  seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """(score, ci_low, ci_high): a percentile bootstrap over the test examples."""
+    score = task_score(metric, predictions, references)
+    values = _resampled(metric, predictions, references, _draws(len(predictions), n_boot, seed))
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return score, float(lo), float(hi)
+
+
+def paired_gap(metric: str, predictions_a: Sequence[str], predictions_b: Sequence[str], references: Sequence[str], *,
+               n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """(score_a - score_b, ci_low, ci_high) on the same examples: a paired bootstrap (both models are
+    scored on each resample), so the interval reflects the gap, not the two scores' own spreads."""
+    gap = task_score(metric, predictions_a, references) - task_score(metric, predictions_b, references)
+    idx = _draws(len(references), n_boot, seed)
+    values = _resampled(metric, predictions_a, references, idx) - _resampled(metric, predictions_b, references, idx)
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return gap, float(lo), float(hi)
+
+
+def score_frame(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
+    """eval.parquet: one row per (model, task) with its score and 95% CI.
+
+    predictions: example_id, model, prediction, task, cluster, metric, target (one row per scored example)."""
+    records = []
+    for (model, task, cluster, metric), group in predictions.group_by("model", "task", "cluster", "metric"):
+        group = group.sort("example_id")
+        score, lo, hi = score_with_ci(metric, group["prediction"].to_list(), group["target"].to_list(),
+                                      n_boot=n_boot, seed=seed)
+        records.append({"model": model, "task": task, "cluster": cluster, "metric": metric, "score": score,
+                        "ci_low": lo, "ci_high": hi, "n": group.height})
+    order = {PRETRAINED: 0, MULTITASK: 1, CONTROL: 2}
+    tasks = {task: i for i, task in enumerate(dict.fromkeys(predictions["task"].to_list()))}
+    schema = {"model": pl.String, "task": pl.String, "cluster": pl.String, "metric": pl.String, "score": pl.Float64,
+              "ci_low": pl.Float64, "ci_high": pl.Float64, "n": pl.Int64}
+    return (pl.DataFrame(records, schema=schema)
+            .sort(pl.col("model").replace_strict(order, default=3), pl.col("task").replace_strict(tasks, default=-1))
+            .select(EVAL_COLUMNS))
+
+
+def gap_frame(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
+    """E - C_t per task with a paired-bootstrap CI; `verdict` calls it a difference only when the
+    CI excludes zero ("multitask better", "control better", else "no difference")."""
+    records = []
+    for (task, cluster, metric), group in predictions.group_by("task", "cluster", "metric", maintain_order=True):
+        wide = (group.filter(pl.col("model").is_in([MULTITASK, CONTROL]))
+                .pivot(on="model", index=["example_id", "target"], values="prediction").drop_nulls().sort("example_id"))
+        if MULTITASK not in wide.columns or CONTROL not in wide.columns or wide.is_empty():
+            continue
+        gap, lo, hi = paired_gap(metric, wide[MULTITASK].to_list(), wide[CONTROL].to_list(), wide["target"].to_list(),
+                                 n_boot=n_boot, seed=seed)
+        verdict = "multitask better" if lo > 0 else "control better" if hi < 0 else "no difference"
+        records.append({"task": task, "cluster": cluster, "metric": metric, "n": wide.height,
+                        "multitask_minus_control": gap, "ci_low": lo, "ci_high": hi, "verdict": verdict})
+    schema = {"task": pl.String, "cluster": pl.String, "metric": pl.String, "n": pl.Int64,
+              "multitask_minus_control": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "verdict": pl.String}
+    return pl.DataFrame(records, schema=schema).select(GAP_COLUMNS)
+
+
 def comparison_table(scores: pl.DataFrame) -> pl.DataFrame:
     """Tables 3/4 layout: one row per task, grouped by cluster, scores of each model side by side.
 
     Columns: cluster, task, metric, n, then one column per model present (pretrained, multitask,
     control, in that order) and multitask_minus_control when both are there.
     """
-    order = [m for m in ("pretrained", "multitask", "control") if (scores["model"] == m).any()]
+    order = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]
     order += sorted(set(scores["model"].unique().to_list()) - set(order))
     wide = (scores.pivot(on="model", index=["cluster", "task", "metric"], values="score")
             .join(scores.group_by("task").agg(pl.col("n").max()), on="task"))
-    if {"multitask", "control"} <= set(order):
-        wide = wide.with_columns((pl.col("multitask") - pl.col("control")).alias("multitask_minus_control"))
+    if {MULTITASK, CONTROL} <= set(order):
+        wide = wide.with_columns((pl.col(MULTITASK) - pl.col(CONTROL)).alias("multitask_minus_control"))
     extra = ["multitask_minus_control"] if "multitask_minus_control" in wide.columns else []
     clusters = list(dict.fromkeys(scores["cluster"].to_list()))
     return (wide.with_columns(pl.col("cluster").replace_strict({c: i for i, c in enumerate(clusters)}).alias("_c"))
@@ -87,7 +167,7 @@ def score_cka_frame(scores: pl.DataFrame, cka: pl.DataFrame, layers: Sequence[in
     layers = list(layers)
     mean_cka = (cka.filter(pl.col("layer").is_in(layers))
                 .group_by("experimental", "task").agg(pl.col("cka").mean()))
-    control = scores.filter(pl.col("model") == "control").select("task", pl.col("score").alias("control_score"))
+    control = scores.filter(pl.col("model") == CONTROL).select("task", pl.col("score").alias("control_score"))
     return (scores.rename({"model": "experimental"})
             .join(mean_cka, on=["experimental", "task"], how="inner")
             .join(control, on="task", how="left")

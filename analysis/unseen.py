@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import polars as pl
 
+from analysis.roles import MULTITASK, PRETRAINED, UNSEEN
 
-def unseen_frame(cka: pl.DataFrame, base: str = "pretrained", tuned: str = "multitask") -> pl.DataFrame:
+
+def unseen_frame(cka: pl.DataFrame, base: str = PRETRAINED, tuned: str = MULTITASK) -> pl.DataFrame:
     """Columns: group ("seen"/"unseen"), experimental, layer, n_tasks, mean, std, median, q25, q75,
     tuned_minus_base (mean CKA of `tuned` minus `base` in that group and layer; null if either is absent).
     """
     summary = (
-        cka.with_columns(pl.when(pl.col("cluster") == "unseen").then(pl.lit("unseen")).otherwise(pl.lit("seen")).alias("group"))
+        cka.with_columns(pl.when(pl.col("cluster") == UNSEEN).then(pl.lit("unseen")).otherwise(pl.lit("seen")).alias("group"))
         .group_by("group", "experimental", "layer")
         .agg(
             pl.col("task").n_unique().alias("n_tasks"),

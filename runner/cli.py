@@ -1,4 +1,10 @@
-"""`layerwise` command line: one subcommand per stage, plus run, sweep and tasks."""
+"""`layerwise` command line: one subcommand per stage (from the stage table), plus run, sweep and tasks.
+
+Everything that can be checked without Ray is checked first (config, task names, sizes, paths,
+the model's location); then the run takes a lock on its output folder, clears what a killed run
+left behind, and runs its stages. Ctrl-C or SIGTERM stops it at once with one line saying what
+finished and how to resume.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -14,6 +21,19 @@ import yaml
 from runner.config import ConfigError, load_config, preset_path
 
 DEFAULT_PRESET = "demo"
+log = logging.getLogger("layerwise")
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: not an Exception, so no library's `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame) -> None:
+    raise Interrupted(signum)
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -35,30 +55,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: RAY_ADDRESS, else start Ray in-process)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (jobs, resources, paths) and exit")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show everything on the terminal: Ray's and the workers' logs, library warnings")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from runner.stages import STAGES
+
     parser = argparse.ArgumentParser(
         prog="layerwise",
         description="Where does multi-task learning happen in instruction-tuned LLMs? "
                     "Train E and per-task controls (Ray Train + DeepSpeed + LoRA), extract last-token "
-                    "states (Ray Data), compare them layer by layer with CKA (Ray tasks + Polars).")
+                    "states (Ray Data), compare them layer by layer (Ray tasks + Polars), with a noise floor.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    helps = {
-        "run": "train, evaluate, extract, analyze and report (skips finished work; --resume is implied)",
-        "train": "LoRA-tune the multi-task model E and one control per task",
-        "evaluate": "score pretrained, E and each control on every task's held-out test examples",
-        "extract": "last-token hidden states at every layer for pretrained, E and each control",
-        "analyze": "layerwise CKA and statistics into Polars frames",
-        "report": "figures and report.html from the frames",
-    }
-    for name, text in helps.items():
-        p = sub.add_parser(name, help=text, description=text)
-        _common(p)
-        if name == "run":
-            p.add_argument("--resume", action="store_true",
-                           help="continue a stopped run (the default: finished work is always reused)")
+    run_help = f"{', '.join(STAGES)}: the whole study (skips finished work; --resume is implied)"
+    p = sub.add_parser("run", help=run_help, description=run_help)
+    _common(p)
+    p.add_argument("--resume", action="store_true",
+                   help="continue a stopped run (the default: finished work is always reused)")
+    for stage in STAGES.values():
+        _common(sub.add_parser(stage.name, help=stage.help, description=stage.help))
     sweep_p = sub.add_parser("sweep", help="the study over LoRA ranks x seeds, every cell trained side by side",
                              description="the study over LoRA ranks x seeds, every cell trained side by side")
     _common(sweep_p)
@@ -78,9 +94,8 @@ def _load(args: argparse.Namespace):
     out = args.out or Path("results") / config.name
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and not out.is_absolute():
         # Under `ray job submit` the cwd is a temporary copy of the working dir, deleted afterwards.
-        logging.getLogger("layerwise").warning(
-            "--out %s is relative inside a Ray job: results go to a temporary directory that Ray deletes; "
-            "pass an absolute path on shared storage, e.g. --out /mnt/shared/results/%s", out, config.name)
+        log.warning("--out %s is relative inside a Ray job: results go to a temporary directory that Ray deletes; "
+                    "pass an absolute path on shared storage, e.g. --out /mnt/shared/results/%s", out, config.name)
     return config, out
 
 
@@ -90,7 +105,7 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
     import tasks as suite
 
     if args.preview:
-        print(suite.templates.preview(args.preview))
+        print(suite.preview(args.preview))
         return
     catalog = suite.catalog()
     if args.config:
@@ -106,42 +121,115 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
         atomic_write_parquet(catalog, Path(args.out) / "tasks.parquet")
 
 
+class Session:
+    """What the closing line and an interrupt need to know: the stages, and which have finished."""
+
+    def __init__(self, exp, stages: tuple[str, ...]):
+        self.exp, self.stages, self.finished, self.current = exp, stages, [], None
+        self.started = time.time()
+
+    def run(self) -> None:
+        from runner.pipeline import run_stages
+
+        for name in self.stages:
+            self.current = name
+            run_stages(self.exp, (name,))
+            self.finished.append(name)
+        self.current = None
+
+    def progress_line(self) -> str:
+        from runner.stages.train import pending_jobs
+
+        plan = self.exp.plan
+        done = [f"{name}" for name in self.finished]
+        if self.current == "train" or (self.current is None and "train" not in self.finished):
+            left = len(pending_jobs(plan))
+            done.append(f"{len(plan.jobs) - left} of {len(plan.jobs)} models trained")
+        todo = [name for name in self.stages if name not in self.finished]
+        return (f"finished: {', '.join(done) or 'nothing'}; not done: {', '.join(todo) or 'nothing'}")
+
+
+def _preflight(exp, stages: tuple[str, ...], first: str) -> None:
+    from runner.checks import check_experiment
+    from runner.stages import check_inputs, preflight
+
+    check_experiment(exp)
+    check_inputs(exp, first)
+    preflight(exp, stages)
+
+
+def _summary(session: Session) -> str:
+    exp, out = session.exp, session.exp.plan.out
+    times = ", ".join(f"{name} {info['seconds']:.0f}s" for name, info in exp.manifest.data["stages"].items()
+                      if name in session.finished)
+    lines = [f"layerwise: {'/'.join(session.finished)} finished in {time.time() - session.started:.0f}s ({times})"]
+    if (out / "report.html").exists() and "report" in session.finished:
+        lines.append(f"  report: {out / 'report.html'}")
+    findings = out / "findings.parquet"
+    if findings.exists() and "analyze" in session.finished:
+        import polars as pl
+
+        f = pl.read_parquet(findings).filter(pl.col("measure") == exp.config.analysis.primary)
+        tally = ", ".join(f"{n} {v}" for v, n in f["verdict"].value_counts().sort("verdict").iter_rows())
+        lines.append(f"  findings ({exp.config.analysis.primary}): {tally}")
+    lines += [f"  needs attention: {note}" for note in exp.notes]
+    from runner.console import log_path
+
+    if log_path() is not None:
+        lines.append(f"  full logs: {log_path().parent}")
+    return "\n".join(lines)
+
+
 def _cmd_stages(args: argparse.Namespace) -> None:
+    from runner import console
     from runner.dryrun import print_plan
-    from runner.pipeline import STAGES, check_inputs, connect, prepare, run_stages
+    from runner.lock import RunLock
+    from runner.pipeline import connect, prepare
+    from runner.stages import STAGES
+    from runner.store import remove_litter
 
     config, out = _load(args)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; pass a folder path (it is created if missing)")
     exp = prepare(config, out)
-    stages = STAGES if args.command == "run" else (args.command,)
+    stages = tuple(STAGES) if args.command == "run" else (args.command,)
     if args.dry_run:
         print_plan(exp, stages)
         return
-    check_inputs(exp, stages[0])
-    if any(stage != "report" for stage in stages):
-        connect(args.address)
-    run_stages(exp, stages)
-    print(f"layerwise: {args.command} finished; results in {exp.plan.out}")
+    _preflight(exp, stages, stages[0])
+    exp.plan.out.mkdir(parents=True, exist_ok=True)
+    with RunLock(exp.plan.out, command=" ".join(["layerwise", *sys.argv[1:]])):
+        console.setup(exp.plan.out / "logs", args.verbose)
+        remove_litter(exp.plan.out)
+        session = Session(exp, stages)
+        try:
+            if any(STAGES[name].ray for name in stages):
+                connect(args.address, exp.plan.out / "logs", args.verbose)
+            session.run()
+        except Interrupted as stop:
+            print(f"layerwise: interrupted ({stop}) during {session.current or 'start-up'}; {session.progress_line()}; "
+                  "re-run the same command to resume", file=console.terminal())
+            raise
+        finally:
+            console.save_ray_logs()
+        print(_summary(session), file=console.terminal())
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean "fix your input": shown as one line. Anything else keeps its traceback."""
+    """Errors that mean "fix your input" or "a known thing failed": shown as one line."""
     from runner.models import ModelUnavailableError
+    from runner.stages.train import TrainingFailed
     from runner.store import ArtifactError
-    from runner.train import TrainingFailed
     from tasks import TaskSourceError, UnknownTaskError
 
     return (ConfigError, UnknownTaskError, TaskSourceError, ModelUnavailableError, ArtifactError, TrainingFailed,
             FileNotFoundError)
 
 
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM into a normal exit, so an in-process Ray cluster is shut down with the driver."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
 def _cmd_sweep(args: argparse.Namespace) -> None:
     from runner.dryrun import print_plan
     from runner.pipeline import connect
+    from runner.stages import STAGES
     from runner.sweep import parse_ints, prepare_sweep, run_sweep
 
     config, out = _load(args)
@@ -150,23 +238,25 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     if args.dry_run:
         for cell, exp in exps.items():
             print(f"== cell {cell.label}")
-            print_plan(exp, ("train", "evaluate", "extract", "analyze", "report"))
+            print_plan(exp, tuple(STAGES))
         return
-    connect(args.address)
+    from runner import console
+
+    console.setup(Path(out) / "logs", args.verbose)
+    connect(args.address, Path(out) / "logs", args.verbose)
     frames = run_sweep(exps, out)
     print(f"layerwise: sweep of {len(exps)} cells finished; {frames['cka'].height} CKA rows in {out / 'cka.parquet'}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    _exit_on_sigterm()
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         # `layerwise` alone runs the embedded demo, the study end to end.
         args = parser.parse_args(["run", *(argv or [])])
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    user_errors = _user_errors()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         if args.command == "tasks":
             _cmd_tasks(args)
@@ -174,11 +264,38 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_sweep(args)
         else:
             _cmd_stages(args)
-    except user_errors as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"layerwise: error: {message}", file=sys.stderr)
+    except Interrupted as stop:
+        return 128 + stop.signum
+    except _user_errors() as err:
+        print(f"layerwise: error: {_message(err)}", file=_terminal())
         return 2
+    except Exception as err:  # from inside Ray: unwrap to the cause, point at the full log
+        from runner.console import log_path
+        from runner.errors import one_line
+
+        where = f"; full log: {log_path()}" if log_path() else ""
+        print(f"layerwise: error: {one_line(err)}{where}", file=_terminal())
+        if getattr(args, "verbose", False):
+            raise
+        return 1
     return 0
+
+
+def _terminal():
+    from runner.console import terminal
+
+    return terminal()
+
+
+def _message(err: BaseException) -> str:
+    """A user error's own one-line message, also when it comes back wrapped by Ray."""
+    from runner.errors import one_line
+
+    text = one_line(err)
+    for kind in _user_errors():
+        if text.startswith(f"{kind.__name__}: "):
+            return text.removeprefix(f"{kind.__name__}: ")
+    return text
 
 
 if __name__ == "__main__":

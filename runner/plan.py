@@ -2,19 +2,20 @@
 
 Every artifact path carries the hash of everything it depends on, so a re-run finds finished
 work by content, and two configs sharing an output folder never overwrite each other's models.
+
+Besides E and one control per task, the plan holds the noise floor (a few controls retrained
+with other seeds) and E's exposure guarantee: E trains at least long enough to see every seen
+task as often as that task's control can (MOSSA compares models with comparable exposure).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from analysis.roles import CONTROL, MULTITASK, UNSEEN, reseeded
 from runner.config import ConfigError, ExperimentConfig, stable_hash
-
-MULTITASK = "multitask"
-CONTROL = "control"
-PRETRAINED = "pretrained"
-UNSEEN = "unseen"
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,13 @@ class TaskRef:
 
 @dataclass(frozen=True)
 class TrainJob:
-    id: str                 # "multitask" or "control-<task>"
+    id: str                 # "multitask", "control-<task>" or "control-<task>-seed<k>"
     role: str               # MULTITASK or CONTROL
     tasks: tuple[str, ...]  # the tasks it trains on
+    seed: int               # LoRA initialisation, data order and dropout
+    label: str              # the model's name in the activations and frames
     max_steps: int
+    min_steps: int          # no early stop before this (E's exposure guarantee)
     batch_size: int         # global batch per optimizer step
     workers: int
     cpus_per_worker: float
@@ -45,7 +49,7 @@ class TrainRun:
     """One Ray Train run: E alone, or one or more controls trained one after another.
 
     Packing several controls into one run amortises worker start-up (process, imports, process
-    group, engine) over many small jobs; on a GPU cluster each control gets its own run."""
+    group, base model load) over many small jobs; on a GPU cluster each control gets its own run."""
 
     id: str
     jobs: tuple[TrainJob, ...]
@@ -76,11 +80,27 @@ def group_runs(jobs: list[TrainJob], controls_per_run: int) -> list[TrainRun]:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """How often E sees one seen task, against how often its control may see it, at the caps."""
+
+    task: str
+    rate: float             # the task's share of E's mixture
+    multitask_min: int      # examples E is guaranteed to see (its min_steps x batch x rate)
+    control_max: int        # examples the control sees at most (its max_steps x batch)
+
+    @property
+    def ok(self) -> bool:
+        return self.multitask_min >= self.control_max
+
+
+@dataclass(frozen=True)
 class Plan:
     config: ExperimentConfig
     out: Path
     tasks: tuple[TaskRef, ...]
     jobs: tuple[TrainJob, ...]
+    exposure: tuple[Exposure, ...]
+    train_sizes: dict[str, int]
     data_key: str
     extract_key: str
     analyze_key: str
@@ -95,40 +115,114 @@ class Plan:
     def job(self, job_id: str) -> TrainJob:
         return next(j for j in self.jobs if j.id == job_id)
 
-    def control_for(self, task: str) -> TrainJob:
-        return self.job(f"{CONTROL}-{task}")
+    @property
+    def scored_jobs(self) -> tuple[TrainJob, ...]:
+        """The models the evaluate stage scores: E and the run-seed controls (the noise-floor
+        twins only feed the representation analysis)."""
+        return tuple(j for j in self.jobs if j.seed == self.config.training.seed or j.role == MULTITASK)
 
 
-def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: str = "") -> Plan:
+def train_sizes(config: ExperimentConfig, tasks: list[TaskRef], pool_size: int | None) -> dict[str, int]:
+    """Training examples per task as configured: tasks.train_sizes, else max_train, else the pool."""
+    t = config.tasks
+    unknown = sorted(set(t.train_sizes) - {ref.name for ref in tasks})
+    if unknown:
+        raise ConfigError(f"tasks.train_sizes: {', '.join(unknown)} not among the selected tasks")
+    sizes = {}
+    for ref in tasks:
+        size = t.train_sizes.get(ref.name, t.max_train)
+        if pool_size is not None:
+            size = pool_size if size is None else min(size, pool_size)
+        sizes[ref.name] = size
+    return sizes
+
+
+def baseline_tasks(config: ExperimentConfig, tasks: list[TaskRef]) -> list[TaskRef]:
+    """The tasks whose controls are retrained with other seeds: the configured ones, else one
+    per cluster in turn (seen clusters first), so the floor is not one cluster's quirk."""
+    b = config.baseline
+    if not b.seeds:
+        return []
+    if b.select is not None:
+        chosen = [ref for ref in tasks if ref.name in set(b.select)]
+        missing = sorted(set(b.select) - {ref.name for ref in chosen})
+        if missing:
+            raise ConfigError(f"baseline.select: {', '.join(missing)} not among the selected tasks")
+        return chosen
+    by_cluster: dict[str, list[TaskRef]] = {}
+    for ref in sorted(tasks, key=lambda r: r.cluster == UNSEEN):
+        by_cluster.setdefault(ref.cluster, []).append(ref)
+    chosen: list[TaskRef] = []
+    while len(chosen) < min(b.tasks, len(tasks)):
+        for members in by_cluster.values():
+            if members and len(chosen) < b.tasks:
+                chosen.append(members.pop(0))
+    return chosen
+
+
+def _mixture_rates(config: ExperimentConfig, sizes: dict[str, int]) -> dict[str, float] | None:
+    from tasks import mixing_rates
+
+    if any(size is None for size in sizes.values()):
+        return None  # hub sizes are known only once the data is loaded
+    return mixing_rates(sizes, cap=config.tasks.mixture_cap)
+
+
+def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: str = "",
+              pool_size: int | None = None) -> Plan:
+    """`pool_size`: training rows each task's source holds (the offline mini-Flan's 512), or None."""
     out = Path(out).resolve()
     names = [t.name for t in tasks]
+    sizes = train_sizes(config, tasks, pool_size)
     data_key = stable_hash({"tasks": config.model_dump(mode="json")["tasks"], "selected": names,
                             "probe_size": config.extraction.probe_size})
-    # What a trained adapter depends on: base model, data, LoRA, optimisation, precision.
-    model_part = config.digest("model", "lora", "training", "deepspeed")
-    res = config.resources
+    # What a trained adapter depends on: base model, data, LoRA, optimisation, precision. The
+    # seed is the job's own (a noise-floor twin differs from its control in the seed alone).
+    model_part = config.digest("model", "lora", "deepspeed")
+    training = config.model_dump(mode="json")["training"]
+    training.pop("seed")
+    res, t = config.resources, config.training
 
-    def job(role: str, trained_on: list[str], max_steps: int, batch_size: int, workers: int) -> TrainJob:
-        job_id = MULTITASK if role == MULTITASK else f"{CONTROL}-{trained_on[0]}"
-        key = stable_hash([model_part, data_key, role, trained_on, max_steps, batch_size])
-        return TrainJob(id=job_id, role=role, tasks=tuple(trained_on), max_steps=max_steps,
-                        batch_size=batch_size, workers=workers,
+    def job(role: str, trained_on: list[str], seed: int, max_steps: int, min_steps: int, batch_size: int,
+            workers: int) -> TrainJob:
+        base_id = MULTITASK if role == MULTITASK else f"{CONTROL}-{trained_on[0]}"
+        twin = role == CONTROL and seed != t.seed
+        job_id = f"{base_id}-seed{seed}" if twin else base_id
+        label = reseeded(seed) if twin else role
+        key = stable_hash([model_part, training, data_key, role, trained_on, seed, max_steps, min_steps, batch_size])
+        return TrainJob(id=job_id, role=role, tasks=tuple(trained_on), seed=seed, label=label,
+                        max_steps=max_steps, min_steps=min_steps, batch_size=batch_size, workers=workers,
                         cpus_per_worker=res.cpus_per_worker, gpus_per_worker=res.gpus_per_worker,
                         key=key, out_dir=str(out / "models" / f"{job_id}-{key}"))
 
-    t = config.training
     # E never sees the held-out "unseen" cluster; every task, unseen included, gets its control.
     seen = [ref.name for ref in tasks if ref.cluster != UNSEEN]
     if not seen:
         raise ConfigError("tasks.select: every selected task is in the unseen cluster; "
                           "the multi-task model needs at least one training task")
-    jobs = [job(MULTITASK, seen, t.max_steps, t.batch_size, res.multitask_workers)]
-    jobs += [job(CONTROL, [name], t.control_max_steps, t.control_batch, res.control_workers) for name in names]
+    control_max = t.control_max_steps * t.control_batch
+    rates = _mixture_rates(config, {name: sizes[name] for name in seen})
+    min_steps = 0 if rates is None else max(math.ceil(control_max / (rate * t.batch_size)) for rate in rates.values())
+    if min_steps > t.max_steps:
+        raise ConfigError(
+            f"training.max_steps {t.max_steps} is too few for E to see every task as often as its control may "
+            f"({control_max} examples = control_max_steps x control batch): E needs >= {min_steps} steps; "
+            "raise training.max_steps or lower training.control_max_steps")
+    exposure = tuple(Exposure(name, rate, math.floor(min_steps * t.batch_size * rate), control_max)
+                     for name, rate in (rates or {}).items())
+    jobs = [job(MULTITASK, seen, t.seed, t.max_steps, min_steps, t.batch_size, res.multitask_workers)]
+    jobs += [job(CONTROL, [name], t.seed, t.control_max_steps, 0, t.control_batch, res.control_workers)
+             for name in names]
+    for ref in baseline_tasks(config, tasks):
+        jobs += [job(CONTROL, [ref.name], seed, t.control_max_steps, 0, t.control_batch, res.control_workers)
+                 for seed in config.baseline.seeds if seed != t.seed]
     extract_key = stable_hash([[j.key for j in jobs], config.digest("extraction")])
     analyze_key = stable_hash([extract_key, config.digest("analysis")])
     # Scores depend on the models, the test splits (in data_key, via every job key) and how they
     # are scored; not on `enabled` or the harness benchmarks, which are kept apart.
     scoring = config.evaluation.model_dump(mode="json", exclude={"enabled", "harness_tasks"})
-    evaluate_key = stable_hash([[j.key for j in jobs], scoring, config.training.max_length])
-    return Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), data_key=data_key,
-                extract_key=extract_key, analyze_key=analyze_key, evaluate_key=evaluate_key, cell=cell)
+    scored = [j.key for j in jobs if j.role == MULTITASK or j.seed == t.seed]
+    evaluate_key = stable_hash([scored, scoring, config.training.max_length])
+    return Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), exposure=exposure,
+                train_sizes=sizes, data_key=data_key, extract_key=extract_key, analyze_key=analyze_key,
+                evaluate_key=evaluate_key, cell=cell)

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import ray
 
-from runner.analyze import read_task_reps
+from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP
 from runner.config import ConfigError, ExperimentConfig
 from runner.pipeline import Experiment, prepare, run_stages
-from runner.plan import CONTROL
-from runner.progress import bar
+from runner.stages import stages_after
+from runner.stages.analyze import read_task_reps
 from runner.store import atomic_write_parquet
 
 log = logging.getLogger("layerwise.sweep")
-CELL_STAGES = ("evaluate", "extract", "analyze", "report")
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,6 @@ def prepare_sweep(base: ExperimentConfig, out: Path, ranks: list[int], seeds: li
     return {cell: prepare(cell_config(base, cell), out / cell.label, cell=f"{cell.label}/") for cell in cells}
 
 
-@ray.remote(num_cpus=1)
 def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: str) -> pl.DataFrame:
     """CKA per layer between two controls of one task that differ only in their training seed."""
     from analysis.align import align_and_mask
@@ -74,12 +71,16 @@ def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: st
 
 
 def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
-    pending = {}
+    import ray
+
+    from runner.console import bar
+
+    remote, pending = ray.remote(num_cpus=1)(seed_pair_cka), {}
     for rank in sorted({c.lora_rank for c in exps}):
         same_rank = sorted((c for c in exps if c.lora_rank == rank), key=lambda c: c.seed)
         for a, b in itertools.combinations(same_rank, 2):
             for task in exps[a].plan.tasks:
-                ref = seed_pair_cka.remote(str(exps[a].plan.activations_dir), str(exps[b].plan.activations_dir),
+                ref = remote.remote(str(exps[a].plan.activations_dir), str(exps[b].plan.activations_dir),
                                            task.name, task.cluster)
                 pending[ref] = (rank, a.seed, b.seed)
     if not pending:
@@ -100,15 +101,15 @@ def stack_cells(exps: dict[Cell, Experiment], name: str) -> pl.DataFrame | None:
 
 
 def run_sweep(exps: dict[Cell, Experiment], out: Path) -> dict[str, pl.DataFrame]:
-    from runner.train import run_training
+    from runner.stages.train import run_training
 
     first = next(iter(exps.values()))
     run_training([(exp.plan, exp.splits) for exp in exps.values()], first.model_dir)
     for cell, exp in exps.items():
         log.info("sweep: cell %s", cell.label)
         exp._model_dir = first.model_dir  # one base model for every cell
-        run_stages(exp, CELL_STAGES)
-    frames = {name: frame for name in ("cka", "eval", "layer_map")
+        run_stages(exp, ("train", *stages_after("train")))  # train: writes the cell's training.parquet
+    frames = {name: frame for name in (CKA, EVAL, LAYER_MAP)
               if (frame := stack_cells(exps, name)) is not None}
     baseline = seed_baseline(exps)
     if baseline is not None:
@@ -117,5 +118,5 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path) -> dict[str, pl.DataFrame
         atomic_write_parquet(frame, out / f"{name}.parquet")
     from analysis.figures.sweep import write_sweep_figure
 
-    write_sweep_figure(frames["cka"], frames.get("seed_baseline"), out / "figures" / "sweep_cka_by_rank.png")
+    write_sweep_figure(frames[CKA], frames.get("seed_baseline"), out / "figures" / "sweep_cka_by_rank.png")
     return frames

@@ -6,6 +6,7 @@ Pure data: no Ray, no models, no network at import time. See docs/interfaces.md 
 from tasks import templates
 from tasks.catalog import catalog
 from tasks.mixture import build_mixture, cap_train_sets, cluster_caps, mixing_rates
+from tasks.preview import preview
 from tasks.registry import CLUSTERS, PAPER_TASKS, UnknownTaskError, all_tasks, get_task, resolve_tasks
 from tasks.sources import SOURCES, TaskSourceError
 from tasks.spec import CLUSTER_TITLES, HubSource, TaskSpec
@@ -30,6 +31,7 @@ __all__ = [
     "get_task",
     "load_splits",
     "mixing_rates",
+    "preview",
     "resolve_tasks",
     "task_statistics",
     "templates",

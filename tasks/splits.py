@@ -59,7 +59,8 @@ def _render(spec: TaskSpec, pool: datasets.Dataset, indices: list[int], split: s
         if "prompt" in row:  # flan_submix: FLAN rendered it already
             tid, prompt, target, options = -1, row["prompt"], row["target"], []
         else:
-            tid = template_id_for(i)
+            # Test examples are scored against the task's answer, so they use forward templates only.
+            tid = template_id_for(i, forward_only=split == "test", task=spec)
             prompt, target, options = render(spec, row, tid)
         cols["example_id"].append(f"{spec.name}:{split}:{i:06d}")
         cols["task"].append(spec.name)

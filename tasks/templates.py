@@ -1,4 +1,4 @@
-"""Rendering rows through a task's instruction templates; listing and previewing them."""
+"""Rendering rows through a task's instruction templates, and listing them."""
 
 from __future__ import annotations
 
@@ -49,9 +49,13 @@ def options_block(options: list[str] | tuple[str, ...]) -> str:
     return "\n\nOPTIONS:\n" + "\n".join(f"- {o}" for o in options) if options else ""
 
 
-def template_id_for(index: int) -> int:
-    """Round-robin assignment by example index, as FLAN cycles its templates."""
-    return index % NUM_TEMPLATES
+def template_id_for(index: int, forward_only: bool = False, task: str | TaskSpec | None = None) -> int:
+    """Round-robin assignment by example index, as FLAN cycles its templates. `forward_only` cycles
+    through the task's forward templates alone (a scored test example must ask for the answer)."""
+    if not forward_only:
+        return index % NUM_TEMPLATES
+    forward = [t.id for t in list_templates(task) if not t.inverted]
+    return forward[index % len(forward)]
 
 
 def render(spec: TaskSpec, row: Mapping[str, Any], template_id: int) -> tuple[str, str, list[str]]:
@@ -65,17 +69,3 @@ def render(spec: TaskSpec, row: Mapping[str, Any], template_id: int) -> tuple[st
     show = bool(options) and "{options_}" in prompt_t
     values = {**spec.constants, **row, "options_": options_block(options) if show else ""}
     return prompt_t.format_map(values), target_t.format_map(values), options if show else []
-
-
-def preview(task: str | TaskSpec, n: int = 3, source: str = "offline") -> str:
-    """The first n examples of the task's training split, one per template, as text."""
-    from tasks.splits import load_splits  # lazy: splits imports this module
-
-    spec = get_task(task)
-    train = load_splits(spec, source=source, probe_size=1, val_size=1, test_size=1).train
-    blocks = [f"# {spec.name} ({spec.cluster}, {spec.metric}, {NUM_TEMPLATES} templates)"]
-    for row in train.select(range(min(n, len(train)))):
-        blocks.append(
-            f"--- template {row['template_id']} [{row['example_id']}]\n{row['prompt']}\n>>> {row['target']}"
-        )
-    return "\n".join(blocks)

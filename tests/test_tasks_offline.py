@@ -116,5 +116,5 @@ def test_catalog_and_statistics(every_split):
 
 
 def test_preview_shows_rendered_examples(cache):
-    text = tasks.templates.preview("copa", n=3)
+    text = tasks.preview("copa", n=3)
     assert text.count("--- template") == 3 and "copa" in text and ">>>" in text

@@ -12,8 +12,10 @@ import polars as pl
 from matplotlib.patches import Patch
 
 from analysis.layer_map import layer_ranges
+from analysis.roles import CKA, CONTROL, MULTITASK, PRETRAINED
 
-MODEL_COLORS = {"pretrained": "#4C72B0", "multitask": "#DD8452"}
+MODEL_COLORS = {PRETRAINED: "#4C72B0", MULTITASK: "#DD8452", CONTROL: "#55A868"}
+FLOOR_COLOR = "#9e9e9e"
 FALLBACK_COLORS = ["#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 SHADE = {"shared": "#dbe9f6", "transition": "#fde2c8", "refinement": "#dcefd9"}
 
@@ -44,7 +46,21 @@ def shade_layers(ax, layer_map: pl.DataFrame | None, label: bool = True) -> list
     return [Patch(color=SHADE[f], label=f"{f} layers") for f in seen] if label else []
 
 
-def paired_boxplots(ax, frame: pl.DataFrame, models: list[str], value: str = "cka") -> list:
+def floor_band(ax, seed_baseline: pl.DataFrame | None, value: str = CKA) -> list[Patch]:
+    """The noise floor: per layer, the range over the baseline tasks of the similarity between a
+    control and its reseeded twin (grey band, dashed median). A model's similarity to C_t can only
+    be read against it: C_t itself is no closer than that to a retrained C_t."""
+    if seed_baseline is None or seed_baseline.is_empty():
+        return []
+    band = (seed_baseline.group_by("layer").agg(pl.col(value).min().alias("lo"), pl.col(value).max().alias("hi"),
+                                               pl.col(value).median().alias("mid")).sort("layer"))
+    ax.fill_between(band["layer"], band["lo"], band["hi"], color=FLOOR_COLOR, alpha=0.35, lw=0, zorder=1)
+    ax.plot(band["layer"], band["mid"], "--", color="#616161", lw=0.9, zorder=2)
+    n = seed_baseline["task"].n_unique()
+    return [Patch(color=FLOOR_COLOR, alpha=0.5, label=f"seed-to-seed $C_t$ vs $C_t$' ({n} tasks)")]
+
+
+def paired_boxplots(ax, frame: pl.DataFrame, models: list[str], value: str = CKA) -> list:
     """One box per (layer, model) side by side, the spread across tasks; returns legend handles."""
     layers = sorted(frame["layer"].unique().to_list())
     width = 0.8 / max(len(models), 1)

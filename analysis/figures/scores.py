@@ -7,6 +7,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from analysis.figures.common import model_color, model_order
+from analysis.roles import CKA
 
 MARKERS = {"accuracy": "o", "rouge_l": "s", "bleu": "^"}
 
@@ -23,10 +24,10 @@ def score_cka_figure(frame: pl.DataFrame, layers: list[int]) -> Figure:
             for metric, marker in MARKERS.items():
                 m = sub.filter((pl.col("metric") == metric) & pl.col(value).is_not_null())
                 if not m.is_empty():
-                    ax.scatter(m["cka"], m[value], marker=marker, color=model_color(model, models), s=28,
+                    ax.scatter(m[CKA], m[value], marker=marker, color=model_color(model, models), s=28,
                                alpha=0.85, edgecolors="black", linewidths=0.4, label=f"{model}, {metric}")
             if sub.height <= 12:  # few tasks: name them
-                for task, x, y in sub.select("task", "cka", value).drop_nulls().iter_rows():
+                for task, x, y in sub.select("task", CKA, value).drop_nulls().iter_rows():
                     ax.annotate(task, (x, y), fontsize=6, alpha=0.7, xytext=(3, 2), textcoords="offset points")
         if value == "score_minus_control":
             ax.axhline(0, color="grey", lw=0.6)

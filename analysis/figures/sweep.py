@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import polars as pl
 
 from analysis.figures.common import MODEL_COLORS, model_order
+from analysis.roles import CKA, UNSEEN
 
 
 def sweep_figure(cka: pl.DataFrame, baseline: pl.DataFrame | None):
@@ -17,19 +18,19 @@ def sweep_figure(cka: pl.DataFrame, baseline: pl.DataFrame | None):
     fig, axes = plt.subplots(1, len(ranks), figsize=(4.8 * len(ranks), 3.8), squeeze=False, sharey=True,
                              layout="constrained")
     for ax, rank in zip(axes.ravel(), ranks):
-        sub = cka.filter((pl.col("lora_rank") == rank) & (pl.col("cluster") != "unseen"))
-        per_seed = sub.group_by("experimental", "seed", "layer").agg(pl.col("cka").mean())
+        sub = cka.filter((pl.col("lora_rank") == rank) & (pl.col("cluster") != UNSEEN))
+        per_seed = sub.group_by("experimental", "seed", "layer").agg(pl.col(CKA).mean())
         curves = per_seed.group_by("experimental", "layer").agg(
-            mean=pl.col("cka").mean(), std=pl.col("cka").std().fill_null(0.0)).sort("layer")
+            mean=pl.col(CKA).mean(), std=pl.col(CKA).std().fill_null(0.0)).sort("layer")
         for model in model_order(curves["experimental"].unique().to_list()):
             c = curves.filter(pl.col("experimental") == model)
             color = MODEL_COLORS.get(model, "#555555")
             ax.plot(c["layer"], c["mean"], color=color, lw=1.6, label=model)
             ax.fill_between(c["layer"], c["mean"] - c["std"], c["mean"] + c["std"], color=color, alpha=0.2, lw=0)
         if baseline is not None and (baseline["lora_rank"] == rank).any():
-            b = (baseline.filter(pl.col("lora_rank") == rank).group_by("layer").agg(pl.col("cka").mean())
+            b = (baseline.filter(pl.col("lora_rank") == rank).group_by("layer").agg(pl.col(CKA).mean())
                  .sort("layer"))
-            ax.plot(b["layer"], b["cka"], "k--", lw=1.2, label="control vs control, other seed")
+            ax.plot(b["layer"], b[CKA], "k--", lw=1.2, label="control vs control, other seed")
         ax.set_title(f"LoRA rank {rank}", fontsize=10)
         ax.set_xlabel("layer (0 = embeddings)")
         ax.grid(alpha=0.3)

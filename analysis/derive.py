@@ -1,0 +1,136 @@
+"""Every derived frame, built once from the measured ones (the report only reads them).
+
+In: `similarity` (pairwise measures per experimental, control, task, layer), `layer_stats` (single
+measures per model, task, layer) and `task_stats` (readability, size). Out:
+
+    cka            the primary measure's rows against C_t, in the paper's long form
+    seed_baseline  the primary measure between each control and its reseeded twin
+    movement       per layer: how far the controls moved from the pretrained model against how far
+                   a control moves by its seed alone (1 - s, medians over tasks) and their ratio
+    gaps           per (measure, group, layer): E - pretrained with CI and noise floor (analysis.gaps)
+    layer_map      per (measure, layer): shared / transition / refinement, only above noise
+    findings       per (measure, claim): value, CI, floor, verdict (analysis.findings)
+    correlations   per (experimental, layer, covariate): Pearson and Spearman with p-values
+    unseen         seen vs unseen summaries per layer
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from analysis.correlate import correlation_frame
+from analysis.findings import findings_frame
+from analysis.gaps import gap_frame, seen_tasks, task_matrix, unseen_tasks
+from analysis.layer_map import layer_groups, layer_map_frame
+from analysis.roles import (
+    CKA,
+    CONTROL,
+    CORRELATIONS,
+    EXPERIMENTALS,
+    FINDINGS,
+    GAPS,
+    LAYER_MAP,
+    MOVEMENT,
+    MULTITASK,
+    PRETRAINED,
+    SEED_BASELINE,
+    UNSEEN_FRAME,
+    is_reseeded,
+    seed_of,
+)
+from analysis.unseen import unseen_frame
+
+
+@dataclass(frozen=True)
+class DeriveOptions:
+    primary: str                       # the pairwise measure behind cka, the floor band and the headline
+    measures: Sequence[str]            # every pairwise measure to map (primary included)
+    dimensionality: str | None         # the single measure the PCA-dimensions claim is stated in
+    standardized: bool = False         # which rows of `similarity` to use
+    run_seed: int = 0                  # the training seed of the main controls
+    draws: int = 2000
+    level: float = 0.95
+    seed: int = 0
+    estimator: dict | None = None      # the primary's estimator columns for cka (kernel, debiased, threshold)
+
+
+def cka_frame(sim: pl.DataFrame, opts: DeriveOptions) -> pl.DataFrame:
+    est = opts.estimator or {}
+    rows = sim.filter((pl.col("measure") == opts.primary) & pl.col("experimental").is_in(list(EXPERIMENTALS))
+                      & (pl.col("control") == CONTROL))
+    return rows.rename({"value": CKA}).with_columns(
+        pl.lit(est.get("kernel"), pl.String).alias("kernel"),
+        pl.lit(est.get("debiased"), pl.Boolean).alias("debiased"),
+        pl.lit(est.get("threshold"), pl.Float64).alias("threshold"),
+    ).sort("experimental", "task", "layer")
+
+
+def seed_baseline_frame(sim: pl.DataFrame, opts: DeriveOptions) -> pl.DataFrame:
+    """One row per (task, layer, twin): the primary measure between C_t and C_t retrained with seed_b."""
+    rows = sim.filter((pl.col("measure") == opts.primary) & (pl.col("control") == CONTROL)
+                      & pl.col("experimental").map_elements(is_reseeded, return_dtype=pl.Boolean))
+    schema = {"task": pl.String, "cluster": pl.String, "layer": pl.Int64, CKA: pl.Float64, "n": pl.Int64,
+              "seed_a": pl.Int64, "seed_b": pl.Int64, "measure": pl.String}
+    if rows.is_empty():
+        return pl.DataFrame(schema=schema)
+    return rows.select(
+        "task", "cluster", pl.col("layer").cast(pl.Int64), pl.col("value").alias(CKA), pl.col("n").cast(pl.Int64),
+        pl.lit(opts.run_seed, pl.Int64).alias("seed_a"),
+        pl.col("experimental").map_elements(seed_of, return_dtype=pl.Int64).alias("seed_b"),
+        pl.col("measure"),
+    ).sort("task", "layer", "seed_b")
+
+
+def movement_frame(cka: pl.DataFrame, seed_baseline: pl.DataFrame) -> pl.DataFrame:
+    """Did the controls measurably move? Per layer: median over tasks of 1 - s(pretrained, C_t),
+    median over the baseline tasks of 1 - s(C_t, C_t'), and the ratio of the two."""
+    moved = (cka.filter(pl.col("experimental") == PRETRAINED).group_by("layer")
+             .agg((1 - pl.col(CKA)).median().alias("control_distance"), pl.col("task").n_unique().alias("n_tasks")))
+    if seed_baseline.is_empty():
+        return moved.with_columns(pl.lit(None, pl.Float64).alias("seed_distance"),
+                                  pl.lit(None, pl.Float64).alias("ratio")).sort("layer")
+    floor = seed_baseline.group_by("layer").agg((1 - pl.col(CKA)).median().alias("seed_distance"))
+    return (moved.join(floor, on="layer", how="left")
+            .with_columns((pl.col("control_distance") / pl.col("seed_distance")).alias("ratio")).sort("layer"))
+
+
+def _task_deltas(sim: pl.DataFrame, measure: str, tasks: list[str]) -> np.ndarray:
+    return (task_matrix(sim, measure, MULTITASK, tasks=tasks).values
+            - task_matrix(sim, measure, PRETRAINED, tasks=tasks).values)
+
+
+def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, task_stats: pl.DataFrame | None,
+                  opts: DeriveOptions) -> dict[str, pl.DataFrame]:
+    sim = similarity.filter(pl.col("standardized") == opts.standardized) if "standardized" in similarity.columns \
+        else similarity
+    frames = {CKA: cka_frame(sim, opts), SEED_BASELINE: seed_baseline_frame(sim, opts)}
+    frames[MOVEMENT] = movement_frame(frames[CKA], frames[SEED_BASELINE])
+    seen, unseen = seen_tasks(sim), unseen_tasks(sim)
+    gaps, maps, findings = [], [], []
+    for measure in opts.measures:
+        kw = {"draws": opts.draws, "level": opts.level, "seed": opts.seed}
+        seen_gaps = gap_frame(sim, measure, seen, group="seen", **kw)
+        gaps.append(seen_gaps)
+        if unseen:
+            gaps.append(gap_frame(sim, measure, unseen, group="unseen", **kw))
+        layer_map = layer_map_frame(seen_gaps, _task_deltas(sim, measure, seen), **kw)
+        maps.append(layer_map)
+        groups, source = layer_groups(layer_map, seen_gaps["layer"].to_list())
+        floor = dict(zip(seen_gaps["layer"].to_list(), seen_gaps["floor"].to_list()))
+        floor = {layer: value for layer, value in floor.items() if value is not None}
+        findings.append(findings_frame(
+            sim, measure, groups, source, floor, stats=task_stats, layer_stats=layer_stats,
+            dimension_measure=opts.dimensionality if measure == opts.primary else None, **kw))
+    frames[GAPS] = pl.concat(gaps)
+    frames[LAYER_MAP] = pl.concat(maps)
+    frames[FINDINGS] = pl.concat(findings)
+    cka = frames[CKA]
+    if unseen and seen:
+        frames[UNSEEN_FRAME] = unseen_frame(cka)
+    if task_stats is not None and len(seen) >= 3:
+        frames[CORRELATIONS] = correlation_frame(cka, task_stats)
+    return frames

@@ -1,0 +1,290 @@
+"""A verdict on each of the paper's claims, with its statistic, CI and the noise floor.
+
+Every claim is reduced to one number per task (or one statistic over tasks), averaged over the
+layers of a functional group (shared / transition / refinement: this run's layer map when it
+stands above noise, else the paper's boundaries scaled to the model's depth), with a bootstrap CI
+over tasks. The verdict is
+
+  holds         the CI lies entirely on the side the paper states AND the effect exceeds the
+                noise floor (the seed-to-seed floor of analysis.gaps, averaged over the same layers);
+  contradicted  the CI lies entirely on the other side AND the effect exceeds the floor;
+  inconclusive  otherwise: the CI crosses zero, the effect is within the floor, there is no floor,
+                fewer than MIN_TASKS tasks (analysis.gaps), or the input has no variance.
+
+Ten claims are tested at once, so the intervals are simultaneous: each is a Bonferroni-adjusted
+(1 - (1 - level) / claims) percentile interval, and the `ci_level` column says which. Without
+that, one claim in twenty would "hold" on pure noise.
+
+Claim 7 (no correlation with data size) is an absence claim: it holds only when the whole CI of
+the correlation lies within +-EQUIVALENCE, the conventional bound of a weak correlation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from analysis.gaps import EPSILON, MIN_TASKS, TaskMatrix, _quiet, percentile_ci, seen_tasks, task_matrix, unseen_tasks
+from analysis.roles import CONTROL, MULTITASK, PRETRAINED, is_reseeded
+
+HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
+VERDICTS = (HOLDS, CONTRADICTED, INCONCLUSIVE)
+EQUIVALENCE = 0.3
+DIMENSIONS_CLAIM = "multitask_more_dimensions_upper"
+COLUMNS = ("measure", "claim", "statement", "statistic", "value", "ci_low", "ci_high", "ci_level", "floor",
+           "n_tasks", "verdict", "reason", "layers_from")
+CLAIMS = 10  # the number of rows findings_frame tests: the Bonferroni family
+
+
+@dataclass(frozen=True)
+class Context:
+    sim: pl.DataFrame
+    measure: str
+    groups: dict[str, list[int]]     # function -> layers
+    layers_from: str
+    floor: dict[int, float]          # layer -> noise floor of `measure` (empty: none measured)
+    draws: int
+    level: float
+    seed: int
+
+    @property
+    def upper(self) -> list[int]:
+        return self.groups["transition"] + self.groups["refinement"]
+
+    def floor_over(self, layers: list[int]) -> float:
+        values = [self.floor[la] for la in layers if la in self.floor and np.isfinite(self.floor[la])]
+        return float(np.mean(values)) if values else float("nan")
+
+    def matrix(self, experimental: str, tasks: list[str]) -> TaskMatrix:
+        return task_matrix(self.sim, self.measure, experimental, tasks=tasks)
+
+
+def _columns_of(m: TaskMatrix, layers: list[int]) -> np.ndarray:
+    return np.isin(m.layers, layers)
+
+
+def _per_task_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    with _quiet():
+        return np.nanmean(values[:, mask], axis=1)
+
+
+def _bootstrap(statistic: Callable[[np.ndarray], float], n_tasks: int, ctx: Context) -> tuple[float, float, float]:
+    """The statistic on all tasks, and its percentile CI over tasks resampled with replacement."""
+    value = statistic(np.arange(n_tasks))
+    rng = np.random.default_rng(ctx.seed)
+    draws = np.array([statistic(rng.integers(0, n_tasks, n_tasks)) for _ in range(ctx.draws)])
+    if n_tasks < MIN_TASKS or not np.isfinite(draws).any():
+        return value, float("nan"), float("nan")
+    lo, hi = percentile_ci(draws, ctx.level)
+    return value, float(lo), float(hi)
+
+
+def verdict(value: float, lo: float, hi: float, floor: float, expected_sign: int, *, needs_floor: bool = True,
+            n_tasks: int = 0) -> tuple[str, str]:
+    """(verdict, reason) for a directional claim whose expected sign is +1 or -1."""
+    if n_tasks < MIN_TASKS:
+        return INCONCLUSIVE, f"only {n_tasks} tasks (needs >= {MIN_TASKS})"
+    if not (np.isfinite(value) and np.isfinite(lo) and np.isfinite(hi)):
+        return INCONCLUSIVE, "undefined (an input without variance)"
+    if needs_floor and not np.isfinite(floor):
+        return INCONCLUSIVE, "no noise floor was measured (baseline.seeds is empty)"
+    above = abs(value) > max(floor if needs_floor else 0.0, EPSILON)
+    expected_side = lo > 0 if expected_sign > 0 else hi < 0
+    opposite_side = hi < 0 if expected_sign > 0 else lo > 0
+    if expected_side:
+        return (HOLDS, "CI excludes zero, effect above the noise floor") if above else \
+            (INCONCLUSIVE, f"CI excludes zero but |effect| {abs(value):.3g} is within the noise floor {floor:.3g}")
+    if opposite_side:
+        return (CONTRADICTED, "CI excludes zero on the opposite side, effect above the noise floor") if above else \
+            (INCONCLUSIVE, f"opposite sign but |effect| {abs(value):.3g} is within the noise floor {floor:.3g}")
+    return INCONCLUSIVE, "CI includes zero"
+
+
+def _row(ctx: Context, claim: str, statement: str, statistic: str, value: float, lo: float, hi: float,
+         floor: float, n_tasks: int, outcome: tuple[str, str], measure: str | None = None) -> dict:
+    return {"measure": measure or ctx.measure, "claim": claim, "statement": statement, "statistic": statistic,
+            "value": value, "ci_low": lo, "ci_high": hi, "floor": floor, "n_tasks": n_tasks,
+            "verdict": outcome[0], "reason": outcome[1], "layers_from": ctx.layers_from}
+
+
+def _gap_claim(ctx: Context, claim: str, statement: str, tasks: list[str], layers: list[int], sign: int,
+               where: str) -> dict:
+    e, p = ctx.matrix(MULTITASK, tasks), ctx.matrix(PRETRAINED, tasks)
+    x = _per_task_mean(e.values - p.values, _columns_of(e, layers))
+    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
+    floor = ctx.floor_over(layers)
+    stat = f"mean over {where} tasks and layers {_span(layers)} of s(E, C_t) - s(pretrained, C_t)"
+    return _row(ctx, claim, statement, stat, value, lo, hi, floor, len(tasks),
+                verdict(value, lo, hi, floor, sign, n_tasks=len(tasks)))
+
+
+def _span(layers: list[int]) -> str:
+    return f"{min(layers)}-{max(layers)}" if layers else "(none)"
+
+
+def claim_pretrained_declines(ctx: Context, tasks: list[str]) -> dict:
+    p = ctx.matrix(PRETRAINED, tasks)
+    shared, upper = _columns_of(p, ctx.groups["shared"]), _columns_of(p, ctx.upper)
+    x = _per_task_mean(p.values, upper) - _per_task_mean(p.values, shared)
+    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
+    floor = ctx.floor_over(ctx.upper)
+    return _row(ctx, "pretrained_declines_with_depth", "Pretrained-vs-C_t similarity declines with depth.",
+                "mean over seen tasks of s(pretrained, C_t) in the transition+refinement layers minus in the shared "
+                "layers", value, lo, hi, floor, len(tasks), verdict(value, lo, hi, floor, -1, n_tasks=len(tasks)))
+
+
+def claim_less_varied(ctx: Context, tasks: list[str]) -> dict:
+    e, p = ctx.matrix(MULTITASK, tasks), ctx.matrix(PRETRAINED, tasks)
+    upper = _columns_of(e, ctx.upper)
+
+    def spread_gap(idx: np.ndarray) -> float:
+        with _quiet():
+            return float(np.nanmean(np.nanstd(e.values[idx][:, upper], axis=0, ddof=1)
+                                    - np.nanstd(p.values[idx][:, upper], axis=0, ddof=1)))
+
+    value, lo, hi = _bootstrap(spread_gap, len(tasks), ctx)
+    floor = ctx.floor_over(ctx.upper)
+    return _row(ctx, "multitask_less_varied_upper",
+                "E's similarity to the controls varies less across tasks than the pretrained model's in the upper "
+                "layers.", f"mean over layers {_span(ctx.upper)} of std over seen tasks of s(E, C_t) minus that of "
+                "s(pretrained, C_t)", value, lo, hi, floor, len(tasks),
+                verdict(value, lo, hi, floor, -1, n_tasks=len(tasks)))
+
+
+def _correlations(values: np.ndarray, covariate: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Pearson r per layer between the covariate and the values, over tasks idx (NaN if constant)."""
+    x = covariate[idx][:, None]
+    y = values[idx]
+    with _quiet():
+        xc, yc = x - np.nanmean(x), y - np.nanmean(y, axis=0)
+        return np.nansum(xc * yc, axis=0) / np.sqrt(np.nansum(xc**2) * np.nansum(yc**2, axis=0))
+
+
+def claim_readability(ctx: Context, tasks: list[str], stats: pl.DataFrame, measure: str = "flesch_kincaid") -> list[dict]:
+    fk = _covariate(stats, tasks, measure)
+    e, p = ctx.matrix(MULTITASK, tasks), ctx.matrix(PRETRAINED, tasks)
+    upper = _columns_of(e, ctx.upper)
+    if fk is None:
+        rows = []
+        for claim in ("readability_correlates_multitask", "readability_correlation_stronger_multitask"):
+            rows.append(_row(ctx, claim, _READABILITY[claim], "", float("nan"), float("nan"), float("nan"),
+                             float("nan"), len(tasks), (INCONCLUSIVE, f"{measure} has no variance across tasks")))
+        return rows
+    r_e = lambda idx: float(np.nanmean(_correlations(e.values, fk, idx)[upper]))
+    r_gap = lambda idx: float(np.nanmean((_correlations(e.values, fk, idx) - _correlations(p.values, fk, idx))[upper]))
+    out = []
+    for claim, stat, fn in (
+            ("readability_correlates_multitask", f"mean over layers {_span(ctx.upper)} of Pearson r across seen tasks "
+             f"between {measure} and s(E, C_t)", r_e),
+            ("readability_correlation_stronger_multitask", f"mean over layers {_span(ctx.upper)} of r({measure}, "
+             "s(E, C_t)) - r(" + measure + ", s(pretrained, C_t))", r_gap)):
+        value, lo, hi = _bootstrap(fn, len(tasks), ctx)
+        out.append(_row(ctx, claim, _READABILITY[claim], stat, value, lo, hi, float("nan"), len(tasks),
+                        verdict(value, lo, hi, float("nan"), +1, needs_floor=False, n_tasks=len(tasks))))
+    return out
+
+
+_READABILITY = {
+    "readability_correlates_multitask": "E's similarity to the controls correlates positively with the instructions' "
+                                        "Flesch-Kincaid grade, from the transition layers on.",
+    "readability_correlation_stronger_multitask": "That correlation is weaker for the pretrained model.",
+}
+
+
+def _covariate(stats: pl.DataFrame | None, tasks: list[str], column: str) -> np.ndarray | None:
+    if stats is None or column not in stats.columns:
+        return None
+    values = dict(zip(stats["task"].to_list(), stats[column].to_list()))
+    x = np.array([values.get(t, np.nan) for t in tasks], dtype=np.float64)
+    return None if not np.isfinite(x).all() or np.ptp(x) == 0 else x
+
+
+def claim_data_size(ctx: Context, tasks: list[str], stats: pl.DataFrame | None) -> dict:
+    statement = "Similarity to the controls does not correlate with the task's training-set size."
+    size = _covariate(stats, tasks, "train_size")
+    if size is None:
+        return _row(ctx, "no_data_size_correlation", statement, "", float("nan"), float("nan"), float("nan"),
+                    float("nan"), len(tasks), (INCONCLUSIVE, "train_size has no variance across tasks"))
+    e = ctx.matrix(MULTITASK, tasks)
+    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(_correlations(e.values, size, idx))), len(tasks), ctx)
+    if len(tasks) < MIN_TASKS or not (np.isfinite(lo) and np.isfinite(hi)):
+        outcome = (INCONCLUSIVE, f"only {len(tasks)} tasks" if len(tasks) < MIN_TASKS else "undefined")
+    elif -EQUIVALENCE < lo and hi < EQUIVALENCE:
+        outcome = (HOLDS, f"the whole CI lies within +-{EQUIVALENCE} (at most a weak correlation)")
+    elif lo > 0 or hi < 0:
+        outcome = (CONTRADICTED, "CI excludes zero")
+    else:
+        outcome = (INCONCLUSIVE, f"CI includes zero but reaches beyond +-{EQUIVALENCE}: too few tasks to rule a "
+                                 "correlation out")
+    return _row(ctx, "no_data_size_correlation", statement,
+                "mean over all layers of Pearson r across seen tasks between train_size and s(E, C_t)",
+                value, lo, hi, float("nan"), len(tasks), outcome)
+
+
+def claim_dimensions(ctx: Context, layer_stats: pl.DataFrame | None, dimension_measure: str, tasks: list[str]) -> dict:
+    statement = "E needs more principal components (99% of the variance) than the pretrained model from the " \
+                "transition layers on."
+    stat = f"mean over seen tasks and layers {_span(ctx.upper)} of {dimension_measure}(E) - {dimension_measure}(pretrained)"
+    if layer_stats is None or not (layer_stats["measure"] == dimension_measure).any():
+        return _row(ctx, DIMENSIONS_CLAIM, statement, stat, float("nan"), float("nan"), float("nan"),
+                    float("nan"), 0, (INCONCLUSIVE, f"{dimension_measure} was not computed"), dimension_measure)
+    dims = layer_stats.filter(pl.col("measure") == dimension_measure).rename({"model": "experimental"}).with_columns(
+        pl.lit(CONTROL).alias("control"))
+    m = lambda model, ts: task_matrix(dims, dimension_measure, model, tasks=ts)
+    e, p = m(MULTITASK, tasks), m(PRETRAINED, tasks)
+    upper = _columns_of(e, ctx.upper)
+    x = _per_task_mean(e.values - p.values, upper)
+    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
+    # Floor: how far the measure moves between a control and its reseeded twin, same layers.
+    shifts = []
+    for twin in sorted({t for t in dims["experimental"].unique().to_list() if is_reseeded(t)}):
+        twin_tasks = sorted(dims.filter(pl.col("experimental") == twin)["task"].unique().to_list())
+        a, b = m(CONTROL, twin_tasks), m(twin, twin_tasks)
+        shifts.append(np.abs(a.values - b.values)[:, upper])
+    with _quiet():
+        floor = float(np.nanmean(np.concatenate(shifts, axis=0))) if shifts else float("nan")
+    if np.isfinite(value) and value == 0 and lo == 0 and hi == 0:
+        outcome = (INCONCLUSIVE, "both models need the same number of components everywhere (at the rank cap?)")
+    else:
+        outcome = verdict(value, lo, hi, floor, +1, n_tasks=len(tasks))
+    return _row(ctx, DIMENSIONS_CLAIM, statement, stat, value, lo, hi, floor, len(tasks), outcome,
+                dimension_measure)
+
+
+def findings_frame(sim: pl.DataFrame, measure: str, groups: dict[str, list[int]], layers_from: str,
+                   floor: Mapping[int, float], *, stats: pl.DataFrame | None = None,
+                   layer_stats: pl.DataFrame | None = None, dimension_measure: str | None = None,
+                   draws: int = 2000, level: float = 0.95, seed: int = 0) -> pl.DataFrame:
+    """One row per claim of the paper for one pairwise measure (+ the dimensionality claim when
+    `dimension_measure` is given). Columns: COLUMNS."""
+    simultaneous = 1 - (1 - level) / CLAIMS
+    ctx = Context(sim, measure, groups, layers_from, dict(floor), draws, simultaneous, seed)
+    seen, unseen = seen_tasks(sim), unseen_tasks(sim)
+    rows = [
+        claim_pretrained_declines(ctx, seen),
+        _gap_claim(ctx, "multitask_below_pretrained_shared", "E is below the pretrained model in the shared layers.",
+                   seen, groups["shared"], -1, "seen"),
+        _gap_claim(ctx, "multitask_above_pretrained_upper",
+                   "E is above the pretrained model from the transition layers on.", seen, ctx.upper, +1, "seen"),
+        claim_less_varied(ctx, seen),
+    ]
+    if dimension_measure is not None:
+        rows.append(claim_dimensions(ctx, layer_stats, dimension_measure, seen))
+    rows += claim_readability(ctx, seen, stats)
+    rows.append(claim_data_size(ctx, seen, stats))
+    rows.append(_gap_claim(ctx, "unseen_pretrained_above_lower",
+                           "On unseen tasks the pretrained model is at or above E in the lower (shared) layers.",
+                           unseen, groups["shared"], -1, "unseen"))
+    rows.append(_gap_claim(ctx, "unseen_multitask_above_upper",
+                           "On unseen tasks E is at or above the pretrained model in the higher layers.",
+                           unseen, ctx.upper, +1, "unseen"))
+    for row in rows:
+        row["ci_level"] = simultaneous
+    schema = {"measure": pl.String, "claim": pl.String, "statement": pl.String, "statistic": pl.String,
+              "value": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "ci_level": pl.Float64,
+              "floor": pl.Float64,
+              "n_tasks": pl.Int64, "verdict": pl.String, "reason": pl.String, "layers_from": pl.String}
+    return pl.DataFrame(rows, schema=schema).with_columns(pl.selectors.float().fill_nan(None)).select(COLUMNS)

@@ -1,0 +1,47 @@
+"""The study's vocabulary: the models compared, the held-out cluster and the frames, named once.
+
+`runner/` imports these names; nothing in `analysis/` or `runner/` spells them out again.
+"""
+
+from __future__ import annotations
+
+PRETRAINED = "pretrained"  # the base model, adapters off
+MULTITASK = "multitask"    # E: LoRA-tuned on the mixture of every seen task
+CONTROL = "control"        # C_t: LoRA-tuned on task t alone
+UNSEEN = "unseen"          # the cluster held out of E's training (its tasks still get controls)
+EXPERIMENTALS = (PRETRAINED, MULTITASK)  # each is compared with C_t, layer by layer
+
+# A control retrained with another seed is the noise floor: how far a measure moves by chance.
+_RESEEDED = f"{CONTROL}@"
+
+
+def reseeded(seed: int) -> str:
+    """The model label of a control trained with `seed` instead of the run's seed."""
+    return f"{_RESEEDED}{seed}"
+
+
+def is_reseeded(label: str) -> bool:
+    return label.startswith(_RESEEDED)
+
+
+def seed_of(label: str) -> int:
+    return int(label.removeprefix(_RESEEDED))
+
+
+# Frames in <out>/, by file stem.
+SIMILARITY = "similarity"        # pairwise measures: (measure, experimental, task, layer)
+LAYER_STATS = "layer_stats"      # single measures: (measure, model, task, layer)
+CKA = "cka"                      # the primary measure's rows of `similarity`, as the paper reports them
+CROSS_LAYER = "cross_layer"
+TSNE = "tsne"
+TASK_STATS = "task_stats"
+SEED_BASELINE = "seed_baseline"  # primary measure between a control and its reseeded twin
+MOVEMENT = "movement"            # per layer: controls' distance from pretrained vs the seed floor
+GAPS = "gaps"                    # per (measure, layer): E - pretrained across tasks, CI, noise floor
+LAYER_MAP = "layer_map"
+CORRELATIONS = "correlations"
+UNSEEN_FRAME = "unseen"
+FINDINGS = "findings"
+TRAINING = "training"
+EVAL = "eval"
+HARNESS = "harness"

@@ -1,0 +1,116 @@
+"""The one inference actor: a base model loaded once, LoRA adapters swapped in place, a plan of
+passes per batch. Extraction and scoring are plug-ins ("works") that say what one pass computes.
+
+For every Ray Data batch of rows (each row belongs to one task) the actor runs:
+  pretrained (adapters off) on every row, E on every row, and each of the task's own controls
+  (C_t, plus its noise-floor twins) on that task's rows,
+so the pretrained model, E and every C_t share one copy of the base weights per actor.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+import torch
+
+from analysis.roles import MULTITASK, PRETRAINED
+from runner import metrics
+from runner.config import ExperimentConfig
+from runner.models import AdaptedModel, pick_device, pick_dtype
+
+
+@dataclass(frozen=True)
+class ModelPass:
+    """One model of the plan: its label in the outputs, its adapter (None: the base model) and
+    the tasks whose rows it sees (None: every row)."""
+
+    label: str
+    adapter: str | None
+    tasks: tuple[str, ...] | None = None
+
+
+def model_passes(plan, jobs=None) -> list[ModelPass]:
+    """pretrained, E, then every control on its own task (noise-floor twins included)."""
+    jobs = plan.jobs if jobs is None else jobs
+    passes = [ModelPass(PRETRAINED, None)]
+    passes += [ModelPass(job.label, job.id, None if job.role == MULTITASK else job.tasks) for job in jobs]
+    return passes
+
+
+class Work(Protocol):
+    """What one pass computes: rows of one model in, an Arrow table out."""
+
+    name: str
+
+    def __init__(self, models: AdaptedModel, exp: ExperimentConfig) -> None: ...
+
+    def __call__(self, label: str, rows: pa.Table) -> pa.Table: ...
+
+
+class InferenceActor:
+    """Ray Data actor: rows in, one output table per (row, model) of the plan out."""
+
+    def __init__(self, experiment: dict, model_dir: str, adapters: dict[str, str], passes: list[dict], work: str):
+        exp = ExperimentConfig.model_validate(experiment)
+        device = pick_device(exp.model)
+        if device == "cpu":
+            torch.set_num_threads(max(1, round(exp.resources.cpus_per_worker)))
+        self.models = AdaptedModel(model_dir, device, pick_dtype(exp.model, device, inference=True), adapters)
+        self.passes = [ModelPass(p["label"], p["adapter"], tuple(p["tasks"]) if p["tasks"] else None) for p in passes]
+        self.work = work_class(work)(self.models, exp)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.time()
+        tasks = batch.column("task").to_pylist()
+        parts = []
+        for model in self.passes:
+            rows = [i for i, task in enumerate(tasks) if model.tasks is None or task in model.tasks]
+            if not rows:
+                continue
+            with self.models.use(model.adapter):
+                parts.append(self.work(model.label, batch.take(rows)))
+        metrics.record_rows(self.work.name, batch.num_rows, time.time() - started)
+        return pa.concat_tables(parts)
+
+
+# The plug-ins, by name: adding one is one entry here and a class with `name` and `__call__`.
+WORKS = {"extract": "runner.stages.extract:Extraction", "evaluate": "runner.stages.evaluate:Scoring"}
+
+
+def work_class(name: str) -> type:
+    module, attr = WORKS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def blocks_of(table: pa.Table, actors: int, rows_per_batch: int) -> list[pa.Table]:
+    """Split the rows (sorted by task) into enough blocks that every actor stays busy: Ray Data
+    hands blocks, not batches, to actors, so one block would keep one actor working alone."""
+    blocks = max(4 * actors, 1)
+    size = max(rows_per_batch, -(-table.num_rows // blocks))
+    return [table.slice(start, size) for start in range(0, table.num_rows, size)]
+
+
+def map_with_actors(plan, rows: pa.Table, work: str, model_dir: str, passes: Sequence[ModelPass],
+                    rows_per_batch: int):
+    """The Ray Data launch shared by extract and evaluate: a dataset of `work`'s outputs."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    exp = plan.config
+    res = exp.resources
+    adapters = {job.id: job.out_dir for job in plan.jobs if any(p.adapter == job.id for p in passes)}
+    dataset = ray.data.from_arrow(blocks_of(rows, res.extract_actors, rows_per_batch))
+    return dataset.map_batches(
+        InferenceActor,
+        fn_constructor_kwargs={"experiment": exp.model_dump(mode="json"), "model_dir": model_dir, "adapters": adapters,
+                               "passes": [{"label": p.label, "adapter": p.adapter, "tasks": p.tasks} for p in passes],
+                               "work": work},
+        batch_size=rows_per_batch, batch_format="pyarrow",
+        compute=ActorPoolStrategy(size=res.extract_actors),
+        num_cpus=res.cpus_per_worker, num_gpus=res.gpus_per_worker if res.gpus_per_worker > 0 else 0,
+    )

@@ -1,0 +1,237 @@
+"""The `analyze` stage: Ray remote tasks turn activations into the study's Polars frames.
+
+- one remote task per task computes, for every layer at once, every selected measure
+  (analysis.measures): the pairwise ones for pretrained and E against C_t and for the noise-floor
+  twins, the single ones for every model, and the primary measure's cross-layer matrices. It reads
+  only its own task's slab of the activations and aligns the models' rows by example id with one
+  joint mask of non-finite rows;
+- the driver derives everything else once (analysis.derive: cka, seed baseline, gaps, layer map,
+  findings, correlations, unseen) and runs t-SNE (one remote task per model and layer) at the
+  layers the layer map picks.
+Everything is written as Parquet into <out>/, atomically, and skipped when already current.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from analysis.roles import (
+    CKA,
+    CONTROL,
+    CROSS_LAYER,
+    EXPERIMENTALS,
+    LAYER_MAP,
+    LAYER_STATS,
+    SIMILARITY,
+    TASK_STATS,
+    TSNE,
+    is_reseeded,
+)
+from runner.config import AnalysisConfig
+from runner.plan import Plan
+from runner.store import ArtifactError, atomic_write_parquet, is_done, loading, mark_done
+
+log = logging.getLogger("layerwise.analyze")
+MEASURED = (SIMILARITY, LAYER_STATS, CROSS_LAYER, TSNE, TASK_STATS)
+
+
+def _to_array(rows: pl.DataFrame, ids: list[str], where: str) -> np.ndarray:
+    layers = rows["layer"].n_unique()
+    if rows.height != layers * len(ids) or rows["example_id"].to_list() != ids * layers:
+        raise ArtifactError(f"{where} has ragged layers; delete the activations folder and re-run `layerwise extract`")
+    return rows["vector"].to_numpy().reshape(layers, len(ids), -1)
+
+
+def read_task_reps(activations: Path, task: str) -> dict[str, tuple[list[str], np.ndarray]]:
+    """model -> (example ids, [layers, n, d] float32) for one task."""
+    with loading(activations, "activations"):
+        frame = (pl.scan_parquet(activations / "*.parquet").filter(pl.col("task") == task)
+                 .select("model", "layer", "example_id", "vector").collect())
+    if frame.is_empty():
+        raise ArtifactError(f"{activations}: no activations for task {task!r}; re-run `layerwise extract`")
+    reps = {}
+    for (model,), rows in frame.group_by("model"):
+        rows = rows.sort("layer", "example_id")
+        ids = rows.filter(pl.col("layer") == rows["layer"].min())["example_id"].to_list()
+        reps[model] = (ids, _to_array(rows, ids, f"{activations}: task {task!r} model {model!r}"))
+    return reps
+
+
+def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+    """(pairwise, single) measures the config selects, each with its parameters."""
+    from analysis.measures import measure_info
+
+    pairwise, single = [], []
+    for name in cfg.measures:
+        spec = (name, dict(cfg.measure_params.get(name, {})))
+        (pairwise if measure_info(name).kind == "pairwise" else single).append(spec)
+    if cfg.primary not in {name for name, _ in pairwise}:
+        pairwise.insert(0, (cfg.primary, dict(cfg.measure_params.get(cfg.primary, {}))))
+    return pairwise, single
+
+
+def task_pairs(models: list[str]) -> list[tuple[str, str]]:
+    """Pretrained and E against C_t; each twin against C_t (the floor) and pretrained and E against
+    each twin (how far the gap moves when the control is retrained)."""
+    twins = sorted(m for m in models if is_reseeded(m))
+    pairs = [(m, CONTROL) for m in EXPERIMENTALS] + [(twin, CONTROL) for twin in twins]
+    pairs += [(m, twin) for twin in twins for m in EXPERIMENTALS]
+    return pairs
+
+
+def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> dict[str, pl.DataFrame]:
+    from analysis.align import align_and_mask
+    from analysis.measures import measure_info
+    from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
+    from runner import metrics
+
+    cfg = AnalysisConfig.model_validate(analysis)
+    _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
+    pairwise, single = measure_selection(cfg)
+    primary = [(name, params) for name, params in pairwise if name == cfg.primary]
+    pairs = task_pairs(list(aligned))
+    main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
+    # Resampled intervals only where they are read: the primary measure against C_t.
+    sim = [pairwise_frame(task, cluster, aligned, main_pairs, primary, bootstrap=cfg.bootstrap,
+                          permutations=cfg.permutations, seed=cfg.seed, ci=cfg.ci_level, standardize=cfg.standardize)]
+    rest = [spec for spec in pairwise if spec[0] != cfg.primary]
+    others = [p for p in pairs if p not in main_pairs]
+    if rest:
+        sim.append(pairwise_frame(task, cluster, aligned, main_pairs, rest, standardize=cfg.standardize))
+    if others:
+        sim.append(pairwise_frame(task, cluster, aligned, others, pairwise, standardize=cfg.standardize))
+    if cfg.standardize:  # the report shows what standardising does to the primary measure
+        sim.append(pairwise_frame(task, cluster, aligned, main_pairs, primary, standardize=False))
+    frames = {SIMILARITY: pl.concat(sim, how="diagonal_relaxed").with_columns(pl.lit(dropped).alias("n_dropped"))}
+    if single:
+        frames[LAYER_STATS] = single_frame(task, cluster, aligned, single)
+    if cfg.cross_layer and measure_info(cfg.primary).cross_layer is not None:
+        frames[CROSS_LAYER] = cross_layer_frame(task, cluster, aligned, main_pairs, primary, standardize=cfg.standardize)
+    metrics.record_pairs(frames[SIMILARITY].height)
+    return frames
+
+
+def tsne_layer(activations: str, model: str, layer: int, clusters: dict[str, str], analysis: dict) -> pl.DataFrame:
+    from analysis.tsne import tsne_frame
+
+    cfg = AnalysisConfig.model_validate(analysis)
+    with loading(Path(activations), "activations"):
+        rows = (pl.scan_parquet(Path(activations) / "*.parquet")
+                .filter((pl.col("model") == model) & (pl.col("layer") == layer))
+                .select("task", "example_id", "vector").collect().sort("task", "example_id"))
+    vectors = rows["vector"].to_numpy()
+    finite = np.isfinite(vectors).all(axis=1)
+    tasks = rows["task"].filter(finite).to_list()
+    frame = tsne_frame({model: vectors[finite][None]}, tasks, [clusters[t] for t in tasks], layers=[0],
+                       perplexity=cfg.tsne_perplexity, seed=cfg.seed, max_points=cfg.tsne_max_points)
+    return frame.with_columns(pl.lit(layer, pl.Int64).alias("layer"))
+
+
+def tsne_layers(cfg: AnalysisConfig, layer_map: pl.DataFrame | None, n_layers: int) -> list[int]:
+    """The configured layers, else the first, last and middle of every layer-map segment (the
+    thirds when the map is not above noise)."""
+    from analysis.layer_map import has_structure, layer_ranges
+
+    if cfg.tsne_layers is not None:
+        return [layer for layer in cfg.tsne_layers if layer < n_layers]
+    picks = {0, n_layers - 1}
+    if has_structure(layer_map):
+        picks |= {(first + last) // 2 for _, first, last in layer_ranges(layer_map)}
+    else:
+        picks |= {n_layers // 3, 2 * n_layers // 3}
+    return sorted(picks)
+
+
+def _gather(refs: dict, desc: str) -> list:
+    """ray.get in completion order, with a progress bar naming what just finished."""
+    import ray
+
+    from runner.console import bar
+
+    results, progress = [], bar(len(refs), desc)
+    while refs:
+        done, _ = ray.wait(list(refs), num_returns=1)
+        results.append(ray.get(done[0]))
+        progress.update(1)
+        progress.set_postfix_str(str(refs.pop(done[0])))
+    progress.close()
+    return results
+
+
+def derive_options(plan: Plan):
+    from analysis.derive import DeriveOptions
+    from analysis.measures import PAPER_MEASURES, measure_info
+
+    cfg = plan.config.analysis
+    pairwise, single = measure_selection(cfg)
+    dims = PAPER_MEASURES["dimensionality"]
+    return DeriveOptions(primary=cfg.primary, measures=[name for name, _ in pairwise],
+                         dimensionality=dims if dims in {name for name, _ in single} else None,
+                         standardized=cfg.standardize, run_seed=plan.config.training.seed, draws=cfg.task_bootstrap,
+                         level=cfg.ci_level, seed=cfg.seed, estimator=getattr(measure_info(cfg.primary), "estimator", None))
+
+
+def _marker(plan: Plan) -> Path:
+    return plan.out / "analysis"
+
+
+def outputs(plan: Plan) -> list[Path]:
+    """Every frame this stage writes (the marker vouches for each)."""
+    from analysis.roles import CORRELATIONS, FINDINGS, GAPS, MOVEMENT, SEED_BASELINE, UNSEEN_FRAME
+
+    names = [*MEASURED, CKA, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS, CORRELATIONS, UNSEEN_FRAME]
+    return [plan.out / f"{name}.parquet" for name in names]
+
+
+def current(exp) -> bool:
+    return is_done(_marker(exp.plan), exp.plan.analyze_key)
+
+
+def describe(exp) -> list[str]:
+    plan, cfg = exp.plan, exp.config.analysis
+    state = "done" if current(exp) else "todo"
+    pairwise, single = measure_selection(cfg)
+    return [f"analyze: [{state}] {len(plan.tasks)} remote tasks; pairwise {', '.join(n for n, _ in pairwise)} "
+            f"(primary {cfg.primary}); per layer {', '.join(n for n, _ in single) or 'none'} -> {plan.out}"]
+
+
+def run(exp) -> dict[str, pl.DataFrame]:
+    """Write every frame of the study into <out>/ unless already computed for this key."""
+    import ray
+
+    from analysis.derive import derive_frames
+    from tasks import task_statistics
+
+    plan = exp.plan
+    if current(exp):
+        log.info("analyze: cka.parquet is current, skipping")
+        return {}
+    started, cfg = time.time(), plan.config.analysis
+    activations, analysis = str(plan.activations_dir), cfg.model_dump(mode="json")
+    remote = ray.remote(num_cpus=1)(analyze_task)
+    per_task = _gather({remote.remote(activations, t.name, t.cluster, analysis): t.name for t in plan.tasks}, "analyze")
+    frames = {name: pl.concat([f[name] for f in per_task if name in f], how="diagonal_relaxed")
+              for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
+    frames[TASK_STATS] = task_statistics(exp.splits)
+    frames.update(derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), frames[TASK_STATS], derive_options(plan)))
+    if cfg.tsne:
+        clusters = {t.name: t.cluster for t in plan.tasks}
+        primary_map = frames[LAYER_MAP].filter(pl.col("measure") == cfg.primary)
+        layers = tsne_layers(cfg, primary_map, frames[CKA]["layer"].n_unique())
+        tsne = ray.remote(num_cpus=1)(tsne_layer)
+        refs = {tsne.remote(activations, model, layer, clusters, analysis): f"{model} layer {layer}"
+                for model in EXPERIMENTALS for layer in layers}
+        frames[TSNE] = pl.concat(_gather(refs, "t-SNE"))
+    for name, frame in frames.items():
+        atomic_write_parquet(frame, plan.out / f"{name}.parquet")
+    written = [plan.out / f"{name}.parquet" for name in frames]
+    for stale in set(outputs(plan)) - set(written):  # a frame an earlier config wrote and this one does not
+        stale.unlink(missing_ok=True)
+    mark_done(_marker(plan), plan.analyze_key, files=written, seconds=round(time.time() - started, 2),
+              rows=frames[CKA].height)
+    return frames

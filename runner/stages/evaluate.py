@@ -1,0 +1,126 @@
+"""The `evaluate` stage: per-task scores of pretrained, E and every C_t (the paper's Tables 3-4).
+
+Each task is scored on its own held-out test split (disjoint from the probe set, forward templates
+only) by the paper's metric (runner.scoring). Rows stream through the shared inference actor
+(runner.actors) with the `Scoring` work plugged in; the driver turns the predictions into scores
+with 95% bootstrap CIs and E - C_t gaps with paired CIs (analysis.scores), and writes
+<out>/eval.parquet, <out>/eval_gaps.parquet and <out>/eval_predictions.parquet, skipped when current.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from analysis.roles import EVAL
+from analysis.scores import gap_frame, score_frame
+from runner.config import ExperimentConfig
+from runner.models import AdaptedModel
+from runner.plan import Plan, TaskRef
+from runner.scoring import GENERATE, RANK, predict
+from runner.store import atomic_write_parquet, is_done, mark_done
+
+log = logging.getLogger("layerwise.evaluate")
+FILES = (f"{EVAL}.parquet", "eval_gaps.parquet", "eval_predictions.parquet")
+
+
+class Scoring:
+    """Inference-actor work: one prediction per (row, model)."""
+
+    name = "evaluate"
+
+    def __init__(self, models: AdaptedModel, exp: ExperimentConfig):
+        self.models = models
+        self.options = {"max_new_tokens": exp.evaluation.max_new_tokens, "batch_size": exp.evaluation.batch_size,
+                        "max_length": exp.training.max_length}
+
+    def __call__(self, label: str, rows: pa.Table) -> pa.Table:
+        records = rows.to_pylist()
+        preds = predict(self.models.model, self.models.tokenizer, records, **self.options)
+        return pa.table({"example_id": pa.array([r["example_id"] for r in records], pa.string()),
+                         "model": pa.array([label] * len(records), pa.string()),
+                         "prediction": pa.array(preds, pa.string())})
+
+
+def eval_rows(splits: dict, refs: Sequence[TaskRef]) -> pl.DataFrame:
+    """Every task's test rows with how each is scored (mode) and by what metric.
+
+    Columns: example_id, task, cluster, metric, mode, prompt, target, options."""
+    import tasks as suite
+
+    frames = []
+    for ref in refs:
+        spec = suite.get_task(ref.name)
+        test = splits[ref.name].test
+        frame = pl.DataFrame({
+            "example_id": list(test["example_id"]), "prompt": list(test["prompt"]), "target": list(test["target"]),
+            "options": pl.Series(list(test["options"]), dtype=pl.List(pl.String)),
+        })
+        rank = (pl.col("options").list.len() > 0) & pl.lit(spec.metric == "accuracy")
+        frames.append(frame.with_columns(
+            pl.lit(ref.name).alias("task"), pl.lit(ref.cluster).alias("cluster"), pl.lit(spec.metric).alias("metric"),
+            pl.when(rank).then(pl.lit(RANK)).otherwise(pl.lit(GENERATE)).alias("mode")))
+    return pl.concat(frames).select("example_id", "task", "cluster", "metric", "mode", "prompt", "target", "options")
+
+
+def _marker(plan: Plan) -> Path:
+    return plan.out / "evaluation"
+
+
+def current(exp) -> bool:
+    return is_done(_marker(exp.plan), exp.plan.evaluate_key)
+
+
+def describe(exp) -> list[str]:
+    plan, cfg = exp.plan, exp.config
+    if not cfg.evaluation.enabled:
+        return ["evaluate: disabled (evaluation.enabled: false)"]
+    state = "done" if current(exp) else "todo"
+    return [f"evaluate: [{state}] {len(plan.tasks)} x {cfg.tasks.test_size} test examples through pretrained, "
+            f"multitask and each control on {cfg.resources.extract_actors} actor(s) -> {plan.out / FILES[0]}"]
+
+
+def run(exp) -> None:
+    from runner.actors import map_with_actors, model_passes
+    from runner.console import bar
+    from runner.harness import run_harness
+
+    plan, cfg = exp.plan, exp.config
+    if not cfg.evaluation.enabled:
+        log.info("evaluate: disabled in the config, skipping")
+        return
+    if current(exp):
+        log.info("evaluate: eval.parquet is current, skipping")
+    else:
+        started = time.time()
+        rows = eval_rows(exp.splits, plan.tasks)
+        passes = model_passes(plan, plan.scored_jobs)
+        log.info("evaluate: %d test rows of %d tasks through %d models on %d actor(s)", rows.height, len(plan.tasks),
+                 len(passes), cfg.resources.extract_actors)
+        dataset = map_with_actors(plan, rows.to_arrow(), "evaluate", exp.model_dir, passes,
+                                  rows_per_batch=cfg.evaluation.batch_size)
+        progress, tables = bar(rows.height, "evaluate"), []
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            tables.append(batch)
+            progress.update(len(set(batch.column("example_id").to_pylist())))
+        progress.close()
+        predictions = (pl.from_arrow(pa.concat_tables(tables))
+                       .join(rows.select("example_id", "task", "cluster", "metric", "target"), on="example_id"))
+        scores, gaps = score_frame(predictions), gap_frame(predictions)
+        expected = len(plan.tasks) * 3
+        if scores.height != expected:
+            raise RuntimeError(f"evaluate: {scores.height} (model, task) scores, expected {expected}")
+        out = plan.out
+        atomic_write_parquet(predictions.sort("model", "task", "example_id"), out / FILES[2])
+        atomic_write_parquet(gaps, out / FILES[1])
+        atomic_write_parquet(scores, out / FILES[0])
+        mark_done(_marker(plan), plan.evaluate_key, files=[out / name for name in FILES],
+                  seconds=round(time.time() - started, 2), rows=rows.height)
+        log.info("evaluate: %d scores in %.1fs -> %s", scores.height, time.time() - started, out / FILES[0])
+    if cfg.evaluation.harness_tasks:
+        run_harness(plan, exp.model_dir)

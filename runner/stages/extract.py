@@ -1,0 +1,138 @@
+"""The `extract` stage: last-token hidden states at every layer, streamed through Ray Data.
+
+The shared inference actor (runner.actors) runs the `Extraction` work: forward hooks keep only the
+last position of each layer (runner.architectures.LastTokenTaps), so the full [batch, length, d]
+stack of every layer is never materialised, and the LM head never runs. Rows are length-bucketed
+and left-padded so the last real token is at position -1 of every row, with position ids
+counted from the first real token. Output: <out>/activations/<key>/*.parquet, one row per
+(example, model, layer), the vector a plain fixed-size list that Polars reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from runner.architectures import LastTokenTaps, decoder_layout
+from runner.batching import collate_left_padded, length_buckets
+from runner.config import ExperimentConfig
+from runner.models import AdaptedModel
+from runner.store import atomic_dir, is_done, mark_done
+
+log = logging.getLogger("layerwise.extract")
+
+
+class HiddenStateEncoder:
+    """Base model + adapters on one device; `encode` returns last-token states per layer."""
+
+    def __init__(self, models: AdaptedModel, max_length: int, batch_size: int):
+        self.models, self.tokenizer = models, models.tokenizer
+        self.device, self.max_length, self.batch_size = models.device, max_length, batch_size
+        self.layout = decoder_layout(models.model)
+        self.taps = LastTokenTaps(self.layout)
+
+    @classmethod
+    def load(cls, model_dir: str, device: str, dtype: torch.dtype, adapters: dict[str, str], max_length: int,
+             batch_size: int) -> HiddenStateEncoder:
+        return cls(AdaptedModel(model_dir, device, dtype, adapters), max_length, batch_size)
+
+    @torch.inference_mode()
+    def encode(self, prompts: list[str], adapter: str | None = None) -> np.ndarray:
+        """[n, layers, d] float32, in the order of `prompts`, through the base (None) or `adapter`."""
+        with self.models.use(adapter):
+            return self.encode_current(prompts)
+
+    @torch.inference_mode()
+    def encode_current(self, prompts: list[str]) -> np.ndarray:
+        """The same, through whichever model is active now."""
+        lengths = [len(self.tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts]
+        out = np.empty((len(prompts), self.taps.num_layers, self.layout.hidden_size), np.float32)
+        for bucket in length_buckets(lengths, self.batch_size):
+            batch = collate_left_padded(self.tokenizer, [prompts[i] for i in bucket], self.max_length)
+            self.layout.decoder(**{k: v.to(self.device) for k, v in batch.items()}, use_cache=False)
+            out[bucket] = self.taps.collect().cpu().numpy()
+        return out
+
+
+class Extraction:
+    """Inference-actor work: one row per (example, model, layer) with the last-token vector."""
+
+    name = "extract"
+
+    def __init__(self, models: AdaptedModel, exp: ExperimentConfig):
+        self.encoder = HiddenStateEncoder(models, exp.extraction.max_length, exp.extraction.batch_size)
+
+    def __call__(self, label: str, rows: pa.Table) -> pa.Table:
+        states = self.encoder.encode_current(rows.column("prompt").to_pylist())
+        ids, tasks = rows.column("example_id").to_pylist(), rows.column("task").to_pylist()
+        n, layers, d = states.shape
+        # Layer-major order keeps each (task, model, layer) slab contiguous for the readers.
+        flat = np.ascontiguousarray(states.transpose(1, 0, 2)).reshape(-1)
+        return pa.table({
+            "example_id": pa.array(ids * layers, pa.string()),
+            "task": pa.array(tasks * layers, pa.string()),
+            "model": pa.array([label] * (n * layers), pa.string()),
+            "layer": pa.array(np.repeat(np.arange(layers, dtype=np.int16), n)),
+            # A plain fixed-size list, not Ray's tensor extension, so Polars can read it.
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), d),
+        })
+
+
+def current(exp) -> bool:
+    return is_done(exp.plan.activations_dir, exp.plan.extract_key)
+
+
+def describe(exp) -> list[str]:
+    plan, cfg = exp.plan, exp.config
+    state = "done" if current(exp) else "todo"
+    return [f"extract: [{state}] {len(plan.tasks)} x {cfg.extraction.probe_size} probes through pretrained, "
+            f"multitask and each control on {cfg.resources.extract_actors} actor(s) -> {plan.activations_dir}"]
+
+
+def _watch(folder: Path, total: int, stop: threading.Event) -> None:
+    """Progress from the files Ray Data has written so far (activations never pass the driver)."""
+    from runner.console import bar
+
+    progress, seen = bar(total, "extract"), 0
+    while not stop.wait(1.0):
+        written = sum(1 for _ in folder.glob("*.parquet"))
+        progress.update(max(0, min(written, total) - seen))
+        seen = max(seen, min(written, total))
+    progress.update(total - seen)
+    progress.close()
+
+
+def run(exp) -> Path:
+    """Write <out>/activations/<key>/*.parquet unless an identical extraction is already there."""
+    from runner.actors import blocks_of, map_with_actors, model_passes
+    from runner.data import probe_frame
+
+    plan, cfg = exp.plan, exp.config
+    target = plan.activations_dir
+    if current(exp):
+        log.info("extract: activations %s already complete, skipping", target.name)
+        return target
+    probes = probe_frame(exp.splits, list(plan.tasks)).sort(["task", "example_id"]).to_arrow()
+    # Two model batches per Ray Data batch: room for length bucketing.
+    rows_per_batch = cfg.extraction.batch_size * 2
+    blocks = len(blocks_of(probes, cfg.resources.extract_actors, rows_per_batch))
+    started = time.time()
+    with atomic_dir(target) as tmp:
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(tmp, blocks, stop), daemon=True)
+        watcher.start()
+        try:
+            map_with_actors(plan, probes, "extract", exp.model_dir, model_passes(plan), rows_per_batch) \
+                .write_parquet(str(tmp))
+        finally:
+            stop.set()
+            watcher.join()
+    mark_done(target, plan.extract_key, seconds=round(time.time() - started, 2), examples=probes.num_rows)
+    log.info("extract: %d probes in %.1fs -> %s", probes.num_rows, time.time() - started, target)
+    return target

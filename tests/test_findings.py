@@ -1,0 +1,142 @@
+"""The statistics behind every claim, on synthetic frames with a known truth: pure noise must give
+`inconclusive` everywhere and no layer map; a planted ramp must be recovered where it was planted."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from analysis.derive import DeriveOptions, derive_frames
+from analysis.findings import VERDICTS
+from analysis.gaps import gap_frame, noise_floor
+from analysis.layer_map import fit_change_points, layer_groups, paper_boundaries
+from analysis.roles import CONTROL, MULTITASK, PRETRAINED, UNSEEN, reseeded
+
+LAYERS = np.arange(21)
+MEASURE = "linear_cka"
+
+
+def synthetic_similarity(gap: np.ndarray, *, seen: int = 10, unseen: int = 3, noise: float = 0.02,
+                         seed_distance: float = 0.03, floor_tasks: int = 4, slope: float = 0.0,
+                         rng_seed: int = 0) -> pl.DataFrame:
+    """A similarity frame: s(pretrained, C_t) = 0.9 - slope l + noise, s(E, C_t) = that + gap(l) + noise,
+    and four tasks whose control is retrained (the floor): s(C', C) ~ 1 - seed_distance, and the
+    pretrained/E similarities to C' jittered by `noise` around those to C. As in real runs, most of
+    a task's noise persists across layers (a per-task offset), the rest is per layer."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    tasks = [(f"seen{i}", f"cluster{i % 5}") for i in range(seen)] + [(f"new{i}", UNSEEN) for i in range(unseen)]
+    base = 0.9 - slope * LAYERS
+
+    def noisy() -> np.ndarray:
+        return noise * (rng.standard_normal() + 0.3 * rng.standard_normal(len(LAYERS)))
+
+    for index, (task, cluster) in enumerate(tasks):
+        values = {(PRETRAINED, CONTROL): base + noisy(), (MULTITASK, CONTROL): base + gap + noisy()}
+        if index < floor_tasks:
+            twin = reseeded(1)
+            values[(twin, CONTROL)] = 1 - np.abs(seed_distance + 0.005 * rng.standard_normal(len(LAYERS)))
+            for model in (PRETRAINED, MULTITASK):
+                values[(model, twin)] = values[(model, CONTROL)] + noisy()
+        for (experimental, control), curve in values.items():
+            rows += [(MEASURE, experimental, control, task, cluster, int(layer), float(v), 64, False)
+                     for layer, v in zip(LAYERS, curve)]
+    schema = ["measure", "experimental", "control", "task", "cluster", "layer", "value", "n", "standardized"]
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def task_stats(frame: pl.DataFrame, rng_seed: int = 1) -> pl.DataFrame:
+    rng = np.random.default_rng(rng_seed)
+    tasks = frame.select("task", "cluster").unique(maintain_order=True)
+    return tasks.with_columns(pl.Series("train_size", rng.integers(100, 600, tasks.height)),
+                              pl.Series("flesch_kincaid", rng.normal(8, 2, tasks.height)),
+                              pl.Series("coleman_liau", rng.normal(10, 2, tasks.height)))
+
+
+def derive(sim: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return derive_frames(sim, None, task_stats(sim), DeriveOptions(primary=MEASURE, measures=[MEASURE],
+                                                                   dimensionality=None, draws=1000))
+
+
+def test_pure_noise_is_inconclusive_everywhere_with_no_layer_map():
+    frames = derive(synthetic_similarity(np.zeros(len(LAYERS))))
+    findings = frames["findings"]
+    assert findings.height >= 8 and set(findings["verdict"]) <= set(VERDICTS)
+    assert set(findings["verdict"]) == {"inconclusive"}, findings.select("claim", "verdict", "reason")
+    layer_map = frames["layer_map"]
+    assert layer_map["function"].is_null().all()
+    assert set(layer_map["structure"]) == {"none above noise"}
+    assert not frames["gaps"]["distinguishable"].any()
+
+
+def test_planted_ramp_is_recovered_and_the_upper_gap_holds():
+    # Shared 0-8 (no gap), transition 9-14 (the gap rises to 0.2), refinement 15-20 (it stays).
+    planted = np.clip((LAYERS - 8) / 6, 0, 1) * 0.2
+    frames = derive(synthetic_similarity(planted, noise=0.01))
+    layer_map = frames["layer_map"].sort("layer")
+    assert set(layer_map["structure"]) == {"above noise"}
+    k1, k2 = layer_map["k1"][0], layer_map["k2"][0]
+    assert abs(k1 - 8) <= 1 and abs(k2 - 14) <= 1
+    assert layer_map["k1_ci_low"][0] <= k1 <= layer_map["k1_ci_high"][0]
+    functions = dict(zip(layer_map["layer"], layer_map["function"]))
+    assert all(functions[la] == "shared" for la in range(0, 8))
+    assert all(functions[la] == "transition" for la in range(10, 14))
+    assert all(functions[la] == "refinement" for la in range(16, 21))
+    verdicts = dict(zip(frames["findings"]["claim"], frames["findings"]["verdict"]))
+    assert verdicts["multitask_above_pretrained_upper"] == "holds"
+    assert verdicts["multitask_below_pretrained_shared"] == "inconclusive"  # no gap was planted there
+    # The unseen tasks carry the same ramp: E above pretrained there too, with 3 tasks too few to say so.
+    assert verdicts["unseen_multitask_above_upper"] == "inconclusive"
+    row = frames["findings"].filter(pl.col("claim") == "multitask_above_pretrained_upper").row(0, named=True)
+    assert row["ci_low"] > 0 and row["value"] > row["floor"] > 0
+
+
+def test_a_reversed_gap_contradicts_the_paper_and_a_planted_decline_holds():
+    frames = derive(synthetic_similarity(-0.1 * (LAYERS >= 6), noise=0.01, slope=0.01))
+    verdicts = dict(zip(frames["findings"]["claim"], frames["findings"]["verdict"]))
+    assert verdicts["multitask_above_pretrained_upper"] == "contradicted"
+    assert verdicts["pretrained_declines_with_depth"] == "holds"
+
+
+def test_without_a_noise_floor_nothing_holds():
+    planted = np.clip((LAYERS - 8) / 6, 0, 1) * 0.2
+    frames = derive(synthetic_similarity(planted, noise=0.01, floor_tasks=0))
+    assert frames["seed_baseline"].is_empty()
+    assert "holds" not in frames["findings"]["verdict"].to_list()
+    assert frames["layer_map"]["function"].is_null().all()
+
+
+def test_noise_floor_is_the_larger_of_seed_distance_and_gap_shift():
+    sim = synthetic_similarity(np.zeros(len(LAYERS)), seed_distance=0.05, noise=0.001)
+    floor = noise_floor(sim, MEASURE)
+    assert floor["n_floor_tasks"].to_list() == [4] * len(LAYERS)
+    np.testing.assert_allclose(floor["seed_distance"], 0.05, atol=0.01)
+    assert (floor["floor"] >= floor["seed_distance"]).all() and (floor["floor"] >= floor["gap_shift"]).all()
+
+
+def test_gap_interval_is_a_task_bootstrap_that_brackets_the_mean():
+    sim = synthetic_similarity(np.full(len(LAYERS), 0.05), noise=0.02)
+    tasks = sorted({t for t in sim["task"].to_list() if t.startswith("seen")})
+    gaps = gap_frame(sim, MEASURE, tasks, draws=1000, seed=3)
+    assert (gaps["ci_low"] <= gaps["delta"]).all() and (gaps["delta"] <= gaps["ci_high"]).all()
+    width = (gaps["ci_high"] - gaps["ci_low"]).mean()
+    sd = 0.02 * np.sqrt(1 + 0.3**2) * np.sqrt(2)  # one task's gap: two independent noisy curves
+    expected = 2 * 1.96 * sd / np.sqrt(len(tasks))  # the CI of a mean of 10 of them
+    assert 0.6 * expected < width < 1.4 * expected
+    assert gap_frame(sim, MEASURE, tasks[:3])["ci_low"].is_null().all()  # 3 tasks: no interval
+
+
+def test_change_points_are_fitted_for_many_curves_at_once():
+    x = np.arange(12)
+    curves = np.stack([np.clip(x - k, 0, 3) for k in (2, 4, 6)]).astype(float)
+    k1, k2 = fit_change_points(x, curves)
+    assert k1.tolist() == [2, 4, 6] and k2.tolist() == [5, 7, 9]
+
+
+@pytest.mark.parametrize(("blocks", "expected"), [(32, (9, 15)), (30, (8, 14))])
+def test_paper_boundaries_scale_with_depth(blocks, expected):
+    assert paper_boundaries(blocks) == expected
+    groups, source = layer_groups(None, list(range(blocks + 1)))
+    assert max(groups["shared"]) == expected[0] and max(groups["transition"]) == expected[1]
+    assert "paper" in source
