@@ -270,15 +270,6 @@ def rbf_cka(x: ArrayLike, y: ArrayLike, threshold: float = 1.0, debiased: bool =
     return cka_from_centered(kc, lc)
 
 
-def cka(
-    x: ArrayLike, y: ArrayLike, kernel: Kernel = "linear", debiased: bool = False, threshold: float = 1.0
-) -> float:
-    """Dispatch on the kernel name."""
-    if kernel == "linear":
-        return linear_cka(x, y, debiased)
-    return rbf_cka(x, y, threshold, debiased)
-
-
 # ---------------------------------------------------------------- public: batched over layers and pairs
 
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from analysis.figures.cka import cka_boxplots, cluster_grid, cross_layer_heatmaps, layer_map_figure, representative_clusters
 from analysis.findings import DIMENSIONS_CLAIM
 from analysis.layer_map import has_structure, layer_ranges
+from analysis.measures import PAPER_MEASURES
 from analysis.roles import (
     CKA,
     CONTROL,
@@ -352,7 +353,7 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto
          "figure{margin:2em 0}img{max-width:100%}figcaption{font-size:0.9em;color:#444}")
 
 
-def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], primary: str = "linear_cka",
+def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], primary: str = PAPER_MEASURES["similarity"],
                  labels: Mapping[str, str] | None = None) -> Path:
     """Write out_dir/figures/*.png and out_dir/report.html; returns the report's path.
     `labels`: per-layer measure -> axis label."""

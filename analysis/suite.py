@@ -1,200 +1,249 @@
-"""Per-task CKA frames: MOSSA's experimental-vs-control CKA per layer, with bootstrap CIs, a
-permutation null and cross-layer matrices. Inputs are already aligned (see analysis.align).
+"""Per-task frames of the registered measures (analysis.measures). Inputs are already aligned
+(see analysis.align); numpy/torch arrays in, Polars frames out.
 
-Every row records its estimator (kernel, debiased, threshold), so frames from different settings
-can be concatenated and never confused.
+  pairwise_frame     experimental vs control, per layer, every selected pairwise measure, with
+                     optional half-sample confidence intervals and a permutation null
+  single_frame       every selected single measure of every model's layers
+  cross_layer_frame  every experimental layer against every control layer (CKA-type measures)
+
+Which measures run is data, a selection from the registry; this module never names one. Per
+(model, layer) one View caches what the measures share (the Gram, cosines, neighbours, spectra), so
+each GEMM is done once for every measure and pair, and the resamples index it instead of redoing it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
-from analysis.cka import (
-    ArrayLike,
-    Kernel,
-    Precision,
-    center_gram,
-    cka_pairs,
-    cross_layer_cka,
-    kernel_from_raw,
-    raw_gram,
-    safe_ratio,
-)
+from analysis.cka import ArrayLike, _n_layers
+from analysis.measures import Measure, Selection, View, list_measures, measure_info, resolve
+from analysis.measures import standardize as standardize_features
+
+Pair = tuple[str, str]
 
 
-def _check_models(reps: Mapping[str, ArrayLike], control: str, experimentals: Sequence[str]) -> None:
-    missing = [m for m in [control, *experimentals] if m not in reps]
+def _check_models(reps: Mapping[str, ArrayLike], models: Sequence[str]) -> None:
+    missing = [m for m in models if m not in reps]
     if missing:
         raise KeyError(f"models missing from reps: {missing} (have {sorted(reps)})")
 
 
-def _resampled_stats(
-    reps: Mapping[str, ArrayLike],
-    control: str,
-    experimentals: Sequence[str],
-    kernel: Kernel,
-    debiased: bool,
-    threshold: float,
-    precision: Precision,
-    bootstrap: int,
-    permutations: int,
-    seed: int,
-) -> dict[str, np.ndarray]:
-    """Resampling and permutation draws, arrays [n_experimentals, L, draws].
+def _draws(n: int, bootstrap: int, permutations: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Seeded resampling and permutation indices, the same for every layer, model and measure.
 
     Resampling is half-sampling: n//2 examples drawn WITHOUT replacement (the same draws for every
     layer and model, so per-layer intervals are comparable). Ordinary with-replacement bootstrap is
-    wrong for CKA: a duplicated example is a perfectly matching pair in both Grams and inflates CKA
-    (debiased CKA 0.13 -> 0.27..0.50 on a test case). A half-sample estimate has about the variance of
+    wrong for similarity measures: a duplicated example is a perfectly matching pair in both
+    representations and inflates them (debiased CKA 0.13 -> 0.27..0.50 on a test case; k-NN measures
+    see a duplicate as a perfect shared neighbour). A half-sample estimate has about the variance of
     the full-sample one (finite-population correction (n-m)/(n-1) = 1/2 at m = n/2); the interval is
-    its quantiles re-centred on the full-sample estimate (see task_cka_frame), which also removes the
-    small-sample bias of the half-sample CKA. The raw Gram (linear: XcXcᵀ, RBF: D²) is indexed, so no
-    GEMM is redone; the RBF median and the centring are recomputed per draw, as for a fresh sample.
-    Permutation: shuffle the control's rows against the experimental's. Centring commutes with a
-    permutation, so the centred control Gram is permuted in place of recomputing it.
+    its quantiles re-centred on the full-sample estimate (_interval), which also removes the
+    small-sample bias of the half-sample estimate. Views index their per-example quantities (Grams,
+    cosines, distances), so no GEMM is redone; centring, medians, neighbours, spectra and ranks are
+    recomputed per draw, as for a fresh sample.
+    Permutation: shuffle the control's rows against the experimental's. Every cached quantity of the
+    control is permutation-equivariant, so the permuted view permutes them instead of recomputing.
     """
-    n_layers, n = reps[control].shape[0], reps[control].shape[1]
     rng = np.random.default_rng(seed)
-    boot_idx = np.stack([rng.choice(n, size=n // 2, replace=False) for _ in range(bootstrap)]) if bootstrap else []
-    perm_idx = np.stack([rng.permutation(n) for _ in range(permutations)]) if permutations else None
-    boot = np.empty((len(experimentals), n_layers, bootstrap))
-    null = np.empty((len(experimentals), n_layers, permutations))
-    for layer in range(n_layers):
-        raws = {m: raw_gram(reps[m][layer], kernel, precision) for m in [control, *experimentals]}
-        for b, idx in enumerate(boot_idx):
-            sub = np.ix_(idx, idx)
-            grams = {m: center_gram(kernel_from_raw(r[sub], kernel, threshold), debiased) for m, r in raws.items()}
-            lc = grams[control]
-            for e, m in enumerate(experimentals):
-                boot[e, layer, b] = safe_ratio(np.vdot(grams[m], lc), np.linalg.norm(grams[m]) * np.linalg.norm(lc))
-        if perm_idx is not None:
-            lc = center_gram(kernel_from_raw(raws[control], kernel, threshold), debiased)
-            lc_norm = np.linalg.norm(lc)
-            for e, m in enumerate(experimentals):
-                kc = center_gram(kernel_from_raw(raws[m], kernel, threshold), debiased)
-                scale = np.linalg.norm(kc) * lc_norm
-                for p, perm in enumerate(perm_idx):
-                    null[e, layer, p] = safe_ratio(np.vdot(kc, lc[np.ix_(perm, perm)]), scale)
-    return {"boot": boot, "null": null}
+    boot = [rng.choice(n, size=n // 2, replace=False) for _ in range(bootstrap)]
+    perms = [rng.permutation(n) for _ in range(permutations)]
+    return boot, perms
 
 
-def task_cka_frame(
+def _evaluate(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair], left: Mapping[str, View],
+              right: Mapping[str, View]) -> np.ndarray:
+    """[measures, pairs] of measure(left[experimental], right[control])."""
+    return np.array([[m.compute(left[e], right[c], **params) for e, c in pairs] for m, params in chosen],
+                    dtype=np.float64).reshape(len(chosen), len(pairs))
+
+
+def _quiet_nan(fn, *args, **kwargs):
+    """nan-aware reductions stay silent on all-nan slices (an undefined value stays nan)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(*args, **kwargs)
+
+
+def _interval(values: np.ndarray, boot: np.ndarray, ci: float) -> dict[str, np.ndarray]:
+    lo, hi = _quiet_nan(np.nanquantile, boot, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=-1)
+    shift = values - _quiet_nan(np.nanmedian, boot, axis=-1)  # re-centre the half-sample spread on the estimate
+    return {"ci_low": lo + shift, "ci_high": hi + shift, "n_bootstrap": np.isfinite(boot).sum(axis=-1)}
+
+
+def _null_stats(values: np.ndarray, null: np.ndarray, higher: np.ndarray) -> dict[str, np.ndarray]:
+    """One-sided in the measure's direction: p = (1 + #{null at least as similar}) / (1 + P); null_q95 is
+    the 5%-level critical value (the 95th percentile when higher means more similar, else the 5th)."""
+    count = np.isfinite(null).sum(axis=-1)
+    q95, q05 = _quiet_nan(np.nanquantile, null, [0.95, 0.05], axis=-1)
+    obs = values[..., None]
+    exceed = np.where(higher[..., None], null >= obs, null <= obs).sum(axis=-1)
+    p = np.where(np.isfinite(values), (1 + exceed) / (1 + count), np.nan)
+    return {"null_mean": _quiet_nan(np.nanmean, null, axis=-1), "null_q95": np.where(higher, q95, q05),
+            "p_perm": p, "n_permutations": count}
+
+
+_INT_COLUMNS = {"layer", "control_layer", "n", "d", "n_bootstrap", "n_permutations"}
+
+
+def _frame(columns: dict[str, object], length: int) -> pl.DataFrame:
+    """Columns (scalars broadcast) to a frame with fixed dtypes; nan becomes null, which aggregates skip."""
+    data, schema = {}, {}
+    for name, col in columns.items():
+        if np.isscalar(col) or col is None:
+            col = [col] * length
+        col = col.ravel().tolist() if isinstance(col, np.ndarray) else list(col)
+        data[name] = col
+        if name in _INT_COLUMNS:
+            schema[name] = pl.Int64
+        elif name == "standardized":
+            schema[name] = pl.Boolean
+        elif name in ("measure", "experimental", "control", "model", "task", "cluster"):
+            schema[name] = pl.Utf8
+        else:
+            schema[name] = pl.Float64
+    return pl.DataFrame(data, schema=schema).with_columns(pl.selectors.float().fill_nan(None))
+
+
+def pairwise_frame(
     task: str,
     cluster: str,
     reps: Mapping[str, ArrayLike],
-    control: str,
-    experimentals: Sequence[str],
-    kernel: Kernel = "linear",
-    debiased: bool = False,
-    bootstrap: int = 0,
-    seed: int = 0,
+    pairs: Sequence[Pair],
+    measures: Selection,
     *,
-    threshold: float = 1.0,
+    bootstrap: int = 0,
     permutations: int = 0,
+    seed: int = 0,
     ci: float = 0.95,
-    precision: Precision = "auto",
+    standardize: bool = False,
 ) -> pl.DataFrame:
-    """One row per (experimental, layer) of CKA(experimental, control) for one task.
+    """One row per (measure, pair, layer) of measure(experimental, control) for one task.
 
-    reps: model -> aligned array [L, n, d_model] (layer 0 = embeddings).
-    Columns: experimental, control, task, cluster, layer, cka, n, kernel, debiased, threshold;
-    with bootstrap > 0: ci_low, ci_high (level `ci`, from `bootstrap` seeded half-samples without
-    replacement, re-centred on cka: see _resampled_stats for why not the plain bootstrap), n_bootstrap;
-    with permutations > 0: null_mean, null_q95, p_perm (one-sided, (1 + #{null >= cka}) / (1 + P)),
-    n_permutations.
+    reps: model -> aligned array [L, n, d_model] (layer 0 = embeddings; numpy or torch, CPU or CUDA).
+    pairs: [(experimental, control), ...]. measures: pairwise names or (name, params) pairs.
+    standardize: z-score every feature of each matrix first (massive dimensions cannot dominate).
+    Columns: measure, experimental, control, task, cluster, layer, value (null where undefined), n,
+    standardized; with bootstrap > 0: ci_low, ci_high (level `ci`, from seeded half-samples without
+    replacement re-centred on value: see _draws for why not the plain bootstrap), n_bootstrap (draws
+    with a defined value); with permutations > 0: null_mean, null_q95, p_perm (one-sided,
+    (1 + #{null >= value}) / (1 + P)), n_permutations.
     """
-    _check_models(reps, control, experimentals)
-    pairs = [(m, control) for m in experimentals]
-    values = cka_pairs(reps, pairs, kernel, debiased, threshold, precision)
-    n_layers, n = reps[control].shape[0], reps[control].shape[1]
-    columns: dict[str, list] = {
-        "experimental": [m for m in experimentals for _ in range(n_layers)],
-        "layer": [layer for _ in experimentals for layer in range(n_layers)],
-        "cka": [float(v) for m in experimentals for v in values[(m, control)]],
+    chosen = resolve(measures, "pairwise")
+    pairs = [(str(e), str(c)) for e, c in pairs]
+    if not pairs:
+        raise ValueError("no (experimental, control) pairs given")
+    models = list(dict.fromkeys(m for pair in pairs for m in pair))
+    _check_models(reps, models)
+    n_layers, n = _n_layers({m: reps[m] for m in models})
+    controls = list(dict.fromkeys(c for _, c in pairs))
+    boot_idx, perm_idx = _draws(n, bootstrap, permutations, seed)
+
+    shape = (len(chosen), len(pairs), n_layers)
+    values = np.full(shape, np.nan)
+    boot = np.full((*shape, bootstrap), np.nan)
+    null = np.full((*shape, permutations), np.nan)
+    for layer in range(n_layers):
+        views = {m: View(standardize_features(reps[m][layer]) if standardize else reps[m][layer]) for m in models}
+        values[:, :, layer] = _evaluate(chosen, pairs, views, views)
+        for b, idx in enumerate(boot_idx):
+            half = {m: v.subset(idx) for m, v in views.items()}
+            boot[:, :, layer, b] = _evaluate(chosen, pairs, half, half)
+        for r, perm in enumerate(perm_idx):
+            shuffled = {c: views[c].permute(perm) for c in controls}
+            null[:, :, layer, r] = _evaluate(chosen, pairs, views, shuffled)
+
+    which_measure, which_pair, which_layer = (a.ravel() for a in np.indices(shape))
+    columns: dict[str, object] = {
+        "measure": [chosen[i][0].name for i in which_measure],
+        "experimental": [pairs[p][0] for p in which_pair],
+        "control": [pairs[p][1] for p in which_pair],
+        "task": task,
+        "cluster": cluster,
+        "layer": which_layer,
+        "value": values,
+        "n": n,
+        "standardized": bool(standardize),
     }
-    if bootstrap or permutations:
-        draws = _resampled_stats(
-            reps, control, experimentals, kernel, debiased, threshold, precision, bootstrap, permutations, seed
-        )
-        if bootstrap:
-            boot = draws["boot"]
-            observed = np.array(columns["cka"]).reshape(len(experimentals), n_layers)
-            lo, hi = np.quantile(boot, [(1 - ci) / 2, 1 - (1 - ci) / 2], axis=2)
-            shift = observed - np.median(boot, axis=2)  # re-centre the half-sample spread on the estimate
-            columns["ci_low"] = (lo + shift).ravel().tolist()
-            columns["ci_high"] = (hi + shift).ravel().tolist()
-            columns["n_bootstrap"] = [bootstrap] * len(columns["cka"])
-        if permutations:
-            null = draws["null"]
-            observed = np.array(columns["cka"]).reshape(len(experimentals), n_layers)
-            columns["null_mean"] = null.mean(axis=2).ravel().tolist()
-            columns["null_q95"] = np.quantile(null, 0.95, axis=2).ravel().tolist()
-            exceed = (null >= observed[:, :, None]).sum(axis=2)
-            columns["p_perm"] = ((1 + exceed) / (1 + permutations)).ravel().tolist()
-            columns["n_permutations"] = [permutations] * len(columns["cka"])
-    # Undefined values (a representation without variance) become nulls, which every aggregate skips.
-    frame = pl.DataFrame(columns).with_columns(pl.selectors.float().fill_nan(None))
-    return frame.with_columns(
-        pl.lit(control).alias("control"),
-        pl.lit(task).alias("task"),
-        pl.lit(cluster).alias("cluster"),
-        pl.lit(n, dtype=pl.Int64).alias("n"),
-        pl.lit(kernel).alias("kernel"),
-        pl.lit(debiased).alias("debiased"),
-        pl.lit(threshold if kernel == "rbf" else None, dtype=pl.Float64).alias("threshold"),
-    ).select(
-        "experimental", "control", "task", "cluster", "layer", "cka", "n", "kernel", "debiased", "threshold",
-        *[c for c in columns if c not in ("experimental", "layer", "cka")],
-    )
+    if bootstrap:
+        columns |= _interval(values, boot, ci)
+    if permutations:
+        higher = np.array([m.higher_is_similar for m, _ in chosen], dtype=bool)[:, None, None]
+        columns |= _null_stats(values, null, np.broadcast_to(higher, shape))
+    return _frame(columns, values.size)
+
+
+def single_frame(task: str, cluster: str, reps: Mapping[str, ArrayLike], measures: Selection) -> pl.DataFrame:
+    """One row per (measure, model, layer) of every selected single measure.
+
+    reps: model -> [L, n, d] (models need not share n or d). Columns: measure, model, task, cluster,
+    layer, value (null where undefined), n, d.
+    """
+    chosen = resolve(measures, "single")
+    rows: list[tuple[int, str, int, float, int, int]] = []
+    for model, array in reps.items():
+        if array.ndim != 3:
+            raise ValueError(f"{model}: expected [L, n, d], got shape {tuple(array.shape)}")
+        n_layers, n, d = (int(s) for s in array.shape)
+        for layer in range(n_layers):
+            view = View(array[layer])  # one cache per (model, layer), shared by the measures
+            rows += [(i, model, layer, m.compute(view, **params), n, d) for i, (m, params) in enumerate(chosen)]
+    rows.sort(key=lambda row: row[0])  # stable: measure-major, then model and layer as given
+    which, model, layer, value, n, d = (list(c) for c in zip(*rows)) if rows else ([], [], [], [], [], [])
+    columns = {"measure": [chosen[i][0].name for i in which], "model": model, "task": task, "cluster": cluster,
+               "layer": layer, "value": value, "n": n, "d": d}
+    return _frame(columns, len(rows))
+
+
+class _StandardizedLayers:
+    """[L, n, d] whose layers are z-scored when read: a float64 copy of every layer at once would
+    double or quadruple the activations' memory (33 x 750 x 4096 float64 = 0.8 GB per model)."""
+
+    def __init__(self, array: ArrayLike) -> None:
+        self.array, self.shape, self.ndim = array, tuple(array.shape), array.ndim
+
+    def __getitem__(self, layer: int) -> ArrayLike:
+        return standardize_features(self.array[layer])
 
 
 def cross_layer_frame(
     task: str,
     cluster: str,
     reps: Mapping[str, ArrayLike],
-    control: str,
-    experimentals: Sequence[str],
-    kernel: Kernel = "linear",
-    debiased: bool = False,
+    pairs: Sequence[Pair],
+    measures: Selection,
     *,
-    threshold: float = 1.0,
-    precision: Precision = "auto",
+    standardize: bool = False,
 ) -> pl.DataFrame:
-    """Every layer of each experimental against every layer of the control, long form.
+    """Every layer of each experimental against every layer of its control, long form.
 
-    Columns: experimental, control, task, cluster, layer (experimental's), control_layer, cka, n,
-    kernel, debiased, threshold.
+    Only measures registered with a cross-layer form (the CKA-type ones: Lx + Ly Grams, then one GEMM
+    of unit-norm vectorised Grams); others raise ValueError. Columns: measure, experimental, control,
+    task, cluster, layer (experimental's), control_layer, value, n.
     """
-    _check_models(reps, control, experimentals)
+    chosen = resolve(measures, "pairwise")
+    unsupported = [m.name for m, _ in chosen if m.cross_layer is None]
+    if unsupported:
+        supported = [name for name in list_measures("pairwise") if measure_info(name).cross_layer is not None]
+        raise ValueError(f"no cross-layer form for {unsupported}; cross_layer_frame supports {supported}")
+    models = list(dict.fromkeys(m for pair in pairs for m in pair))
+    _check_models(reps, models)
+    _, n = _n_layers({m: reps[m] for m in models})
+    prepared = {m: _StandardizedLayers(reps[m]) if standardize else reps[m] for m in models}
     frames = []
-    for m in experimentals:
-        mat = cross_layer_cka(reps[m], reps[control], kernel, debiased, threshold, precision)
-        lx, ly = mat.shape
-        frames.append(
-            pl.DataFrame(
-                {
-                    "experimental": [m] * (lx * ly),
-                    "layer": np.repeat(np.arange(lx), ly),
-                    "control_layer": np.tile(np.arange(ly), lx),
-                    "cka": mat.ravel(),
-                }
-            )
-        )
-    n = reps[control].shape[1]
-    return pl.concat(frames).with_columns(pl.col("cka").fill_nan(None)).with_columns(
-        pl.lit(control).alias("control"),
-        pl.lit(task).alias("task"),
-        pl.lit(cluster).alias("cluster"),
-        pl.col("layer").cast(pl.Int64),
-        pl.col("control_layer").cast(pl.Int64),
-        pl.lit(n, dtype=pl.Int64).alias("n"),
-        pl.lit(kernel).alias("kernel"),
-        pl.lit(debiased).alias("debiased"),
-        pl.lit(threshold if kernel == "rbf" else None, dtype=pl.Float64).alias("threshold"),
-    ).select(
-        "experimental", "control", "task", "cluster", "layer", "control_layer", "cka", "n", "kernel",
-        "debiased", "threshold",
-    )
+    for measure, params in chosen:
+        for e, c in pairs:
+            mat = measure.cross_layer(prepared[e], prepared[c], **params)
+            lx, ly = mat.shape
+            frames.append(_frame({
+                "measure": measure.name, "experimental": e, "control": c, "task": task, "cluster": cluster,
+                "layer": np.repeat(np.arange(lx), ly), "control_layer": np.tile(np.arange(ly), lx),
+                "value": mat, "n": n,
+            }, lx * ly))
+    if not frames:
+        return _frame({"measure": [], "experimental": [], "control": [], "task": [], "cluster": [], "layer": [],
+                       "control_layer": [], "value": [], "n": []}, 0)
+    return pl.concat(frames)

@@ -1,20 +1,26 @@
-"""Frames: task CKA (+ bootstrap, permutation null), cross-layer, PCA, correlations, unseen, layer map, t-SNE."""
+"""Frames: pairwise measures (+ bootstrap, permutation null), single measures, cross-layer, PCA,
+correlations, unseen, layer map, t-SNE."""
 
 import math
 
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from scipy.stats import t as student_t
 
 from analysis.cka import layerwise_cka, rbf_cka
 from analysis.correlate import correlation_frame
-from analysis.layer_map import layer_map_frame, segment_layers
-from analysis.pca import n_components_for, pca_frame, variance_spectrum
+from analysis.layer_map import fit_change_points, segment_slopes
+from analysis.measures import get_measure, list_measures, standardize
+from analysis.measures.pca99 import n_components_for, variance_spectrum
 from analysis.stats import pearson, spearman
-from analysis.suite import cross_layer_frame, task_cka_frame
+from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
 from analysis.tsne import tsne, tsne_frame
 from analysis.unseen import unseen_frame
+
+PAIRS = [("pretrained", "control"), ("multitask", "control")]
+PAIRWISE_COLUMNS = ["measure", "experimental", "control", "task", "cluster", "layer", "value", "n", "standardized"]
 
 
 def reps_for(rng, n_layers=5, n=40, d=16):
@@ -27,35 +33,72 @@ def reps_for(rng, n_layers=5, n=40, d=16):
     }
 
 
-def test_task_cka_frame_values_and_estimator_columns():
+def test_pairwise_frame_values_columns_and_types():
     reps = reps_for(np.random.default_rng(0))
-    f = task_cka_frame("rte", "nli", reps, "control", ["pretrained", "multitask"], kernel="linear", debiased=True)
+    f = pairwise_frame("rte", "nli", reps, PAIRS, ["debiased_cka"])
+    assert f.columns == PAIRWISE_COLUMNS
+    assert f.schema["layer"] == pl.Int64 and f.schema["value"] == pl.Float64 and f.schema["n"] == pl.Int64
+    assert f.schema["standardized"] == pl.Boolean
     assert f.height == 2 * 5
-    for col in ("experimental", "task", "cluster", "layer", "cka", "n", "kernel", "debiased"):
-        assert col in f.columns
-    assert set(f["kernel"]) == {"linear"} and set(f["debiased"]) == {True} and set(f["n"]) == {40}
-    got = f.filter(pl.col("experimental") == "multitask").sort("layer")["cka"].to_numpy()
+    assert set(f["measure"]) == {"debiased_cka"} and set(f["n"]) == {40} and set(f["standardized"]) == {False}
+    assert set(f["task"]) == {"rte"} and set(f["cluster"]) == {"nli"} and set(f["control"]) == {"control"}
+    got = f.filter(pl.col("experimental") == "multitask").sort("layer")["value"].to_numpy()
     np.testing.assert_allclose(got, layerwise_cka(reps["multitask"], reps["control"], debiased=True), atol=1e-12)
-    g = task_cka_frame("rte", "nli", reps, "control", ["pretrained"], kernel="rbf", threshold=0.5)
-    assert g["threshold"][0] == 0.5
-    assert g.sort("layer")["cka"][0] == pytest.approx(rbf_cka(reps["pretrained"][0], reps["control"][0], 0.5))
+    g = pairwise_frame("rte", "nli", reps, [("pretrained", "control")], [("rbf_cka", {"threshold": 0.5})])
+    assert g.sort("layer")["value"][0] == pytest.approx(rbf_cka(reps["pretrained"][0], reps["control"][0], 0.5))
     with pytest.raises(KeyError):
-        task_cka_frame("rte", "nli", reps, "nope", ["pretrained"])
+        pairwise_frame("rte", "nli", reps, [("pretrained", "nope")], ["linear_cka"])
+    with pytest.raises(ValueError):
+        pairwise_frame("rte", "nli", reps, PAIRS, ["pca99"])  # a single measure
+
+
+def test_pairwise_frame_every_measure_matches_the_callable():
+    reps = reps_for(np.random.default_rng(5), n_layers=3, n=30, d=12)
+    names = list_measures("pairwise")
+    f = pairwise_frame("rte", "nli", reps, PAIRS, names)
+    assert f.height == len(names) * 2 * 3
+    assert f["measure"].unique(maintain_order=True).to_list() == names
+    for row in f.iter_rows(named=True):
+        expected = get_measure(row["measure"])(reps[row["experimental"]][row["layer"]], reps["control"][row["layer"]])
+        assert row["value"] == pytest.approx(expected, abs=1e-12), row
+
+
+def test_undefined_values_are_null():
+    reps = reps_for(np.random.default_rng(6), n_layers=2)
+    reps["control"] = reps["control"].copy()
+    reps["control"][0] = reps["control"][0, :1]  # layer 0: every probe is the same point
+    f = pairwise_frame("rte", "nli", reps, PAIRS, ["linear_cka", "mutual_knn"], bootstrap=5, permutations=5)
+    assert f.filter(pl.col("layer") == 0)["value"].null_count() == 4
+    assert f.filter(pl.col("layer") == 1)["value"].null_count() == 0
+    assert f.filter(pl.col("layer") == 0)["p_perm"].null_count() == 4
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_estimate():
     reps = reps_for(np.random.default_rng(1))
-    args = ("rte", "nli", reps, "control", ["pretrained", "multitask"])
-    a = task_cka_frame(*args, bootstrap=60, seed=3)
-    b = task_cka_frame(*args, bootstrap=60, seed=3)
-    c = task_cka_frame(*args, bootstrap=60, seed=4)
+    args = ("rte", "nli", reps, PAIRS, ["linear_cka"])
+    a = pairwise_frame(*args, bootstrap=60, seed=3)
+    b = pairwise_frame(*args, bootstrap=60, seed=3)
+    c = pairwise_frame(*args, bootstrap=60, seed=4)
+    assert a.columns == PAIRWISE_COLUMNS + ["ci_low", "ci_high", "n_bootstrap"]
     assert a.equals(b)
     assert not np.allclose(a["ci_low"], c["ci_low"])
     assert (a["ci_low"] <= a["ci_high"]).all()
-    assert ((a["ci_low"] <= a["cka"]) & (a["cka"] <= a["ci_high"])).all()
+    assert ((a["ci_low"] <= a["value"]) & (a["value"] <= a["ci_high"])).all()
+    assert (a["n_bootstrap"] == 60).all()
     width = (a["ci_high"] - a["ci_low"]).to_numpy().reshape(2, 5)
     assert (width[0] > width[1]).all()  # noisier pretrained pair: wider interval
     assert 0.005 < width[1].mean() < width[0].mean() < 0.5
+
+
+@pytest.mark.parametrize("name", ["debiased_cka", "mutual_knn", "cknna", "procrustes", "rsa", "svcca"])
+def test_bootstrap_is_generic_over_measures(name):
+    """Every measure gets a seeded interval that brackets it and widens for the noisier pair."""
+    reps = reps_for(np.random.default_rng(11), n_layers=3, n=60, d=12)
+    f = pairwise_frame("rte", "nli", reps, PAIRS, [name], bootstrap=40, seed=2)
+    assert ((f["ci_low"] <= f["value"]) & (f["value"] <= f["ci_high"])).all()
+    width = (f["ci_high"] - f["ci_low"]).to_numpy().reshape(2, 3)
+    assert width.mean(axis=1)[0] > width.mean(axis=1)[1]
+    assert f.equals(pairwise_frame("rte", "nli", reps, PAIRS, [name], bootstrap=40, seed=2))
 
 
 def test_interval_width_tracks_sampling_spread():
@@ -67,8 +110,8 @@ def test_interval_width_tracks_sampling_spread():
     for _ in range(30):
         z = rng.standard_normal((1, n, d))
         reps = {"control": z, "pre": np.tanh(z @ w) + 1.2 * rng.standard_normal((1, n, d))}
-        f = task_cka_frame("t", "c", reps, "control", ["pre"], bootstrap=60, seed=1)
-        values.append(f["cka"][0])
+        f = pairwise_frame("t", "c", reps, [("pre", "control")], ["linear_cka"], bootstrap=60, seed=1)
+        values.append(f["value"][0])
         widths.append(f["ci_high"][0] - f["ci_low"][0])
     true_width = 3.92 * np.std(values)
     assert 0.6 * true_width < np.mean(widths) < 1.8 * true_width
@@ -76,24 +119,84 @@ def test_interval_width_tracks_sampling_spread():
 
 def test_permutation_null_separates_related_from_unrelated():
     reps = reps_for(np.random.default_rng(2))
-    f = task_cka_frame("rte", "nli", reps, "control", ["multitask", "unrelated"], debiased=True, permutations=99)
-    rel = f.filter(pl.col("experimental") == "multitask")
-    unrel = f.filter(pl.col("experimental") == "unrelated")
-    assert (rel["p_perm"] == 0.01).all()  # (1 + 0) / (1 + 99)
-    assert (rel["cka"] > rel["null_q95"]).all()
-    assert unrel["p_perm"].min() > 0.01
-    assert abs(unrel["null_mean"].mean()) < 0.05  # debiased null is centred near 0
+    pairs = [("multitask", "control"), ("unrelated", "control")]
+    f = pairwise_frame("rte", "nli", reps, pairs, ["debiased_cka", "mutual_knn", "rsa"], permutations=99)
+    assert f.columns[-4:] == ["null_mean", "null_q95", "p_perm", "n_permutations"]
+    assert (f["n_permutations"] == 99).all()
+    for name in ("debiased_cka", "mutual_knn", "rsa"):
+        rel = f.filter((pl.col("experimental") == "multitask") & (pl.col("measure") == name))
+        unrel = f.filter((pl.col("experimental") == "unrelated") & (pl.col("measure") == name))
+        assert (rel["p_perm"] == 0.01).all(), name  # (1 + 0) / (1 + 99)
+        assert (rel["value"] > rel["null_q95"]).all(), name
+        assert unrel["p_perm"].min() > 0.01, name
+    debiased = f.filter((pl.col("experimental") == "unrelated") & (pl.col("measure") == "debiased_cka"))
+    assert abs(debiased["null_mean"].mean()) < 0.05  # debiased null is centred near 0
+    knn = f.filter(pl.col("measure") == "mutual_knn")
+    assert abs(knn["null_mean"].mean() - 10 / 39) < 0.05  # chance overlap k/(n-1)
 
 
-def test_cross_layer_frame_diagonal_matches_task_frame():
+def test_standardize_removes_a_massive_dimension():
+    rng = np.random.default_rng(3)
+    reps = reps_for(rng, n_layers=2)
+    for m in ("pretrained", "control"):  # one shared massive feature dominates linear CKA
+        reps[m] = reps[m].copy()
+    massive = 300.0 * rng.standard_normal((2, 40))
+    reps["pretrained"][:, :, 0] += massive
+    reps["control"][:, :, 0] += massive
+    raw = pairwise_frame("t", "c", reps, [("pretrained", "control")], ["linear_cka"])
+    std = pairwise_frame("t", "c", reps, [("pretrained", "control")], ["linear_cka"], standardize=True)
+    assert set(std["standardized"]) == {True}
+    assert raw["value"].min() > 0.99 and std["value"].max() < 0.9
+    expected = get_measure("linear_cka")(standardize(reps["pretrained"][1]), standardize(reps["control"][1]))
+    assert std.sort("layer")["value"][1] == pytest.approx(expected, abs=1e-12)
+
+
+def test_frames_take_torch_tensors():
+    reps = reps_for(np.random.default_rng(4), n_layers=2)
+    tensors = {m: torch.from_numpy(a).float() for m, a in reps.items()}
+    names = ["linear_cka", "mutual_knn", "procrustes"]
+    a = pairwise_frame("t", "c", reps, PAIRS, names, bootstrap=5)
+    b = pairwise_frame("t", "c", tensors, PAIRS, names, bootstrap=5)
+    np.testing.assert_allclose(a["value"], b["value"], atol=1e-6)
+    np.testing.assert_allclose(a["ci_low"], b["ci_low"], atol=1e-5)
+    s = single_frame("t", "c", tensors, ["pca99", "massive_ratio"])
+    np.testing.assert_allclose(s["value"], single_frame("t", "c", reps, ["pca99", "massive_ratio"])["value"], rtol=1e-6)
+
+
+def test_single_frame_columns_and_values():
+    reps = reps_for(np.random.default_rng(7), n_layers=3)
+    reps["narrow"] = reps["control"][:, :20, :5]
+    names = list_measures("single")
+    f = single_frame("rte", "nli", reps, names)
+    assert f.columns == ["measure", "model", "task", "cluster", "layer", "value", "n", "d"]
+    assert f.height == len(names) * 5 * 3
+    assert f["measure"].unique(maintain_order=True).to_list() == names
+    narrow = f.filter(pl.col("model") == "narrow")
+    assert set(narrow["n"]) == {20} and set(narrow["d"]) == {5}
+    for row in f.iter_rows(named=True):
+        assert row["value"] == pytest.approx(get_measure(row["measure"])(reps[row["model"]][row["layer"]]), abs=1e-12)
+    with pytest.raises(ValueError):
+        single_frame("rte", "nli", reps, ["linear_cka"])
+
+
+def test_cross_layer_frame_diagonal_matches_pairwise_frame():
     reps = reps_for(np.random.default_rng(3))
-    cross = cross_layer_frame("rte", "nli", reps, "control", ["pretrained", "multitask"])
-    assert cross.height == 2 * 5 * 5
-    task = task_cka_frame("rte", "nli", reps, "control", ["pretrained", "multitask"])
-    diag = cross.filter(pl.col("layer") == pl.col("control_layer")).select("experimental", "layer", "cka")
-    joined = diag.join(task.select("experimental", "layer", pl.col("cka").alias("ref")), on=["experimental", "layer"])
-    assert joined.height == 10
-    np.testing.assert_allclose(joined["cka"], joined["ref"], atol=1e-10)
+    names = ["linear_cka", "debiased_cka", ("rbf_cka", {"threshold": 0.7})]
+    cross = cross_layer_frame("rte", "nli", reps, PAIRS, names)
+    assert cross.columns == ["measure", "experimental", "control", "task", "cluster", "layer", "control_layer", "value", "n"]
+    assert cross.height == 3 * 2 * 5 * 5
+    task = pairwise_frame("rte", "nli", reps, PAIRS, names)
+    diag = cross.filter(pl.col("layer") == pl.col("control_layer")).select("measure", "experimental", "layer", "value")
+    joined = diag.join(task.select("measure", "experimental", "layer", pl.col("value").alias("ref")),
+                       on=["measure", "experimental", "layer"])
+    assert joined.height == 30
+    np.testing.assert_allclose(joined["value"], joined["ref"], atol=1e-10)
+    std = cross_layer_frame("rte", "nli", reps, PAIRS, ["linear_cka"], standardize=True)
+    std_task = pairwise_frame("rte", "nli", reps, PAIRS, ["linear_cka"], standardize=True)
+    on_diag = std.filter(pl.col("layer") == pl.col("control_layer")).sort("experimental", "layer")["value"]
+    np.testing.assert_allclose(on_diag, std_task.sort("experimental", "layer")["value"], atol=1e-10)
+    with pytest.raises(ValueError, match="mutual_knn"):
+        cross_layer_frame("rte", "nli", reps, PAIRS, ["linear_cka", "mutual_knn"])
 
 
 # ---------------------------------------------------------------- PCA
@@ -109,10 +212,14 @@ def test_pca_dims_known_spectrum_and_rank_cap():
     wide = rng.standard_normal((10, 300))  # n < d: rank <= n - 1 = 9
     spec = variance_spectrum(wide)
     assert spec[9:].max() < 1e-9 * spec[0]
-    f = pca_frame("rte", "nli", {"m": np.stack([wide, 2 * wide]), "narrow": wide[None, :, :5]}, threshold=0.99)
-    assert f["rank_cap"].to_list() == [9, 9, 5]
-    assert f["n_components"][0] <= 9 and bool(f["at_cap"][0]) == (f["n_components"][0] == 9)
+    f = single_frame("rte", "nli", {"m": np.stack([wide, 2 * wide]), "narrow": wide[None, :, :5]},
+                     [("pca99", {"threshold": 0.99})])
+    rank_cap = [min(n - 1, d) for n, d in zip(f["n"], f["d"])]
+    assert rank_cap == [9, 9, 5]
+    assert (f["value"] <= pl.Series(rank_cap)).all() and f["value"][0] == f["value"][1]  # scale-free
+    assert f["value"][0] == n_components_for(variance_spectrum(wide), 0.99)
     assert n_components_for(np.zeros(5)) == 0
+    assert get_measure("pca99")(np.ones((6, 4))) == 0.0  # constant data: no components
 
 
 # ---------------------------------------------------------------- statistics
@@ -179,18 +286,17 @@ def test_unseen_frame():
 
 @pytest.mark.parametrize("k1,k2,n_layers", [(9, 15, 33), (3, 6, 12), (1, 2, 5)])
 def test_layer_map_recovers_change_points(k1, k2, n_layers):
+    """The segmented fit behind the layer map (its frame, built from gap curves with a noise floor, is
+    tested in tests/test_findings.py)."""
     layers = np.arange(n_layers)
     delta = np.where(layers <= k1, -0.05, np.where(layers <= k2, -0.05 + 0.3 * (layers - k1) / (k2 - k1), 0.25))
     delta = delta + 0.002 * np.random.default_rng(0).standard_normal(n_layers) * (n_layers > 6)
-    got1, got2, slopes = segment_layers(layers, delta)
-    assert (got1, got2) == (k1, k2)
+    got1, got2 = fit_change_points(layers, delta)
+    assert (int(got1[0]), int(got2[0])) == (k1, k2)
+    slopes = segment_slopes(layers, delta, k1, k2)
     assert slopes[1] > abs(slopes[0]) and slopes[1] > abs(slopes[2])
-    pre = 0.9 - 0.01 * layers
-    cka = _curve_frame(pre, pre + delta)
-    lm = layer_map_frame(pl.concat([cka, _curve_frame(pre, pre - 0.5, cluster="unseen")]))  # unseen ignored
-    assert lm["function"].to_list() == ["shared"] * (k1 + 1) + ["transition"] * (k2 - k1) + ["refinement"] * (n_layers - k2 - 1)
     with pytest.raises(ValueError):
-        layer_map_frame(cka.filter(pl.col("experimental") == "pretrained"))
+        fit_change_points(layers[:3], delta[:3])
 
 
 # ---------------------------------------------------------------- t-SNE

@@ -1,0 +1,33 @@
+"""Similarity and per-layer measures: a registry plus one module per measure (the peft lesson).
+
+    from analysis.measures import get_measure, list_measures, measure_info
+    get_measure("linear_cka")(x, y)          # pairwise: two row-aligned n x d matrices -> float
+    get_measure("pca99")(x, threshold=0.95)   # single: one matrix -> float
+
+To add a measure: write a module here with a function on views decorated by @register, and import
+it below. Nothing else names it.
+"""
+
+from analysis.measures.registry import (
+    PAPER_MEASURES,
+    Kind,
+    Measure,
+    Selection,
+    get_measure,
+    list_measures,
+    measure_info,
+    register,
+    resolve,
+)
+from analysis.measures.view import View, standardize
+
+# Importing a measure module registers its measures, in this order (list_measures' order per kind).
+# isort: off
+from analysis.measures import cka, knn, cca, procrustes, rsa  # noqa: F401, E402
+from analysis.measures import pca99, twonn, entropy, massive  # noqa: F401, E402
+# isort: on
+
+__all__ = [
+    "PAPER_MEASURES", "Kind", "Measure", "Selection", "View", "get_measure", "list_measures", "measure_info",
+    "register", "resolve", "standardize",
+]

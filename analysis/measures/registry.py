@@ -1,0 +1,157 @@
+"""The measure registry: one record per similarity (pairwise) or per-layer (single) measure.
+
+A measure module defines a function on views (analysis.measures.view.View) and decorates it:
+
+    @register("linear_cka", kind="pairwise", higher_is_similar=True, description="...")
+    def linear_cka(x: View, y: View) -> float: ...
+
+Its keyword-only arguments are its parameters and their defaults. Everything else (frames, config,
+runner) finds measures here by name, so adding one is one module and one decorator (the peft lesson).
+Code outside the measure modules never spells a measure's name: it loops over the configured
+selection, or asks PAPER_MEASURES for the measures the paper's claims are stated in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from analysis.measures.view import ArrayLike, View
+
+Kind = Literal["pairwise", "single"]
+# A selection: names, or (name, params) pairs, e.g. ["linear_cka", ("mutual_knn", {"k": 5})].
+Selection = Sequence[str | tuple[str, Mapping[str, Any]]]
+
+# The measures the paper's own claims are stated in (similarity: Figures 2-3, 6-10; dimensionality: Figure 5).
+PAPER_MEASURES: dict[str, str] = {"similarity": "linear_cka", "dimensionality": "pca99"}
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A registered measure. `fn` takes views (one, or two row-aligned) and keyword parameters."""
+
+    name: str
+    kind: Kind
+    fn: Callable[..., float]
+    description: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # name -> default
+    higher_is_similar: bool | None = None  # pairwise: does a larger value mean more similar?
+    meaning: str = ""  # what a value means (required for single measures)
+    # CKA-type measures: the legacy cka.parquet columns (kernel, debiased, threshold). A key that is
+    # also a parameter takes that parameter's value (see estimator_columns).
+    estimator: Mapping[str, Any] | None = None
+    # Batched every-layer-against-every-layer form: (xs [Lx,n,d], ys [Ly,n,d], **params) -> [Lx, Ly].
+    cross_layer: Callable[..., np.ndarray] | None = None
+
+    def resolve_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with `params`; unknown names raise, ints given as floats (YAML) become ints."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise TypeError(f"{self.name}: unknown parameter(s) {unknown}; it takes {sorted(self.params) or 'none'}")
+        out = dict(self.params)
+        for key, value in params.items():
+            default = out[key]
+            if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            out[key] = value
+        return out
+
+    def estimator_columns(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The estimator's legacy columns with this call's parameter values filled in."""
+        if self.estimator is None:
+            raise ValueError(f"{self.name} is not a CKA-type measure: it has no estimator columns")
+        resolved = self.resolve_params(params)
+        return {key: resolved.get(key, value) for key, value in self.estimator.items()}
+
+    def compute(self, *views: View, **params: Any) -> float:
+        """The measure on views, parameters already resolved (the frames' fast path). A similarity with
+        a matrix whose rows are all the same point is undefined: nan, whatever the formula would give."""
+        if self.kind == "pairwise" and not all(v.has_variance for v in views):
+            return float("nan")
+        return float(self.fn(*views, **params))
+
+    def __call__(self, *arrays: ArrayLike | View, **params: Any) -> float:
+        """f(x, y, **params) for pairwise, f(x, **params) for single; numpy or torch, CPU or CUDA."""
+        arity = 2 if self.kind == "pairwise" else 1
+        if len(arrays) != arity:
+            raise TypeError(f"{self.name} is a {self.kind} measure: it takes {arity} matrix(es), got {len(arrays)}")
+        views = [a if isinstance(a, View) else View(a) for a in arrays]
+        if arity == 2 and views[0].n != views[1].n:
+            raise ValueError(f"x and y must have the same rows (examples): {views[0].n} != {views[1].n}")
+        return self.compute(*views, **self.resolve_params(params))
+
+
+_REGISTRY: dict[str, Measure] = {}
+
+
+def register(
+    name: str,
+    *,
+    kind: Kind,
+    description: str,
+    higher_is_similar: bool | None = None,
+    meaning: str = "",
+    estimator: Mapping[str, Any] | None = None,
+    cross_layer: Callable[..., np.ndarray] | None = None,
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Decorator: register `fn` under `name`; its keyword-only arguments are the parameters."""
+
+    def decorate(fn: Callable[..., float]) -> Callable[..., float]:
+        if name in _REGISTRY:
+            raise ValueError(f"measure {name!r} is already registered")
+        if kind == "pairwise" and higher_is_similar is None:
+            raise ValueError(f"{name}: a pairwise measure must say whether higher means more similar")
+        if kind == "single" and not meaning:
+            raise ValueError(f"{name}: a single measure must say what its value means")
+        if kind not in ("pairwise", "single"):
+            raise ValueError(f"{name}: kind must be 'pairwise' or 'single', not {kind!r}")
+        signature = inspect.signature(fn).parameters.values()
+        params = {p.name: p.default for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        _REGISTRY[name] = Measure(name, kind, fn, description, params, higher_is_similar, meaning, estimator, cross_layer)
+        return fn
+
+    return decorate
+
+
+def measure_info(name: str) -> Measure:
+    """The registration of `name`; unknown names raise KeyError with the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(f"unknown measure {name!r}.{hint} Known: {', '.join(_REGISTRY)}") from None
+
+
+def get_measure(name: str) -> Measure:
+    """The measure as a plain callable: f(x, y, **params) or f(x, **params) -> float."""
+    return measure_info(name)
+
+
+def list_measures(kind: Kind | None = None) -> list[str]:
+    """Registered names, pairwise ones first, each kind in registration order; optionally one kind."""
+    if kind not in (None, "pairwise", "single"):
+        raise ValueError(f"kind must be 'pairwise', 'single' or None, not {kind!r}")
+    kinds = ("pairwise", "single") if kind is None else (kind,)
+    return [name for k in kinds for name, m in _REGISTRY.items() if m.kind == k]
+
+
+def resolve(selection: Selection, kind: Kind | None = None) -> list[tuple[Measure, dict[str, Any]]]:
+    """(registration, resolved params) for each entry of a selection, checked against `kind`."""
+    out, seen = [], set()
+    for entry in selection:
+        name, params = (entry, None) if isinstance(entry, str) else entry
+        measure = measure_info(name)
+        if kind is not None and measure.kind != kind:
+            raise ValueError(f"{name} is a {measure.kind} measure; expected {kind} ones here")
+        if name in seen:
+            raise ValueError(f"{name} is selected twice; rows of one measure must have one setting")
+        seen.add(name)
+        out.append((measure, measure.resolve_params(params)))
+    return out
