@@ -350,6 +350,22 @@ def is_done(folder: Path, key: str) -> bool:
     return found.done
 
 
+def stamp(*folders: Path) -> str:
+    """A fingerprint of the done markers of `folders`. A stage that records its inputs' stamp is
+    current only while those inputs are the very artifacts it was built from: a rebuilt model or
+    extraction gets a new marker, so whatever was derived from it is rebuilt too."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            digest.update((Path(folder) / SUCCESS).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def is_current(folder: Path, key: str, inputs: str) -> bool:
+    """Done for `key`, intact, and built from the inputs whose stamp is `inputs`."""
+    return is_done(folder, key) and check_done(folder, key).marker.get("inputs") == inputs
+
+
 # --- reading artifacts ------------------------------------------------------------------------
 
 

@@ -34,4 +34,5 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-run")
     result = layerwise("run", "--config", str(TINY), "--out", str(out))
     assert result.returncode == 0, result.stderr[-4000:]
+    (out / "console.txt").write_text(result.stdout + result.stderr)  # what the user saw
     return out

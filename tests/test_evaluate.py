@@ -10,7 +10,18 @@ import polars as pl
 import pytest
 import torch
 
-from analysis.scores import EVAL_COLUMNS, accuracy, bleu, comparison_table, rouge_l, score_cka_frame, task_score
+from analysis.scores import (
+    EVAL_COLUMNS,
+    accuracy,
+    bleu,
+    comparison_table,
+    gap_frame,
+    paired_gap,
+    rouge_l,
+    score_cka_frame,
+    score_with_ci,
+    task_score,
+)
 from runner.config import load_config, preset_path
 
 # --- analysis/scores.py against known values -------------------------------------------------
@@ -48,7 +59,41 @@ def _scores() -> pl.DataFrame:
     rows = [("pretrained", "rte", "nli", "accuracy", 50.0, 10), ("multitask", "rte", "nli", "accuracy", 70.0, 10),
             ("control", "rte", "nli", "accuracy", 80.0, 10), ("pretrained", "wmt", "translation", "bleu", 1.0, 12),
             ("multitask", "wmt", "translation", "bleu", 9.0, 12), ("control", "wmt", "translation", "bleu", 4.0, 12)]
+    rows = [(m, t, c, metric, score, score - 5, score + 5, n) for m, t, c, metric, score, n in rows]
     return pl.DataFrame(rows, schema=list(EVAL_COLUMNS), orient="row")
+
+
+def test_score_interval_is_a_bootstrap_over_examples():
+    refs = ["yes", "no"] * 20
+    preds = ["yes"] * 40  # half right
+    score, lo, hi = score_with_ci("accuracy", preds, refs, n_boot=2000, seed=0)
+    assert score == 50.0
+    half_width = 1.96 * 100 * (0.25 / 40) ** 0.5  # the binomial standard error at p = 0.5, n = 40
+    assert lo < 50 < hi and abs((hi - lo) / 2 - half_width) < 3.0
+    assert score_with_ci("accuracy", preds, refs, n_boot=500, seed=1) != (score, lo, hi)
+
+
+def test_paired_gap_sees_a_consistent_difference_that_unpaired_intervals_would_miss():
+    refs = [f"answer {i}" for i in range(30)]
+    better = list(refs)
+    worse = [r if i % 10 else "wrong" for i, r in enumerate(refs)]  # 3 of 30 wrong, on the same examples
+    gap, lo, hi = paired_gap("accuracy", better, worse, refs, n_boot=2000, seed=0)
+    assert gap == pytest.approx(10.0) and lo > 0  # paired: never negative on any resample
+    same, lo, hi = paired_gap("accuracy", worse, worse, refs)
+    assert same == 0 and lo == hi == 0
+
+
+def test_gap_frame_calls_a_difference_only_when_its_interval_excludes_zero():
+    rows = []
+    for task, control_wrong in (("clear", range(0, 30, 2)), ("unclear", (3,))):
+        for i in range(30):
+            target = f"t{i}"
+            rows += [("multitask", task, target, target), ("control", task, "x" if i in control_wrong else target, target)]
+    predictions = pl.DataFrame(rows, schema=["model", "task", "prediction", "target"], orient="row").with_columns(
+        pl.lit("c").alias("cluster"), pl.lit("accuracy").alias("metric"),
+        (pl.col("task") + pl.col("target")).alias("example_id"))
+    verdicts = dict(gap_frame(predictions).select("task", "verdict").iter_rows())
+    assert verdicts == {"clear": "multitask better", "unclear": "no difference"}
 
 
 def test_comparison_table_has_the_papers_layout():
@@ -101,7 +146,7 @@ def tiny_model_dir():
 
 
 def test_batched_scoring_matches_one_row_at_a_time(tiny_model_dir):
-    from runner.evaluate import greedy_generate, option_logprobs
+    from runner.scoring import greedy_generate, option_logprobs
     from runner.models import AdaptedModel
 
     m = AdaptedModel(tiny_model_dir, "cpu", torch.float32, {})
@@ -123,7 +168,7 @@ def test_a_model_trained_on_a_task_beats_the_pretrained_model(tiny_model_dir, tm
     from peft import LoraConfig, get_peft_model
 
     from runner.batching import collate_training, encode_example
-    from runner.evaluate import predict
+    from runner.scoring import predict
     from runner.models import AdaptedModel, load_base_model, load_tokenizer
 
     started = time.time()
@@ -185,21 +230,22 @@ def test_tiny_run_scores_every_model_on_every_task(tiny_run):
 
 def test_report_has_the_tables_3_4_analogue(tiny_run):
     html = (tiny_run / "report.html").read_text()
-    assert "Tables 3 and 4 analogue" in html and "control (C_t)" in html and "E - C_t" in html
+    assert "Tables 3 and 4 analogue" in html and "E - C_t" in html and "[95% CI]" in html
     layer_map = pl.read_parquet(tiny_run / "layer_map.parquet")
     if (layer_map["function"] == "transition").any():
         assert (tiny_run / "figures" / "score_vs_cka_transition.png").exists()
 
 
 def test_evaluate_skips_when_current_and_recomputes_nothing(tiny_run):
-    from runner.evaluate import run_evaluation
     from runner.pipeline import prepare
+    from runner.stages import evaluate
 
     exp = prepare(load_config(preset_path("tiny")), tiny_run)
     before = (tiny_run / "eval.parquet").stat().st_mtime_ns
-    # A bogus model folder proves no model is loaded and no actor started.
-    frame = run_evaluation(exp.plan, "/nonexistent-model", exp.splits)
-    assert frame.equals(pl.read_parquet(tiny_run / "eval.parquet"))
+    # A bogus model folder and no Ray prove no model is loaded and no actor started.
+    exp._model_dir = "/nonexistent-model"
+    assert evaluate.current(exp)
+    evaluate.run(exp)
     assert (tiny_run / "eval.parquet").stat().st_mtime_ns == before
 
 

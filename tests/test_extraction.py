@@ -4,7 +4,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from runner.config import load_config, preset_path
-from runner.extract import HiddenStateEncoder
+from runner.hidden_states import HiddenStateEncoder
 from runner.models import load_base_model, load_tokenizer, resolve_model
 
 PROMPTS = [
@@ -32,8 +32,8 @@ def test_hooks_with_left_padding_match_unpadded_hidden_states(tmp_path):
                            LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     tuned.save_pretrained(tmp_path / "adapter")
 
-    encoder = HiddenStateEncoder(model_dir, "cpu", torch.float32, {"tuned": str(tmp_path / "adapter")},
-                                 max_length=64, batch_size=3)
+    encoder = HiddenStateEncoder.load(model_dir, "cpu", torch.float32, {"tuned": str(tmp_path / "adapter")},
+                                      max_length=64, batch_size=3)
     base_states = encoder.encode(PROMPTS, adapter=None)
     tuned_states = encoder.encode(PROMPTS, adapter="tuned")
 

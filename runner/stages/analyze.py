@@ -34,7 +34,7 @@ from analysis.roles import (
 )
 from runner.config import AnalysisConfig
 from runner.plan import Plan
-from runner.store import ArtifactError, atomic_write_parquet, is_done, loading, mark_done
+from runner.store import ArtifactError, atomic_write_parquet, is_current, loading, mark_done, stamp
 
 log = logging.getLogger("layerwise.analyze")
 MEASURED = (SIMILARITY, LAYER_STATS, CROSS_LAYER, TSNE, TASK_STATS)
@@ -96,15 +96,17 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> d
     primary = [(name, params) for name, params in pairwise if name == cfg.primary]
     pairs = task_pairs(list(aligned))
     main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
-    # Resampled intervals only where they are read: the primary measure against C_t.
-    sim = [pairwise_frame(task, cluster, aligned, main_pairs, primary, bootstrap=cfg.bootstrap,
-                          permutations=cfg.permutations, seed=cfg.seed, ci=cfg.ci_level, standardize=cfg.standardize)]
-    rest = [spec for spec in pairwise if spec[0] != cfg.primary]
-    others = [p for p in pairs if p not in main_pairs]
-    if rest:
-        sim.append(pairwise_frame(task, cluster, aligned, main_pairs, rest, standardize=cfg.standardize))
-    if others:
-        sim.append(pairwise_frame(task, cluster, aligned, others, pairwise, standardize=cfg.standardize))
+    # One pass shares every (model, layer) Gram across all measures and pairs; the resampled
+    # intervals are computed only where they are read: the primary measure against C_t.
+    sim = pairwise_frame(task, cluster, aligned, pairs, pairwise, standardize=cfg.standardize)
+    if cfg.bootstrap or cfg.permutations:
+        resampled = pairwise_frame(task, cluster, aligned, main_pairs, primary, bootstrap=cfg.bootstrap,
+                                   permutations=cfg.permutations, seed=cfg.seed, ci=cfg.ci_level,
+                                   standardize=cfg.standardize)
+        keys = ["measure", "experimental", "control"]
+        sim = pl.concat([sim.join(resampled.select(keys).unique(), on=keys, how="anti"), resampled],
+                        how="diagonal_relaxed")
+    sim = [sim]
     if cfg.standardize:  # the report shows what standardising does to the primary measure
         sim.append(pairwise_frame(task, cluster, aligned, main_pairs, primary, standardize=False))
     frames = {SIMILARITY: pl.concat(sim, how="diagonal_relaxed").with_columns(pl.lit(dropped).alias("n_dropped"))}
@@ -173,7 +175,8 @@ def derive_options(plan: Plan):
     return DeriveOptions(primary=cfg.primary, measures=[name for name, _ in pairwise],
                          dimensionality=dims if dims in {name for name, _ in single} else None,
                          standardized=cfg.standardize, run_seed=plan.config.training.seed, draws=cfg.task_bootstrap,
-                         level=cfg.ci_level, seed=cfg.seed, estimator=getattr(measure_info(cfg.primary), "estimator", None))
+                         level=cfg.ci_level, seed=cfg.seed,
+                         estimator=measure_info(cfg.primary).estimator_columns(cfg.measure_params.get(cfg.primary, {})))
 
 
 def _marker(plan: Plan) -> Path:
@@ -189,7 +192,7 @@ def outputs(plan: Plan) -> list[Path]:
 
 
 def current(exp) -> bool:
-    return is_done(_marker(exp.plan), exp.plan.analyze_key)
+    return is_current(_marker(exp.plan), exp.plan.analyze_key, stamp(exp.plan.activations_dir))
 
 
 def describe(exp) -> list[str]:
@@ -232,6 +235,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
     written = [plan.out / f"{name}.parquet" for name in frames]
     for stale in set(outputs(plan)) - set(written):  # a frame an earlier config wrote and this one does not
         stale.unlink(missing_ok=True)
-    mark_done(_marker(plan), plan.analyze_key, files=written, seconds=round(time.time() - started, 2),
+    mark_done(_marker(plan), plan.analyze_key, files=written, inputs=stamp(plan.activations_dir),
+              seconds=round(time.time() - started, 2),
               rows=frames[CKA].height)
     return frames

@@ -23,7 +23,7 @@ from runner.config import ExperimentConfig
 from runner.models import AdaptedModel
 from runner.plan import Plan, TaskRef
 from runner.scoring import GENERATE, RANK, predict
-from runner.store import atomic_write_parquet, is_done, mark_done
+from runner.store import atomic_write_parquet, is_current, mark_done, stamp
 
 log = logging.getLogger("layerwise.evaluate")
 FILES = (f"{EVAL}.parquet", "eval_gaps.parquet", "eval_predictions.parquet")
@@ -72,8 +72,12 @@ def _marker(plan: Plan) -> Path:
     return plan.out / "evaluation"
 
 
+def _inputs(plan: Plan) -> str:
+    return stamp(*(Path(job.out_dir) for job in plan.scored_jobs))
+
+
 def current(exp) -> bool:
-    return is_done(_marker(exp.plan), exp.plan.evaluate_key)
+    return is_current(_marker(exp.plan), exp.plan.evaluate_key, _inputs(exp.plan))
 
 
 def describe(exp) -> list[str]:
@@ -119,7 +123,7 @@ def run(exp) -> None:
         atomic_write_parquet(predictions.sort("model", "task", "example_id"), out / FILES[2])
         atomic_write_parquet(gaps, out / FILES[1])
         atomic_write_parquet(scores, out / FILES[0])
-        mark_done(_marker(plan), plan.evaluate_key, files=[out / name for name in FILES],
+        mark_done(_marker(plan), plan.evaluate_key, files=[out / name for name in FILES], inputs=_inputs(plan),
                   seconds=round(time.time() - started, 2), rows=rows.height)
         log.info("evaluate: %d scores in %.1fs -> %s", scores.height, time.time() - started, out / FILES[0])
     if cfg.evaluation.harness_tasks:

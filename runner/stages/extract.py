@@ -1,10 +1,8 @@
 """The `extract` stage: last-token hidden states at every layer, streamed through Ray Data.
 
-The shared inference actor (runner.actors) runs the `Extraction` work: forward hooks keep only the
-last position of each layer (runner.architectures.LastTokenTaps), so the full [batch, length, d]
-stack of every layer is never materialised, and the LM head never runs. Rows are length-bucketed
-and left-padded so the last real token is at position -1 of every row, with position ids
-counted from the first real token. Output: <out>/activations/<key>/*.parquet, one row per
+The shared inference actor (runner.actors) runs the `Extraction` work, whose encoder
+(runner.hidden_states) keeps only the last position of each layer through forward hooks and never
+runs the LM head, on length-sorted, left-padded batches. Output: <out>/activations/<key>/*.parquet, one row per
 (example, model, layer), the vector a plain fixed-size list that Polars reads.
 """
 
@@ -17,47 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import torch
 
-from runner.architectures import LastTokenTaps, decoder_layout
-from runner.batching import collate_left_padded, length_buckets
 from runner.config import ExperimentConfig
+from runner.hidden_states import HiddenStateEncoder
 from runner.models import AdaptedModel
-from runner.store import atomic_dir, is_done, mark_done
+from runner.store import atomic_dir, is_current, mark_done, stamp
 
 log = logging.getLogger("layerwise.extract")
-
-
-class HiddenStateEncoder:
-    """Base model + adapters on one device; `encode` returns last-token states per layer."""
-
-    def __init__(self, models: AdaptedModel, max_length: int, batch_size: int):
-        self.models, self.tokenizer = models, models.tokenizer
-        self.device, self.max_length, self.batch_size = models.device, max_length, batch_size
-        self.layout = decoder_layout(models.model)
-        self.taps = LastTokenTaps(self.layout)
-
-    @classmethod
-    def load(cls, model_dir: str, device: str, dtype: torch.dtype, adapters: dict[str, str], max_length: int,
-             batch_size: int) -> HiddenStateEncoder:
-        return cls(AdaptedModel(model_dir, device, dtype, adapters), max_length, batch_size)
-
-    @torch.inference_mode()
-    def encode(self, prompts: list[str], adapter: str | None = None) -> np.ndarray:
-        """[n, layers, d] float32, in the order of `prompts`, through the base (None) or `adapter`."""
-        with self.models.use(adapter):
-            return self.encode_current(prompts)
-
-    @torch.inference_mode()
-    def encode_current(self, prompts: list[str]) -> np.ndarray:
-        """The same, through whichever model is active now."""
-        lengths = [len(self.tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts]
-        out = np.empty((len(prompts), self.taps.num_layers, self.layout.hidden_size), np.float32)
-        for bucket in length_buckets(lengths, self.batch_size):
-            batch = collate_left_padded(self.tokenizer, [prompts[i] for i in bucket], self.max_length)
-            self.layout.decoder(**{k: v.to(self.device) for k, v in batch.items()}, use_cache=False)
-            out[bucket] = self.taps.collect().cpu().numpy()
-        return out
 
 
 class Extraction:
@@ -84,8 +48,12 @@ class Extraction:
         })
 
 
+def _inputs(plan) -> str:
+    return stamp(*(Path(job.out_dir) for job in plan.jobs))
+
+
 def current(exp) -> bool:
-    return is_done(exp.plan.activations_dir, exp.plan.extract_key)
+    return is_current(exp.plan.activations_dir, exp.plan.extract_key, _inputs(exp.plan))
 
 
 def describe(exp) -> list[str]:
@@ -133,6 +101,7 @@ def run(exp) -> Path:
         finally:
             stop.set()
             watcher.join()
-    mark_done(target, plan.extract_key, seconds=round(time.time() - started, 2), examples=probes.num_rows)
+    mark_done(target, plan.extract_key, inputs=_inputs(plan), seconds=round(time.time() - started, 2),
+              examples=probes.num_rows)
     log.info("extract: %d probes in %.1fs -> %s", probes.num_rows, time.time() - started, target)
     return target
