@@ -20,7 +20,10 @@ IMAGE = "rayproject/ray:2.60.0-py311-gpu"
 SHARED = "/mnt/shared"
 # vCPUs and GPUs of the instance types a node type may use: advertised resources must fit them.
 INSTANCES = {"m5.2xlarge": (8, 0), "m5.4xlarge": (16, 0), "g5.xlarge": (4, 1), "g5.2xlarge": (8, 1),
-             "g5.12xlarge": (48, 4), "g6.2xlarge": (8, 1), "g6.12xlarge": (48, 4)}
+             "g5.12xlarge": (48, 4), "g6.2xlarge": (8, 1), "g6.12xlarge": (48, 4), "g6e.2xlarge": (8, 1),
+             "g6e.12xlarge": (48, 4)}
+# The GPU of each instance family, as runner.memory.GPUS names it.
+FAMILY_GPU = {"g5": "A10G", "g6": "L4", "g6e": "L40S"}
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +158,21 @@ def test_no_secrets_in_the_file():
                 "64-hex token": r"\b[0-9a-f]{64}\b", "inline secret": r"(TOKEN|SECRET|PASSWORD)=[^\s/$]{8,}"}
     for what, pattern in patterns.items():
         assert not re.search(pattern, text), f"cluster.yaml contains what looks like a {what}"
+
+
+def test_the_paper_preset_fits_the_cluster_gpus(raw, tmp_path):
+    """E and a control of the paper preset get a memory plan that fits the GPU of the node they land on,
+    and keep their global batch."""
+    from runner.config import load_config, preset_path
+    from runner.memory import GPUS, plan_job_memory
+    from runner.plan import CONTROL, MULTITASK, TaskRef, make_plan
+
+    config = load_config(preset_path("paper"))
+    plan = make_plan(config, tmp_path, [TaskRef("rte", "nli")])
+    for name, node in _workers(raw).items():
+        gpu = FAMILY_GPU[node["node_config"]["InstanceType"].split(".")[0]]
+        job = plan.job(MULTITASK if node["resources"]["GPU"] >= 4 else f"{CONTROL}-rte")
+        assert job.workers <= node["resources"]["GPU"], name
+        assert job.workers * job.cpus_per_worker <= node["resources"]["CPU"], name
+        memory = plan_job_memory(config, job, GPUS[gpu].memory_gib, gpu=gpu)
+        assert memory.fits and memory.micro_batch * memory.accumulation * memory.workers == job.batch_size, name

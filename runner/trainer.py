@@ -1,0 +1,408 @@
+"""The LoRA + DeepSpeed training step without Ray: build, step, validate, save.
+
+`Trainer` trains one job (E or a control) on one rank of a data-parallel group that already
+exists (Ray Train makes it on the cluster; `ensure_process_group` makes a one-process group for
+tests and benchmarks). `runner.train_worker` adapts it to Ray: context, checkpoints, reports.
+
+- Batches are a pure function of the step (`BatchSchedule`), and dropout is seeded per
+  (step, rank, micro-batch), so a job resumed from a checkpoint ends bit-identical.
+- The loss applies the LM head only where a token is predicted (labels != -100): the prompt's
+  positions never reach the vocabulary projection. It is normalised by the global batch's target
+  tokens, so micro-batching and the number of ranks do not change the gradient.
+- Early stopping on a plateau: validation every `eval_every` steps; an evaluation improves when it
+  lowers the reference loss by more than `min_delta` of it; stop after `patience` evaluations
+  without improvement, never before `min_steps`, at `max_steps` otherwise.
+- The base model (and tokenizer) can be loaded once and reused by several jobs in a row: each
+  job adds a fresh LoRA adapter and builds its own optimizer and engine, and `close` removes them.
+
+Imports neither Ray nor polars (a lent GPU box has neither); publishing imports polars lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runner.batching import IGNORE, BatchSchedule, collate_training, encode_example, length_buckets, padding_fraction
+from runner.config import ExperimentConfig
+from runner.memory import MemoryPlan, ModelShape, gpu_named, lora_targets, plan_job_memory
+
+GIB = 2**30
+Encoded = tuple[list[int], list[int]]
+STATE_FILE = "loop_state.json"
+BEST_FILE = "best_adapter.pt"
+DS_TAG = "engine"  # not "latest": DeepSpeed writes a file of that name beside the tag folder
+
+
+# --- the process group and the base model --------------------------------------------------------
+
+def ensure_process_group(device: str) -> None:
+    """A one-process group for DeepSpeed outside Ray (tests, benchmarks); Ray Train makes its own.
+
+    An in-memory store: no port to pick, nothing for a child process to inherit and collide with."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    for key in ("RANK", "LOCAL_RANK"):
+        os.environ.setdefault(key, "0")  # DeepSpeed's engine reads them
+    os.environ.setdefault("WORLD_SIZE", "1")
+    dist.init_process_group("nccl" if device == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1)
+
+
+@dataclass
+class Base:
+    """The frozen base model (and its tokenizer) on one device, shared by the jobs of a worker."""
+
+    model: torch.nn.Module
+    device: str
+    tokenizer: object | None = None
+
+    @classmethod
+    def load(cls, model_dir: str, device: str, dtype: torch.dtype) -> Base:
+        from runner.models import load_base_model, load_tokenizer
+
+        return cls(model=load_base_model(model_dir, device, dtype), device=device, tokenizer=load_tokenizer(model_dir))
+
+    @property
+    def shape(self) -> ModelShape:
+        return ModelShape.from_hf_config(self.model.config.to_dict())
+
+
+def encode_payload(tokenizer, data: dict, max_length: int) -> tuple[list[Encoded], list[Encoded], list[str] | None]:
+    """Token ids and labels of a job's training and validation text, and each training example's task."""
+    train = [encode_example(tokenizer, p, t, max_length) for p, t in zip(data["train_prompt"], data["train_target"])]
+    val = [encode_example(tokenizer, p, t, max_length) for p, t in zip(data["val_prompt"], data["val_target"])]
+    return train, val, data.get("train_task")
+
+
+# --- the loss ----------------------------------------------------------------------------------------
+
+def target_loss(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                num_items: float | None = None) -> torch.Tensor:
+    """Token cross-entropy of a causal LM, the LM head applied only at positions that predict a label.
+
+    Equals HF's `model(..., labels=labels).loss` (mean over target tokens) when `num_items` is
+    None; otherwise the sum over this batch's targets divided by `num_items`."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = causal_lm.get_decoder()  # the stack under the LM head, whatever the family calls it
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    shifted = labels[:, 1:]
+    rows, cols = (shifted != IGNORE).nonzero(as_tuple=True)
+    logits = causal_lm.get_output_embeddings()(hidden[rows, cols]).float()
+    total = F.cross_entropy(logits, shifted[rows, cols], reduction="sum")
+    return total / (num_items if num_items is not None else max(rows.numel(), 1))
+
+
+class _TargetLoss(torch.nn.Module):
+    """What DeepSpeed wraps: the peft model, called for its target-token loss."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels, num_items=None):
+        return target_loss(self.model, input_ids, attention_mask, labels, num_items)
+
+
+# --- DeepSpeed -----------------------------------------------------------------------------------------
+
+def resolve_precision(exp: ExperimentConfig, device: str) -> str:
+    precision = exp.deepspeed.precision
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" else "fp32"
+    return precision
+
+
+def deepspeed_config(exp: ExperimentConfig, memory: MemoryPlan, device: str) -> dict:
+    """The engine's config, following the memory plan: micro-batch x accumulation x workers = batch."""
+    if memory.micro_batch * memory.accumulation * memory.workers != memory.batch_size:
+        raise ValueError(f"memory plan breaks the global batch: {memory.describe()} != {memory.batch_size}")
+    precision = resolve_precision(exp, device)
+    return {
+        "train_batch_size": memory.batch_size,
+        "train_micro_batch_size_per_gpu": memory.micro_batch,
+        "gradient_accumulation_steps": memory.accumulation,
+        "gradient_clipping": 1.0,
+        "zero_optimization": {"stage": exp.deepspeed.zero_stage},
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16"},
+        # The client AdamW avoids building DeepSpeed's fused ops, which CPUs lack.
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+    }
+
+
+def _checkpointing(model: torch.nn.Module, enable: bool) -> None:
+    """Activation checkpointing on the decoder layers (non-reentrant: no input-grad hook needed)."""
+    if enable:
+        on = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x
+        if on is not None:
+            on(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if getattr(model, "_require_grads_hook", None) is not None:
+            model.disable_input_require_grads()  # only the reentrant variant needs it
+    else:
+        on = getattr(model, "is_activation_checkpointing", None)
+        if on is None:
+            on = model.is_gradient_checkpointing
+        if on:
+            (getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable)()
+
+
+def _step_seed(seed: int, step: int, rank: int, micro: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank, micro]).generate_state(1)[0])
+
+
+# --- one job ----------------------------------------------------------------------------------------------
+
+@dataclass
+class LoopState:
+    """Everything of a job's progress that a checkpoint must carry (JSON-serialisable)."""
+
+    job: str
+    step: int = 0
+    best_val: float = float("inf")   # the lowest validation loss: its adapter is the one published
+    plateau_ref: float = float("inf")  # the loss an evaluation must beat by min_delta to count as progress
+    bad_evals: int = 0
+    stopped: str | None = None       # "plateau" or "cap" once finished
+    seconds: float = 0.0             # training + validation wall time, summed over restarts
+    curve: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """One training job on one rank: a fresh LoRA adapter on `base`, its optimizer and engine."""
+
+    def __init__(self, exp: ExperimentConfig, job: dict, base: Base, train: list[Encoded], val: list[Encoded],
+                 train_tasks: list[str] | None = None, *, rank: int = 0, world: int = 1,
+                 memory: MemoryPlan | None = None, pad_id: int | None = None):
+        if not train:
+            raise ValueError(f"job {job['id']}: no training examples")
+        self.exp, self.job, self.base, self.rank, self.world = exp, job, base, rank, world
+        if train_tasks is None and len(job.get("tasks", ())) == 1:
+            train_tasks = [job["tasks"][0]] * len(train)  # a control: every example is its task
+        self.train, self.val, self.train_tasks = train, val, train_tasks
+        self.seed = int(job.get("seed", exp.training.seed))
+        self.max_steps = int(job["max_steps"])
+        self.min_steps = min(int(job.get("min_steps", 0) or 0), self.max_steps)
+        self.batch_size = int(job["batch_size"])
+        tok = base.tokenizer
+        self.pad_id = pad_id if pad_id is not None else (tok.pad_token_id if tok is not None else 0)
+        self.memory = memory or self._plan_memory()
+        self.schedule = BatchSchedule([len(ids) for ids, _ in train], self.batch_size, self.seed,
+                                      exp.training.length_window)
+        self._train_targets = np.array([_targets(example) for example in train], dtype=np.int64)
+        self._train_lengths = self.schedule.lengths
+        self.state = LoopState(job=job["id"])
+        self.best_adapter: dict[str, torch.Tensor] | None = None
+        self._build()
+
+    # -- build --
+    def _plan_memory(self) -> MemoryPlan:
+        if self.base.device != "cuda":
+            return plan_job_memory(self.exp, self.job, device="cpu")
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        return plan_job_memory(self.exp, self.job, props.total_memory / GIB, device="cuda", shape=self.base.shape,
+                               gpu=gpu_named(props.name) or props.name)
+
+    def _build(self) -> None:
+        os.environ.setdefault("DS_ACCELERATOR", "cuda" if self.base.device == "cuda" else "cpu")
+        logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
+        import deepspeed
+        from peft import LoraConfig, get_peft_model
+
+        lora = self.exp.lora
+        model = self.base.model
+        model.config.use_cache = False
+        _checkpointing(model, self.memory.checkpointing)
+        torch.manual_seed(self.seed)  # the LoRA initialisation: the job's seed, the same on every rank
+        self.model = get_peft_model(model, LoraConfig(
+            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+            target_modules=lora_targets(self.exp, model.config.model_type), task_type="CAUSAL_LM"))
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=self.exp.training.lr, weight_decay=self.exp.training.weight_decay)
+        self.engine, *_ = deepspeed.initialize(model=_TargetLoss(self.model), optimizer=optimizer,
+                                               config=deepspeed_config(self.exp, self.memory, self.base.device))
+        self.engine.train()
+
+    # -- step --
+    def train_step(self) -> float:
+        """One optimizer step over the global batch of `state.step`; returns this rank's mean loss."""
+        step, memory = self.state.step, self.memory
+        # Every rank knows the whole global batch, so the loss is normalised by its target tokens
+        # (DeepSpeed divides by accumulation and averages over ranks: undo both).
+        global_items = int(self._train_targets[self.schedule.indices(step)].sum())
+        scale = memory.accumulation * self.world / max(global_items, 1)
+        losses, micros = [], self.schedule.micro_batches(step, self.rank, self.world, memory.micro_batch)
+        for micro, indices in enumerate(micros):
+            batch = self._to_device(collate_training([self.train[i] for i in indices], self.pad_id))
+            torch.manual_seed(_step_seed(self.seed, step, self.rank, micro))  # dropout: a function of the step
+            loss = self.engine(**batch, num_items=1.0)  # the micro-batch's summed loss
+            self.engine.backward(loss * scale)
+            self.engine.step()
+            losses.append(loss.detach())  # read once per step: no device sync per micro-batch
+        self.state.step = step + 1
+        mine = int(self._train_targets[[i for indices in micros for i in indices]].sum())
+        return float(torch.stack(losses).double().sum()) / max(mine, 1)
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.engine.device, non_blocking=True) for k, v in batch.items()}
+
+    # -- validate --
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean token loss on the validation set, each rank scoring its share (length-bucketed)."""
+        self.engine.eval()
+        shard = self.val[self.rank::self.world]
+        loss_sum, items = torch.zeros((), dtype=torch.float64, device=self.engine.device), 0
+        for bucket in length_buckets([len(ids) for ids, _ in shard], max(self.memory.micro_batch, 1)):
+            batch = self._to_device(collate_training([shard[i] for i in bucket], self.pad_id))
+            loss_sum += self.engine(**batch, num_items=1.0).double()
+            items += sum(_targets(shard[i]) for i in bucket)
+        # On the engine's device: NCCL reduces only device tensors.
+        total = torch.stack([loss_sum, torch.tensor(float(items), dtype=torch.float64, device=loss_sum.device)])
+        if self.world > 1:
+            torch.distributed.all_reduce(total)
+        self.engine.train()
+        return float(total[0] / total[1].clamp(min=1))
+
+    def validation_padding(self) -> float:
+        shard = self.val[self.rank::self.world]
+        lengths = [len(ids) for ids, _ in shard]
+        return padding_fraction(lengths, length_buckets(lengths, max(self.memory.micro_batch, 1)))
+
+    # -- early stopping --
+    @property
+    def due(self) -> bool:
+        """Whether the step just taken ends with an evaluation."""
+        step = self.state.step
+        return step > 0 and (step % self.exp.training.eval_every == 0 or step >= self.max_steps)
+
+    @property
+    def finished(self) -> bool:
+        return self.state.stopped is not None
+
+    def evaluate(self, train_loss: float) -> dict:
+        """Validate, keep the best adapter, decide whether to stop; returns the curve point."""
+        from peft import get_peft_model_state_dict
+
+        s, t = self.state, self.exp.training
+        val = self.validate()
+        if val < s.best_val:
+            s.best_val = val
+            self.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.model).items()}
+        if val < s.plateau_ref * (1 - t.min_delta):
+            s.plateau_ref, s.bad_evals = val, 0
+        else:
+            s.bad_evals += 1
+        if s.bad_evals >= t.patience and s.step >= self.min_steps:
+            s.stopped = "plateau"
+        elif s.step >= self.max_steps:
+            s.stopped = "cap"
+        point = {"step": s.step, "train_loss": train_loss, "val_loss": val, "best_val_loss": s.best_val}
+        s.curve.append(point)
+        return point
+
+    def run(self, on_eval=None) -> LoopState:
+        """Train to the plateau or the cap; `on_eval(trainer, point)` after each evaluation.
+
+        `state.seconds` sums the training and validation wall time over restarts (checkpoints and
+        setup excluded); each point's rates cover the steps since the previous evaluation."""
+        started, first_step, tokens = time.time(), self.state.step, 0
+        while not self.finished:
+            loss = self.train_step()
+            tokens += int(self._train_lengths[self.schedule.indices(self.state.step - 1)].sum())
+            if not self.due:
+                continue
+            stepping = time.time() - started
+            point = self.evaluate(loss)
+            self.state.seconds += time.time() - started
+            point |= {"seconds": self.state.seconds, "steps_per_s": (self.state.step - first_step) / stepping,
+                      "tokens_per_s": tokens / stepping}
+            if on_eval is not None:
+                on_eval(self, point)
+            started, first_step, tokens = time.time(), self.state.step, 0
+        return self.state
+
+    # -- checkpoints (DeepSpeed's, plus the loop state and the best adapter) --
+    def save_checkpoint(self, folder: Path) -> None:
+        """Every rank writes its engine shard; rank 0 adds the loop state and the best adapter."""
+        folder = Path(folder)
+        self.engine.save_checkpoint(str(folder), tag=DS_TAG, exclude_frozen_parameters=True)
+        if self.rank == 0:
+            (folder / STATE_FILE).write_text(json.dumps(self.state.__dict__))
+            torch.save(self.best_adapter, folder / BEST_FILE)
+
+    def load_checkpoint(self, folder: Path) -> bool:
+        """Resume from `folder` if it is this job's; False (and nothing loaded) otherwise."""
+        folder = Path(folder)
+        if not (folder / STATE_FILE).is_file():
+            return False
+        saved = json.loads((folder / STATE_FILE).read_text())
+        if saved.get("job") != self.job["id"]:
+            return False
+        self.engine.load_checkpoint(str(folder), tag=DS_TAG, load_module_strict=False)
+        self.state = LoopState(**saved)
+        self.best_adapter = torch.load(folder / BEST_FILE, weights_only=True)
+        return True
+
+    # -- results --
+    def restore_best(self) -> None:
+        from peft import set_peft_model_state_dict
+
+        if self.best_adapter is not None:
+            set_peft_model_state_dict(self.model, self.best_adapter)
+
+    def summary(self) -> dict:
+        """The done marker's info: exact counts, since batches are a pure function of the step."""
+        s = self.state
+        seen = self.schedule.stats(s.step, self.memory.micro_batch, self.train_tasks)
+        return {"steps": s.step, "examples_seen": seen["examples_seen"], "examples_by_task": seen["examples_by_task"],
+                "tokens_seen": seen["tokens_seen"], "best_val_loss": s.best_val, "converged": s.stopped == "plateau",
+                "stopped": s.stopped, "seed": self.seed, "lora_r": self.exp.lora.r,
+                "padding_fraction": round(seen["padding_fraction"], 4),
+                "val_padding_fraction": round(self.validation_padding(), 4),
+                "seconds": round(s.seconds, 3), "memory_plan": self.memory.describe()}
+
+    def close(self) -> None:
+        """Remove this job's adapter and engine from the base, so the next job starts clean."""
+        self.engine.destroy()
+        self.base.model = self.model.unload()  # the original modules, without LoRA layers
+        if hasattr(self.base.model, "peft_config"):
+            del self.base.model.peft_config
+        _checkpointing(self.base.model, False)
+        self.engine = self.model = self.best_adapter = None
+        if self.base.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _targets(example: Encoded) -> int:
+    """Labels a causal LM predicts: every label but the first position's (nothing predicts it)."""
+    return sum(1 for label in example[1][1:] if label != IGNORE)
+
+
+def publish(trainer: Trainer, out_dir: Path) -> dict:
+    """Rank 0: the best adapter (standard peft layout), curve.parquet and training.json in one
+    atomic rename, then the done marker. Returns the marker's info."""
+    import polars as pl
+
+    from runner.store import atomic_dir, atomic_write_parquet, mark_done
+
+    trainer.restore_best()
+    info = trainer.summary()
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        trainer.model.save_pretrained(tmp)
+        atomic_write_parquet(pl.DataFrame(trainer.state.curve), tmp / "curve.parquet")
+        (tmp / "training.json").write_text(json.dumps(info, indent=2))
+    mark_done(out_dir, trainer.job["key"], **info)
+    return info
