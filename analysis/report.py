@@ -153,7 +153,7 @@ def health_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     return parts
 
 
-def layer_map_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
+def map_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
     lm = _primary(frames, LAYER_MAP, primary)
     if lm is None or lm.is_empty():
         return []
@@ -370,7 +370,7 @@ def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], primary: str
     parts += findings_section(frames, primary)
     parts += health_section(frames)
     parts += ["<h2 id='headline'>Headline numbers</h2>", _table(headline_numbers(frames))]
-    parts += layer_map_section(frames, primary)
+    parts += map_section(frames, primary)
     parts += robustness_section(frames, primary)
     parts += eval_section(frames)
     parts.append("<h2 id='figures'>Figures</h2>")

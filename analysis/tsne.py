@@ -73,3 +73,18 @@ def tsne_frame(
         pl.col("layer").cast(pl.Int64), pl.col("point").cast(pl.Int64),
         pl.lit(perplexity).alias("perplexity"), pl.lit(seed).alias("seed"),
     )
+
+
+def tsne_layers(layer_map: pl.DataFrame | None, n_layers: int, configured: Sequence[int] | None = None) -> list[int]:
+    """The configured layers, else the first, last and middle of every layer-map segment (the
+    thirds when the map does not stand above noise)."""
+    from analysis.layer_map import has_structure, layer_ranges
+
+    if configured is not None:
+        return [layer for layer in configured if layer < n_layers]
+    picks = {0, n_layers - 1}
+    if has_structure(layer_map):
+        picks |= {(first + last) // 2 for _, first, last in layer_ranges(layer_map)}
+    else:
+        picks |= {n_layers // 3, 2 * n_layers // 3}
+    return sorted(picks)

@@ -11,7 +11,7 @@ def check_measures(exp) -> None:
 
     known = set(list_measures())
     cfg = exp.config.analysis
-    for name in [*cfg.measures, cfg.primary, *cfg.measure_params]:
+    for name in [*cfg.selected, cfg.primary_measure, *cfg.measure_params]:
         if name not in known:
             import difflib
 

@@ -169,9 +169,9 @@ def _summary(session: Session) -> str:
     if findings.exists() and "analyze" in session.finished:
         import polars as pl
 
-        f = pl.read_parquet(findings).filter(pl.col("measure") == exp.config.analysis.primary)
+        f = pl.read_parquet(findings).filter(pl.col("measure") == exp.config.analysis.primary_measure)
         tally = ", ".join(f"{n} {v}" for v, n in f["verdict"].value_counts().sort("verdict").iter_rows())
-        lines.append(f"  findings ({exp.config.analysis.primary}): {tally}")
+        lines.append(f"  findings ({exp.config.analysis.primary_measure}): {tally}")
     lines += [f"  needs attention: {note}" for note in exp.notes]
     from runner.console import log_path
 

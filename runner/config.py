@@ -157,19 +157,28 @@ class ExtractionConfig(_Section):
     batch_size: int = Field(16, ge=1)
 
 
-DEFAULT_MEASURES = ("linear_cka", "debiased_cka", "mutual_knn", "procrustes", "rsa",
-                    "pca99", "twonn_id", "prompt_entropy", "massive_ratio")
-
-
 class AnalysisConfig(_Section):
     # Registered measures (analysis.measures): pairwise ones compare each experimental model with the
-    # control, single ones describe every model's layers. The costly pairwise measures (svcca, pwcca,
-    # cknna, rbf_cka) are opt-in.
-    measures: list[str] = Field(default_factory=lambda: list(DEFAULT_MEASURES), min_length=1)
-    # Parameters per measure, e.g. {rbf_cka: {threshold: 0.5}, mutual_knn: {k: 5}}; unset ones keep defaults.
+    # control, single ones describe every model's layers. null = analysis.measures.DEFAULT_MEASURES
+    # (the costly pairwise measures are opt-in).
+    measures: list[str] | None = Field(None, min_length=1)
+    # Parameters per measure, e.g. {rbf_cka: {threshold: 0.5}}; unset ones keep their defaults.
     measure_params: dict[str, dict[str, float | int | bool | str]] = Field(default_factory=dict)
-    # The pairwise measure behind cka.parquet, the headline figures, the noise floor and the findings.
-    primary: str = "linear_cka"
+    # The pairwise measure behind cka.parquet, the headline figures, the noise floor and the findings;
+    # null = the one the paper's claims are stated in (analysis.measures.PAPER_MEASURES).
+    primary: str | None = None
+
+    @property
+    def selected(self) -> list[str]:
+        from analysis.measures import DEFAULT_MEASURES
+
+        return list(self.measures or DEFAULT_MEASURES)
+
+    @property
+    def primary_measure(self) -> str:
+        from analysis.measures import PAPER_MEASURES
+
+        return self.primary or PAPER_MEASURES["similarity"]
     # z-score every feature before the pairwise measures, so a few massive dimensions cannot dominate.
     standardize: bool = False
     # Confidence intervals per (task, layer) from this many seeded half-sample resamples; 0 = none.
@@ -192,6 +201,9 @@ class EvaluationConfig(_Section):
     enabled: bool = True
     # Greedy generation cap for the rouge_l / bleu tasks; classification ranks OPTIONS instead.
     max_new_tokens: int = Field(32, ge=1)
+    # Test examples scored per generation (rouge_l / bleu) task, the first of its test split; null =
+    # tasks.test_size. Generation costs max_new_tokens forwards per example, classification one.
+    generation_size: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
     # Optional lm-evaluation-harness benchmarks (MMLU, BBH) for pretrained vs E; cluster only.
     harness_tasks: list[str] = Field(default_factory=list)

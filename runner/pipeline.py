@@ -61,8 +61,8 @@ def prepare(config: ExperimentConfig, out: Path, cell: str = "") -> Experiment:
 def connect(address: str | None = None, log_dir: Path | None = None, verbose: bool = False) -> None:
     """Attach to a cluster when an address is given (flag or RAY_ADDRESS), else start Ray in-process.
 
-    Workers' output stays in Ray's session logs (copied to <out>/logs/ at the end) unless
-    `verbose`; the terminal shows the runner's own lines and progress bars."""
+    Workers' output is forwarded to the driver's stderr, which runner.console points at
+    <out>/logs/console.log unless `verbose`; the terminal shows the runner's own lines."""
     import ray
 
     if ray.is_initialized():
@@ -81,8 +81,7 @@ def connect(address: str | None = None, log_dir: Path | None = None, verbose: bo
     from runner.console import quiet_ray
 
     quiet_ray(verbose)
-    context = ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING,
-                       log_to_driver=verbose, include_dashboard=None)
+    context = ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
     resources = ray.cluster_resources()
     log.debug("ray: %s, %s CPUs, %s GPUs, dashboard %s", "attached to " + address if address else "local",
               resources.get("CPU", 0), resources.get("GPU", 0), context.dashboard_url or "off")

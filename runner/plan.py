@@ -18,6 +18,9 @@ from analysis.roles import CONTROL, MULTITASK, UNSEEN, reseeded
 from runner.config import ConfigError, ExperimentConfig, stable_hash
 
 
+EXPOSURE_MARGIN = 1.25  # E's step cap must exceed its expected exposure steps by this factor
+
+
 @dataclass(frozen=True)
 class TaskRef:
     name: str
@@ -32,7 +35,8 @@ class TrainJob:
     seed: int               # LoRA initialisation, data order and dropout
     label: str              # the model's name in the activations and frames
     max_steps: int
-    min_steps: int          # no early stop before this (E's exposure guarantee)
+    min_steps: int          # no early stop before this (E's exposure, in expectation)
+    min_examples: tuple[tuple[str, int], ...]  # no early stop before each task was seen this often
     batch_size: int         # global batch per optimizer step
     workers: int
     cpus_per_worker: float
@@ -41,7 +45,7 @@ class TrainJob:
     out_dir: str
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"min_examples": dict(self.min_examples)}
 
 
 @dataclass(frozen=True)
@@ -184,14 +188,16 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     res, t = config.resources, config.training
 
     def job(role: str, trained_on: list[str], seed: int, max_steps: int, min_steps: int, batch_size: int,
-            workers: int) -> TrainJob:
+            workers: int, min_examples: tuple[tuple[str, int], ...] = ()) -> TrainJob:
         base_id = MULTITASK if role == MULTITASK else f"{CONTROL}-{trained_on[0]}"
         twin = role == CONTROL and seed != t.seed
         job_id = f"{base_id}-seed{seed}" if twin else base_id
         label = reseeded(seed) if twin else role
-        key = stable_hash([model_part, training, data_key, role, trained_on, seed, max_steps, min_steps, batch_size])
+        key = stable_hash([model_part, training, data_key, role, trained_on, seed, max_steps, min_steps, batch_size,
+                           list(min_examples)])
         return TrainJob(id=job_id, role=role, tasks=tuple(trained_on), seed=seed, label=label,
-                        max_steps=max_steps, min_steps=min_steps, batch_size=batch_size, workers=workers,
+                        max_steps=max_steps, min_steps=min_steps, min_examples=min_examples, batch_size=batch_size,
+                        workers=workers,
                         cpus_per_worker=res.cpus_per_worker, gpus_per_worker=res.gpus_per_worker,
                         key=key, out_dir=str(out / "models" / f"{job_id}-{key}"))
 
@@ -202,15 +208,19 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
                           "the multi-task model needs at least one training task")
     control_max = t.control_max_steps * t.control_batch
     rates = _mixture_rates(config, {name: sizes[name] for name in seen})
+    # In expectation E sees task t at rate_t per example; the trainer enforces the exact counts.
     min_steps = 0 if rates is None else max(math.ceil(control_max / (rate * t.batch_size)) for rate in rates.values())
-    if min_steps > t.max_steps:
+    # A shuffled mixture reaches its expected counts only roughly: leave E room to catch up.
+    if math.ceil(EXPOSURE_MARGIN * min_steps) > t.max_steps:
         raise ConfigError(
             f"training.max_steps {t.max_steps} is too few for E to see every task as often as its control may "
-            f"({control_max} examples = control_max_steps x control batch): E needs >= {min_steps} steps; "
-            "raise training.max_steps or lower training.control_max_steps")
+            f"({control_max} examples = control_max_steps x control batch): E needs about {min_steps} steps, "
+            f"so allow >= {math.ceil(EXPOSURE_MARGIN * min_steps)}; raise training.max_steps or lower "
+            "training.control_max_steps")
     exposure = tuple(Exposure(name, rate, math.floor(min_steps * t.batch_size * rate), control_max)
                      for name, rate in (rates or {}).items())
-    jobs = [job(MULTITASK, seen, t.seed, t.max_steps, min_steps, t.batch_size, res.multitask_workers)]
+    jobs = [job(MULTITASK, seen, t.seed, t.max_steps, min_steps, t.batch_size, res.multitask_workers,
+                tuple((name, control_max) for name in seen))]
     jobs += [job(CONTROL, [name], t.seed, t.control_max_steps, 0, t.control_batch, res.control_workers)
              for name in names]
     for ref in baseline_tasks(config, tasks):

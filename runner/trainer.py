@@ -194,6 +194,8 @@ class Trainer:
         self.seed = int(job.get("seed", exp.training.seed))
         self.max_steps = int(job["max_steps"])
         self.min_steps = min(int(job.get("min_steps", 0) or 0), self.max_steps)
+        # E's exposure guarantee: no early stop before it has seen every task this often.
+        self.min_examples = {task: int(n) for task, n in (job.get("min_examples") or {}).items()}
         self.batch_size = int(job["batch_size"])
         tok = base.tokenizer
         self.pad_id = pad_id if pad_id is not None else (tok.pad_token_id if tok is not None else 0)
@@ -304,13 +306,24 @@ class Trainer:
             s.plateau_ref, s.bad_evals = val, 0
         else:
             s.bad_evals += 1
-        if s.bad_evals >= t.patience and s.step >= self.min_steps:
+        if s.bad_evals >= t.patience and s.step >= self.min_steps and self.exposure_met():
             s.stopped = "plateau"
         elif s.step >= self.max_steps:
             s.stopped = "cap"
         point = {"step": s.step, "train_loss": train_loss, "val_loss": val, "best_val_loss": s.best_val}
         s.curve.append(point)
         return point
+
+    def exposure_met(self) -> bool:
+        """Whether every task of `min_examples` has been seen that often in the steps taken (exact:
+        batches are a pure function of the step)."""
+        if not self.min_examples or self.train_tasks is None:
+            return True
+        seen: dict[str, int] = {}
+        for step in range(self.state.step):
+            for i in self.schedule.indices(step):
+                seen[self.train_tasks[i]] = seen.get(self.train_tasks[i], 0) + 1
+        return all(seen.get(task, 0) >= n for task, n in self.min_examples.items())
 
     def run(self, on_eval=None) -> LoopState:
         """Train to the plateau or the cap; `on_eval(trainer, point)` after each evaluation.

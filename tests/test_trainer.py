@@ -101,6 +101,19 @@ def test_min_steps_holds_off_the_plateau(base):
     trainer.close()
 
 
+def test_exposure_holds_off_the_plateau_until_every_task_was_seen_enough(base):
+    exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 1})
+    need = {"a": 30, "b": 15}  # task b is a third of the examples: it sets the pace
+    trainer = make(base, exp, max_steps=40, role="multitask", tasks=["a", "b"], min_examples=need)
+    state = trainer.run()
+    seen = trainer.summary()["examples_by_task"]
+    assert state.stopped == "plateau" and all(seen[t] >= n for t, n in need.items())
+    # Two steps earlier (one evaluation before), some task was still short: the stop was held off.
+    earlier = trainer.schedule.stats(state.step - 2, trainer.memory.micro_batch, TASKS)["examples_by_task"]
+    assert any(earlier.get(t, 0) < n for t, n in need.items())
+    trainer.close()
+
+
 def test_the_cap_is_not_convergence(base):
     exp = tiny(**{"training.eval_every": 2, "training.patience": 3})
     trainer = make(base, exp, max_steps=5)

@@ -9,6 +9,7 @@ it below. Nothing else names it.
 """
 
 from analysis.measures.registry import (
+    DEFAULT_MEASURES,
     PAPER_MEASURES,
     Kind,
     Measure,
@@ -28,6 +29,6 @@ from analysis.measures import pca99, twonn, entropy, massive  # noqa: F401, E402
 # isort: on
 
 __all__ = [
-    "PAPER_MEASURES", "Kind", "Measure", "Selection", "View", "get_measure", "list_measures", "measure_info",
+    "DEFAULT_MEASURES", "PAPER_MEASURES", "Kind", "Measure", "Selection", "View", "get_measure", "list_measures", "measure_info",
     "register", "resolve", "standardize",
 ]

@@ -29,6 +29,10 @@ Selection = Sequence[str | tuple[str, Mapping[str, Any]]]
 
 # The measures the paper's own claims are stated in (similarity: Figures 2-3, 6-10; dimensionality: Figure 5).
 PAPER_MEASURES: dict[str, str] = {"similarity": "linear_cka", "dimensionality": "pca99"}
+# What a run computes unless its config selects otherwise: the measures cheap enough for every
+# preset. svcca, pwcca, cknna and rbf_cka are opt-in (analysis.measures in the config).
+DEFAULT_MEASURES: tuple[str, ...] = ("linear_cka", "debiased_cka", "mutual_knn", "procrustes", "rsa",
+                                     "pca99", "twonn_id", "prompt_entropy", "massive_ratio")
 
 
 @dataclass(frozen=True)

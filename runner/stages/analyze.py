@@ -67,11 +67,11 @@ def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list
     from analysis.measures import measure_info
 
     pairwise, single = [], []
-    for name in cfg.measures:
+    for name in cfg.selected:
         spec = (name, dict(cfg.measure_params.get(name, {})))
         (pairwise if measure_info(name).kind == "pairwise" else single).append(spec)
-    if cfg.primary not in {name for name, _ in pairwise}:
-        pairwise.insert(0, (cfg.primary, dict(cfg.measure_params.get(cfg.primary, {}))))
+    if cfg.primary_measure not in {name for name, _ in pairwise}:
+        pairwise.insert(0, (cfg.primary_measure, dict(cfg.measure_params.get(cfg.primary_measure, {}))))
     return pairwise, single
 
 
@@ -93,7 +93,7 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> d
     cfg = AnalysisConfig.model_validate(analysis)
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
     pairwise, single = measure_selection(cfg)
-    primary = [(name, params) for name, params in pairwise if name == cfg.primary]
+    primary = [(name, params) for name, params in pairwise if name == cfg.primary_measure]
     pairs = task_pairs(list(aligned))
     main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
     # One pass shares every (model, layer) Gram across all measures and pairs; the resampled
@@ -112,7 +112,7 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> d
     frames = {SIMILARITY: pl.concat(sim, how="diagonal_relaxed").with_columns(pl.lit(dropped).alias("n_dropped"))}
     if single:
         frames[LAYER_STATS] = single_frame(task, cluster, aligned, single)
-    if cfg.cross_layer and measure_info(cfg.primary).cross_layer is not None:
+    if cfg.cross_layer and measure_info(cfg.primary_measure).cross_layer is not None:
         frames[CROSS_LAYER] = cross_layer_frame(task, cluster, aligned, main_pairs, primary, standardize=cfg.standardize)
     metrics.record_pairs(frames[SIMILARITY].height)
     return frames
@@ -132,21 +132,6 @@ def tsne_layer(activations: str, model: str, layer: int, clusters: dict[str, str
     frame = tsne_frame({model: vectors[finite][None]}, tasks, [clusters[t] for t in tasks], layers=[0],
                        perplexity=cfg.tsne_perplexity, seed=cfg.seed, max_points=cfg.tsne_max_points)
     return frame.with_columns(pl.lit(layer, pl.Int64).alias("layer"))
-
-
-def tsne_layers(cfg: AnalysisConfig, layer_map: pl.DataFrame | None, n_layers: int) -> list[int]:
-    """The configured layers, else the first, last and middle of every layer-map segment (the
-    thirds when the map is not above noise)."""
-    from analysis.layer_map import has_structure, layer_ranges
-
-    if cfg.tsne_layers is not None:
-        return [layer for layer in cfg.tsne_layers if layer < n_layers]
-    picks = {0, n_layers - 1}
-    if has_structure(layer_map):
-        picks |= {(first + last) // 2 for _, first, last in layer_ranges(layer_map)}
-    else:
-        picks |= {n_layers // 3, 2 * n_layers // 3}
-    return sorted(picks)
 
 
 def _gather(refs: dict, desc: str) -> list:
@@ -172,11 +157,12 @@ def derive_options(plan: Plan):
     cfg = plan.config.analysis
     pairwise, single = measure_selection(cfg)
     dims = PAPER_MEASURES["dimensionality"]
-    return DeriveOptions(primary=cfg.primary, measures=[name for name, _ in pairwise],
+    primary = cfg.primary_measure
+    return DeriveOptions(primary=primary, measures=[name for name, _ in pairwise],
                          dimensionality=dims if dims in {name for name, _ in single} else None,
                          standardized=cfg.standardize, run_seed=plan.config.training.seed, draws=cfg.task_bootstrap,
                          level=cfg.ci_level, seed=cfg.seed,
-                         estimator=measure_info(cfg.primary).estimator_columns(cfg.measure_params.get(cfg.primary, {})))
+                         estimator=measure_info(primary).estimator_columns(cfg.measure_params.get(primary, {})))
 
 
 def _marker(plan: Plan) -> Path:
@@ -200,7 +186,7 @@ def describe(exp) -> list[str]:
     state = "done" if current(exp) else "todo"
     pairwise, single = measure_selection(cfg)
     return [f"analyze: [{state}] {len(plan.tasks)} remote tasks; pairwise {', '.join(n for n, _ in pairwise)} "
-            f"(primary {cfg.primary}); per layer {', '.join(n for n, _ in single) or 'none'} -> {plan.out}"]
+            f"(primary {cfg.primary_measure}); per layer {', '.join(n for n, _ in single) or 'none'} -> {plan.out}"]
 
 
 def run(exp) -> dict[str, pl.DataFrame]:
@@ -208,6 +194,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
     import ray
 
     from analysis.derive import derive_frames
+    from analysis.tsne import tsne_layers
     from tasks import task_statistics
 
     plan = exp.plan
@@ -224,8 +211,8 @@ def run(exp) -> dict[str, pl.DataFrame]:
     frames.update(derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), frames[TASK_STATS], derive_options(plan)))
     if cfg.tsne:
         clusters = {t.name: t.cluster for t in plan.tasks}
-        primary_map = frames[LAYER_MAP].filter(pl.col("measure") == cfg.primary)
-        layers = tsne_layers(cfg, primary_map, frames[CKA]["layer"].n_unique())
+        primary_map = frames[LAYER_MAP].filter(pl.col("measure") == cfg.primary_measure)
+        layers = tsne_layers(primary_map, frames[CKA]["layer"].n_unique(), cfg.tsne_layers)
         tsne = ray.remote(num_cpus=1)(tsne_layer)
         refs = {tsne.remote(activations, model, layer, clusters, analysis): f"{model} layer {layer}"
                 for model in EXPERIMENTALS for layer in layers}

@@ -47,8 +47,9 @@ class Scoring:
                          "prediction": pa.array(preds, pa.string())})
 
 
-def eval_rows(splits: dict, refs: Sequence[TaskRef]) -> pl.DataFrame:
-    """Every task's test rows with how each is scored (mode) and by what metric.
+def eval_rows(splits: dict, refs: Sequence[TaskRef], generation_size: int | None = None) -> pl.DataFrame:
+    """Every task's test rows with how each is scored (mode) and by what metric; generation tasks
+    keep their first `generation_size` rows.
 
     Columns: example_id, task, cluster, metric, mode, prompt, target, options."""
     import tasks as suite
@@ -57,6 +58,8 @@ def eval_rows(splits: dict, refs: Sequence[TaskRef]) -> pl.DataFrame:
     for ref in refs:
         spec = suite.get_task(ref.name)
         test = splits[ref.name].test
+        if generation_size is not None and spec.metric != "accuracy":
+            test = test.select(range(min(generation_size, len(test))))
         frame = pl.DataFrame({
             "example_id": list(test["example_id"]), "prompt": list(test["prompt"]), "target": list(test["target"]),
             "options": pl.Series(list(test["options"]), dtype=pl.List(pl.String)),
@@ -85,8 +88,9 @@ def describe(exp) -> list[str]:
     if not cfg.evaluation.enabled:
         return ["evaluate: disabled (evaluation.enabled: false)"]
     state = "done" if current(exp) else "todo"
-    return [f"evaluate: [{state}] {len(plan.tasks)} x {cfg.tasks.test_size} test examples through pretrained, "
-            f"multitask and each control on {cfg.resources.extract_actors} actor(s) -> {plan.out / FILES[0]}"]
+    generation = f" ({cfg.evaluation.generation_size} per generation task)" if cfg.evaluation.generation_size else ""
+    return [f"evaluate: [{state}] {len(plan.tasks)} x {cfg.tasks.test_size} test examples{generation} through "
+            f"pretrained, multitask and each control on {cfg.resources.extract_actors} actor(s) -> {plan.out / FILES[0]}"]
 
 
 def run(exp) -> None:
@@ -102,7 +106,7 @@ def run(exp) -> None:
         log.info("evaluate: eval.parquet is current, skipping")
     else:
         started = time.time()
-        rows = eval_rows(exp.splits, plan.tasks)
+        rows = eval_rows(exp.splits, plan.tasks, cfg.evaluation.generation_size)
         passes = model_passes(plan, plan.scored_jobs)
         log.info("evaluate: %d test rows of %d tasks through %d models on %d actor(s)", rows.height, len(plan.tasks),
                  len(passes), cfg.resources.extract_actors)

@@ -73,7 +73,7 @@ def run(exp) -> Path:
               for job in exp.plan.jobs if (Path(job.out_dir) / "curve.parquet").exists()]
     if curves:
         frames["curves"] = pl.concat(curves, how="diagonal_relaxed")
-    frames.update(score_frames(frames, exp.config.analysis.primary))
-    path = write_report(out, frames, primary=exp.config.analysis.primary, labels=measure_labels(frames))
+    frames.update(score_frames(frames, exp.config.analysis.primary_measure))
+    path = write_report(out, frames, primary=exp.config.analysis.primary_measure, labels=measure_labels(frames))
     log.info("report: %s", path)
     return path

@@ -60,13 +60,14 @@ def describe(exp) -> list[str]:
                      f"batch {job.batch_size}, {steps} steps, seed {job.seed} -> {job.out_dir}")
     if plan.exposure:
         worst = min(plan.exposure, key=lambda e: e.multitask_min / max(e.control_max, 1))
-        lines.append(f"  exposure: E trains >= {plan.job(MULTITASK).min_steps} steps, so it sees every seen task at "
-                     f"least as often as its control may ({t.control_max_steps} x {t.control_batch} = "
-                     f"{worst.control_max} examples); least-seen task {worst.task}: >= {worst.multitask_min} "
+        e_job = plan.job(MULTITASK)
+        lines.append(f"  exposure: E does not stop before it has seen every seen task as often as its control may "
+                     f"({t.control_max_steps} x {t.control_batch} = {worst.control_max} examples): about "
+                     f"{e_job.min_steps} steps expected, cap {e_job.max_steps}; least-seen task {worst.task} "
                      f"({worst.rate:.1%} of the mixture)")
         for e in plan.exposure:
-            lines.append(f"    {e.task:<32} share {e.rate:6.1%}  E >= {e.multitask_min:6d}  control <= "
-                         f"{e.control_max:6d}  {'ok' if e.ok else 'SHORT'}")
+            lines.append(f"    {e.task:<32} share {e.rate:6.1%}  E ~{e.multitask_min:6d} by step {e_job.min_steps}, "
+                         f"required {e.control_max:6d}")
     return lines
 
 

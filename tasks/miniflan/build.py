@@ -108,12 +108,3 @@ def ensure_task(spec: TaskSpec) -> dict[str, Path]:
         for pool, path in paths.items():
             _write_atomic(tables[pool], path)
     return paths
-
-
-def generate_all(specs: list[TaskSpec] | None = None) -> Path:
-    """Write every registry task's pools (a few seconds); returns the cache folder."""
-    from tasks.registry import all_tasks
-
-    for spec in specs or all_tasks():
-        ensure_task(spec)
-    return cache_root()
