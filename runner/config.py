@@ -80,6 +80,10 @@ class LoraConfig(_Section):
 
 class TrainingConfig(_Section):
     lr: float = Field(5e-5, gt=0.0)
+    # The learning rate over a job's steps: linear warmup, then constant, or a linear or cosine
+    # decay to zero at the job's step cap (HF Trainer's default is linear, as the paper used).
+    lr_schedule: Literal["constant", "linear", "cosine"] = "linear"
+    warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_steps: int = Field(1000, ge=1, description="steps for the multi-task model E")
     control_max_steps: int = Field(200, ge=1, description="steps for each single-task control C_t")

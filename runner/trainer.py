@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -237,9 +238,19 @@ class Trainer:
         self.engine.train()
 
     # -- step --
+    def learning_rate(self, step: int) -> float:
+        """The schedule's rate at `step`: a pure function of the step, so a resumed job follows it exactly."""
+        t = self.exp.training
+        warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps else 1.0
+        left = max(0.0, 1.0 - step / self.max_steps)
+        decay = {"constant": 1.0, "linear": left, "cosine": 0.5 * (1.0 + math.cos(math.pi * (1.0 - left)))}
+        return t.lr * warm * decay[t.lr_schedule]
+
     def train_step(self) -> float:
         """One optimizer step over the global batch of `state.step`; returns this rank's mean loss."""
         step, memory = self.state.step, self.memory
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
         # Every rank knows the whole global batch, so the loss is normalised by its target tokens
         # (DeepSpeed divides by accumulation and averages over ranks: undo both).
         global_items = int(self._train_targets[self.schedule.indices(step)].sum())

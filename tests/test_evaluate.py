@@ -146,8 +146,8 @@ def tiny_model_dir():
 
 
 def test_batched_scoring_matches_one_row_at_a_time(tiny_model_dir):
-    from runner.scoring import greedy_generate, option_logprobs
     from runner.models import AdaptedModel
+    from runner.scoring import greedy_generate, option_logprobs
 
     m = AdaptedModel(tiny_model_dir, "cpu", torch.float32, {})
     rows = _toy_rows("rank", 0, 5) + [{"prompt": "Premise: a long sentence about a man and a guitar. Yes or no?",
@@ -158,6 +158,15 @@ def test_batched_scoring_matches_one_row_at_a_time(tiny_model_dir):
         single = option_logprobs(m.model, m.tokenizer, [p], [o], max_length=64, batch_size=1)[0]
         assert single == pytest.approx(batched[row], abs=1e-3)  # padding changes nothing
         assert len(batched[row]) == len(o) and all(math.isfinite(v) and v < 0 for v in batched[row])
+    # A prompt's cache shared by its options gives what one sequence per option gives.
+    from runner.batching import encode_example
+    from runner.scoring import _pair_scores, _split
+
+    encoded = [[_split(encode_example(m.tokenizer, p, o, 64)) for o in opts] for p, opts in zip(prompts, options)]
+    per_pair = [[0.0] * len(o) for o in options]
+    _pair_scores(m.model, encoded, list(range(len(prompts))), 16, m.tokenizer.pad_token_id, per_pair)
+    for shared_row, pair_row in zip(batched, per_pair):
+        assert shared_row == pytest.approx(pair_row, abs=1e-4)
     texts = greedy_generate(m.model, m.tokenizer, prompts, max_new_tokens=6, max_length=64, batch_size=16)
     assert texts == [greedy_generate(m.model, m.tokenizer, [p], 6, 64, 1)[0] for p in prompts]
 
@@ -168,8 +177,8 @@ def test_a_model_trained_on_a_task_beats_the_pretrained_model(tiny_model_dir, tm
     from peft import LoraConfig, get_peft_model
 
     from runner.batching import collate_training, encode_example
-    from runner.scoring import predict
     from runner.models import AdaptedModel, load_base_model, load_tokenizer
+    from runner.scoring import predict
 
     started = time.time()
     tokenizer = load_tokenizer(tiny_model_dir)

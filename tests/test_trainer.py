@@ -114,6 +114,20 @@ def test_exposure_holds_off_the_plateau_until_every_task_was_seen_enough(base):
     trainer.close()
 
 
+def test_learning_rate_warms_up_then_decays_to_zero_at_the_cap(base):
+    exp = tiny(**{"training.lr": 1e-3, "training.warmup_steps": 2, "training.lr_schedule": "linear"})
+    trainer = make(base, exp, max_steps=10)
+    rates = [trainer.learning_rate(step) for step in range(10)]
+    assert rates[0] == pytest.approx(0.5e-3 * 1.0) and rates[1] == pytest.approx(1e-3 * 0.9)
+    assert all(a > b for a, b in zip(rates[1:], rates[2:])) and rates[-1] == pytest.approx(1e-4)
+    trainer.train_step()
+    assert trainer.engine.optimizer.param_groups[0]["lr"] == pytest.approx(rates[0])
+    trainer.close()
+    cosine = make(base, tiny(**{"training.lr_schedule": "cosine"}), max_steps=10)
+    assert cosine.learning_rate(5) == pytest.approx(cosine.exp.training.lr * 0.5)
+    cosine.close()
+
+
 def test_the_cap_is_not_convergence(base):
     exp = tiny(**{"training.eval_every": 2, "training.patience": 3})
     trainer = make(base, exp, max_steps=5)
