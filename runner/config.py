@@ -93,13 +93,16 @@ class TrainingConfig(_Section):
     control_batch_size: int | None = Field(None, ge=1)
     max_length: int = Field(128, ge=8)
     eval_every: int = Field(50, ge=1)
+    # E's own evaluation interval (its validation set is larger and its run longer); null = eval_every.
+    multitask_eval_every: int | None = Field(None, ge=1)
     # Validation examples per model; E takes an equal share from every task.
     max_val_examples: int = Field(256, ge=1)
     # Early stopping: stop after this many evaluations without a better validation loss. An
-    # evaluation is better only when it lowers the best loss by more than `min_delta` of it (relative),
-    # so a model that creeps down by noise-sized steps counts as converged (a plateau).
+    # evaluation is better only when it lowers the best loss by more than `min_delta` (nats per
+    # token, absolute, like HF's EarlyStoppingCallback threshold): a model whose validation loss
+    # moves by less than that, about the noise of a small validation set, has reached a plateau.
     patience: int = Field(3, ge=1)
-    min_delta: float = Field(0.01, ge=0.0, lt=1.0)
+    min_delta: float = Field(0.0, ge=0.0)
     # Per-worker micro-batch; null = the memory plan picks it (runner.memory). The global batch is
     # kept by gradient accumulation.
     micro_batch_size: int | None = Field(None, ge=1)

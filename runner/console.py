@@ -41,9 +41,9 @@ def terminal():
 def setup(log_dir: Path | None, verbose: bool) -> None:
     """Terminal handler (concise) plus, when `log_dir` is given, a full DEBUG log file there.
 
-    Unless `verbose`, file descriptor 2 itself is pointed at <log_dir>/console.log, so whatever
-    Ray's C++ core, the workers' forwarded output or any library writes to stderr lands there; the
-    runner's own lines and progress bars go to a duplicate of the original terminal."""
+    Unless `verbose`, file descriptors 1 and 2 themselves are pointed at <log_dir>/console.log, so
+    whatever Ray's C++ core, the workers' forwarded output or any library prints lands there; the
+    runner's own lines and progress bars go to a duplicate of the original stderr."""
     global _log_dir, _terminal
     root = logging.getLogger()
     root.handlers.clear()
@@ -51,8 +51,10 @@ def setup(log_dir: Path | None, verbose: bool) -> None:
     if log_dir is not None and not verbose:
         log_dir.mkdir(parents=True, exist_ok=True)
         sys.stderr.flush()
+        sys.stdout.flush()
         _terminal = os.fdopen(os.dup(2), "w", buffering=1)
         console_log = os.open(log_dir / "console.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(console_log, 1)  # Ray prints the workers' stdout on the driver's stdout
         os.dup2(console_log, 2)
         os.close(console_log)
     terminal = logging.StreamHandler(_terminal)

@@ -10,7 +10,7 @@ tests and benchmarks). `runner.train_worker` adapts it to Ray: context, checkpoi
   positions never reach the vocabulary projection. It is normalised by the global batch's target
   tokens, so micro-batching and the number of ranks do not change the gradient.
 - Early stopping on a plateau: validation every `eval_every` steps; an evaluation improves when it
-  lowers the reference loss by more than `min_delta` of it; stop after `patience` evaluations
+  lowers the reference loss by more than `min_delta` nats; stop after `patience` evaluations
   without improvement, never before `min_steps`, at `max_steps` otherwise.
 - The base model (and tokenizer) can be loaded once and reused by several jobs in a row: each
   job adds a fresh LoRA adapter and builds its own optimizer and engine, and `close` removes them.
@@ -194,6 +194,8 @@ class Trainer:
         self.train, self.val, self.train_tasks = train, val, train_tasks
         self.seed = int(job.get("seed", exp.training.seed))
         self.max_steps = int(job["max_steps"])
+        t = exp.training
+        self.eval_every = (t.multitask_eval_every or t.eval_every) if job.get("role") == "multitask" else t.eval_every
         self.min_steps = min(int(job.get("min_steps", 0) or 0), self.max_steps)
         # E's exposure guarantee: no early stop before it has seen every task this often.
         self.min_examples = {task: int(n) for task, n in (job.get("min_examples") or {}).items()}
@@ -298,7 +300,7 @@ class Trainer:
     def due(self) -> bool:
         """Whether the step just taken ends with an evaluation."""
         step = self.state.step
-        return step > 0 and (step % self.exp.training.eval_every == 0 or step >= self.max_steps)
+        return step > 0 and (step % self.eval_every == 0 or step >= self.max_steps)
 
     @property
     def finished(self) -> bool:
@@ -313,7 +315,7 @@ class Trainer:
         if val < s.best_val:
             s.best_val = val
             self.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.model).items()}
-        if val < s.plateau_ref * (1 - t.min_delta):
+        if val < s.plateau_ref - t.min_delta:
             s.plateau_ref, s.bad_evals = val, 0
         else:
             s.bad_evals += 1

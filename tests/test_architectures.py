@@ -17,7 +17,7 @@ from runner.architectures import (
     default_lora_targets,
     tiny_config,
 )
-from runner.batching import IGNORE, collate_left_padded, collate_training
+from runner.batching import IGNORE, collate_left_padded
 
 SHAPE = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, vocab_size=128, max_positions=128)
 PAD = 0
@@ -90,31 +90,32 @@ def test_taps_on_left_padded_batch_equal_hf_hidden_states(family):
 
 @pytest.mark.parametrize("family", TESTED_FAMILIES)
 def test_one_lora_step_trains_adapters_and_leaves_base_frozen(family):
-    model = build(family).train()
-    tuned = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=default_lora_targets(
-        model.config.model_type)))
-    lora = {name: p for name, p in tuned.named_parameters() if "lora_" in name}
-    frozen = {name: p for name, p in tuned.named_parameters() if "lora_" not in name}
-    assert lora and all(p.requires_grad for p in lora.values())
-    assert not any(p.requires_grad for p in frozen.values())
-    lora_before = {name: p.detach().clone() for name, p in lora.items()}
-    frozen_before = {name: p.detach().clone() for name, p in frozen.items()}
+    """The project's own training step (runner.trainer: peft LoRA on the family's default targets
+    inside a DeepSpeed ZeRO-2 engine) on each family."""
+    from runner.config import load_config, preset_path
+    from runner.trainer import Base, Trainer, ensure_process_group
 
+    ensure_process_group("cpu")
+    exp = load_config(preset_path("tiny"), {"lora.target_modules": None, "training.lr": 1e-2})
     # Prompt tokens masked out of the loss, rows right-padded: the training collate.
     encoded = [(ids, [IGNORE] * (len(ids) // 2) + ids[len(ids) // 2:]) for ids in SEQUENCES if len(ids) > 1]
-    batch = collate_training(encoded, PAD)
-    optimizer = torch.optim.AdamW([p for p in tuned.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
+    job = {"id": f"control-{family}", "role": "control", "tasks": [family], "max_steps": 4, "batch_size": 3,
+           "workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0, "key": "k", "out_dir": "", "seed": 0}
+    frozen_before = {name: p.detach().clone() for name, p in build(family).named_parameters()}
+    trainer = Trainer(exp, job, Base(build(family).train(), "cpu"), encoded, encoded, pad_id=PAD)
+    targets = set(default_lora_targets(trainer.model.base_model.model.config.model_type))
+    lora = {name: p for name, p in trainer.model.named_parameters() if "lora_" in name}
+    assert lora and all(p.requires_grad for p in lora.values())
+    assert {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in lora} == targets
+    lora_before = {name: p.detach().clone() for name, p in lora.items()}
     # lora_B starts at zero, so lora_A only gets a gradient from the second step on.
-    for _ in range(2):
-        loss = tuned(**batch).loss
-        assert torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-
+    losses = [trainer.train_step() for _ in range(2)]
+    assert all(torch.isfinite(torch.tensor(losses)))
     unchanged = [name for name, p in lora.items() if torch.equal(p, lora_before[name])]
     assert not unchanged, f"LoRA parameters did not train: {unchanged}"
-    moved = [name for name, p in frozen.items() if not torch.equal(p, frozen_before[name])]
+    trainer.close()
+    after = dict(trainer.base.model.named_parameters())
+    moved = [name for name, p in frozen_before.items() if not torch.equal(after[name], p)]
     assert not moved, f"frozen base weights changed: {moved}"
 
 
