@@ -36,6 +36,17 @@ def _interrupt(signum, frame) -> None:
     raise Interrupted(signum)
 
 
+def _interruption(err: BaseException) -> Interrupted | None:
+    """The Interrupted inside `err`, when a library caught ours and raised its own error from it."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, Interrupted):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def _overrides(pairs: list[str]) -> dict:
     parsed = {}
     for pair in pairs:
@@ -205,7 +216,12 @@ def _cmd_stages(args: argparse.Namespace) -> None:
         try:
             if any(STAGES[name].ray for name in stages):
                 connect(args.address, exp.plan.out / "logs", args.verbose)
-            session.run()
+            try:
+                session.run()
+            except Exception as err:
+                if stop := _interruption(err):
+                    raise stop from err
+                raise
         except Interrupted as stop:
             print(f"layerwise: interrupted ({stop}) during {session.current or 'start-up'}; {session.progress_line()}; "
                   "re-run the same command to resume", file=console.terminal())

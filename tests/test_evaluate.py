@@ -70,15 +70,19 @@ def test_score_interval_is_a_bootstrap_over_examples():
     assert score == 50.0
     half_width = 1.96 * 100 * (0.25 / 40) ** 0.5  # the binomial standard error at p = 0.5, n = 40
     assert lo < 50 < hi and abs((hi - lo) / 2 - half_width) < 3.0
-    assert score_with_ci("accuracy", preds, refs, n_boot=500, seed=1) != (score, lo, hi)
+    assert score_with_ci("accuracy", preds, refs, n_boot=2000, seed=0) == (score, lo, hi)  # reproducible
+    _, lo4, hi4 = score_with_ci("accuracy", preds * 4, refs * 4, n_boot=2000, seed=0)
+    assert (hi4 - lo4) == pytest.approx((hi - lo) / 2, abs=3.0)  # four times the examples: half the width
 
 
 def test_paired_gap_sees_a_consistent_difference_that_unpaired_intervals_would_miss():
-    refs = [f"answer {i}" for i in range(30)]
-    better = list(refs)
-    worse = [r if i % 10 else "wrong" for i, r in enumerate(refs)]  # 3 of 30 wrong, on the same examples
+    refs = [f"answer {i}" for i in range(60)]
+    better = [r if i % 4 else "wrong" for i, r in enumerate(refs)]  # 15 of 60 wrong
+    worse = [r if i % 4 and i % 7 else "wrong" for i, r in enumerate(refs)]  # those 15 and 6 more
     gap, lo, hi = paired_gap("accuracy", better, worse, refs, n_boot=2000, seed=0)
-    assert gap == pytest.approx(10.0) and lo > 0  # paired: never negative on any resample
+    assert gap == pytest.approx(10.0) and lo > 0 and lo <= gap <= hi  # never negative on a resample
+    unpaired = [score_with_ci("accuracy", p, refs, n_boot=2000, seed=0) for p in (better, worse)]
+    assert unpaired[0][1] < unpaired[1][2]  # yet the two scores' own intervals overlap
     same, lo, hi = paired_gap("accuracy", worse, worse, refs)
     assert same == 0 and lo == hi == 0
 

@@ -48,28 +48,47 @@ def _markers(out: Path) -> dict[str, str]:
     return {p.parent.name: json.loads(p.read_text())["finished"] for p in (out / "models").glob("*/_SUCCESS.json")}
 
 
-def test_damaged_artifacts_are_named_and_rebuilt(tmp_path, tiny_run):
-    """One control's adapter cut to 100 bytes and the activations cut in half: the run names both
-    files, retrains that control only, re-extracts, and reproduces the CKA values."""
-    out = tmp_path / "copy"
-    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("ray_storage"))
-    before = pl.read_parquet(out / "cka.parquet")
-    finished = _markers(out)
-    adapter = next((out / "models").glob("control-rte-[0-9a-f]*/adapter_model.safetensors"))
-    adapter.write_bytes(adapter.read_bytes()[:100])
-    activations = sorted((out / "activations").glob("*/*.parquet"))[0]
-    activations.write_bytes(activations.read_bytes()[: activations.stat().st_size // 2])
+def _truncate(file: Path, size: int) -> None:
+    file.write_bytes(file.read_bytes()[:size])
 
+
+def _rerun_and_compare(out: Path, before: pl.DataFrame):
     result = layerwise("run", "--config", str(TINY), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
-    named = [line for line in result.stderr.splitlines() if adapter.name in line and "expected" in line]
-    assert len(named) == 1 and adapter.parent.name in named[0]
-    assert any(activations.name in line and "PAR1" in line for line in result.stderr.splitlines())
-    after = _markers(out)
-    assert [m for m in finished if after[m] != finished[m]] == [adapter.parent.name]  # that control only
     fresh = pl.read_parquet(out / "cka.parquet")
     assert fresh.select("experimental", "task", "layer").equals(before.select("experimental", "task", "layer"))
     assert (fresh["cka"] - before["cka"]).abs().max() <= 1e-6
+    return result
+
+
+def test_a_damaged_adapter_is_named_and_only_its_model_retrained(tmp_path, tiny_run):
+    """One control's adapter cut to 100 bytes: the run names the file, retrains that control only,
+    and the rebuilt model gives the same CKA values."""
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("ray_storage"))
+    before, finished = pl.read_parquet(out / "cka.parquet"), _markers(out)
+    adapter = next((out / "models").glob("control-rte-[0-9a-f]*/adapter_model.safetensors"))
+    _truncate(adapter, 100)
+
+    result = _rerun_and_compare(out, before)
+    named = [line for line in result.stderr.splitlines() if adapter.name in line and "expected" in line]
+    assert len(named) == 1 and adapter.parent.name in named[0]
+    after = _markers(out)
+    assert [m for m in finished if after[m] != finished[m]] == [adapter.parent.name]  # that control only
+
+
+def test_damaged_activations_are_named_and_re_extracted(tmp_path, tiny_run):
+    """An activations file cut in half (models intact): the run names it, re-extracts without
+    retraining anything, and reproduces the CKA values."""
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("ray_storage"))
+    before, finished = pl.read_parquet(out / "cka.parquet"), _markers(out)
+    activations = sorted((out / "activations").glob("*/*.parquet"))[0]
+    _truncate(activations, activations.stat().st_size // 2)
+
+    result = _rerun_and_compare(out, before)
+    assert any(activations.name in line and "PAR1" in line for line in result.stderr.splitlines()), result.stderr
+    assert _markers(out) == finished  # no model retrained
 
 
 def _start(out: Path) -> subprocess.Popen:

@@ -5,7 +5,7 @@ import polars as pl
 from tests.conftest import TINY, layerwise
 
 TASKS = ["rte", "sst2", "trec"]
-SMALL = ["--set", f"tasks.select=[{','.join(TASKS)}]", "--set", "training.max_steps=6",
+SMALL = ["--set", f"tasks.select=[{','.join(TASKS)}]", "--set", "training.max_steps=8",
          "--set", "training.control_max_steps=3", "--set", "analysis.tsne=false",
          "--set", "evaluation.enabled=false", "--set", "resources.controls_per_run=3"]
 

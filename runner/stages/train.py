@@ -11,6 +11,7 @@ whether it converged (stopped on a plateau) or hit its cap.
 from __future__ import annotations
 
 import json
+import os
 import logging
 import math
 from pathlib import Path
@@ -162,6 +163,9 @@ def run_training(cells: list[tuple[Plan, dict]], model_dir: str) -> list[TrainJo
         run_config=tune.RunConfig(name=f"train-{stable_hash([r['id'] for r in runs])}", storage_path=storage,
                                   verbose=0, callbacks=[TuneProgress(len(trained), "train")]),
     )
+    # Tune's own SIGINT handler would end the run "gracefully" and return unfinished results as if
+    # done; the CLI's handler stops the run and says what finished instead.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     results = tuner.fit()
     failed = [r for r in results if r.error]
     if failed:
