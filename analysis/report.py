@@ -47,6 +47,7 @@ REQUIRED_CKA_COLUMNS = ("experimental", "task", "cluster", "layer", CKA)
 MOVEMENT_BAR = 5.0  # the controls must move at least this many times their seed-to-seed distance
 SMALL_MOVES = "; the controls barely moved beyond chance, so gaps between E and the pretrained model say little"
 VERDICT_STYLE = {"holds": "#d8f0d2", "contradicted": "#f8d4d0", "inconclusive": "#eeeeee"}
+MIN_EVAL_EXAMPLES = 30  # below this a task score's 95% CI spans about +-18 points at p = 0.5
 Section = list[str]
 
 
@@ -229,6 +230,10 @@ def eval_section(frames: Mapping[str, pl.DataFrame]) -> Section:
              "the examples: accuracy by ranking the options by log-likelihood, ROUGE-L and BLEU on greedy generations. "
              "E - C_t uses a paired bootstrap; it is called a difference only when its CI excludes zero.</p>",
              _table(rows, head=["cluster", "task", "metric", "n", *models, "E - C_t [95% CI]", "verdict"])]
+    few = [f"{row[1]} (n={row[3]})" for row in rows if row[3] < MIN_EVAL_EXAMPLES]
+    if few:
+        parts.append(f"<p class='warn'>Scored on fewer than {MIN_EVAL_EXAMPLES} test examples: {_esc(', '.join(few))}. "
+                     "Their intervals are wide; no ranking of models on these tasks is claimed.</p>")
     harness = frames.get(HARNESS)
     if harness is not None and not harness.is_empty():
         h = harness.pivot(on="model", index=["benchmark", "num_fewshot", "metric"], values="score")

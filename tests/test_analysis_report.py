@@ -127,3 +127,20 @@ def test_report_requires_cka(tmp_path, frames):
         write_report(tmp_path, {"layer_stats": frames["layer_stats"]})
     with pytest.raises(ValueError):
         write_report(tmp_path, {"cka": frames["cka"].drop("layer")})
+
+
+def test_task_scores_show_intervals_and_flag_small_test_sets():
+    from analysis.report import eval_section
+    from analysis.scores import gap_frame, score_frame
+
+    rows = []
+    for task, n in (("rte", 40), ("copa", 12)):
+        for i in range(n):
+            for model in (PRETRAINED, MULTITASK, CONTROL):
+                right = model != PRETRAINED or i % 2
+                rows.append((model, task, f"{task}-{i}", "yes" if right else "no", "yes"))
+    predictions = pl.DataFrame(rows, schema=["model", "task", "example_id", "prediction", "target"],
+                               orient="row").with_columns(pl.lit("nli").alias("cluster"), pl.lit("accuracy").alias("metric"))
+    html = "".join(eval_section({"eval": score_frame(predictions), "eval_gaps": gap_frame(predictions)}))
+    assert "rte" in html and "+0.0 [+0.0, +0.0]" in html and "no difference" in html
+    assert "fewer than 30 test examples: copa (n=12)" in html and "rte (n=" not in html
