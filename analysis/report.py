@@ -126,6 +126,11 @@ def health_section(frames: Mapping[str, pl.DataFrame]) -> Section:
                          "Comparisons involving them are not MOSSA's: treat their rows as provisional.</p>")
         else:
             parts.append(f"<p>All {training.height} models converged (stopped on a validation-loss plateau).</p>")
+        at_cap = training.filter(pl.col("converged").fill_null(False) & (pl.col("steps") >= pl.col("max_steps")))
+        if at_cap.height:
+            parts.append(f"<p>{at_cap.height} converged model(s) reached their plateau at the evaluation on their step cap "
+                         f"({_esc(', '.join(at_cap['model'].to_list()))}): the learning rate had decayed by then, so "
+                         "a longer schedule might still lower their loss; the others stopped before it.</p>")
         if short.height:
             parts.append(f"<p class='warn'><b>E saw fewer examples than the control</b> on "
                          f"{_esc(', '.join(short['tasks'].to_list()))}: exposure is not comparable there.</p>")

@@ -17,7 +17,6 @@ from pathlib import Path
 from analysis.roles import CONTROL, MULTITASK, UNSEEN, reseeded
 from runner.config import ConfigError, ExperimentConfig, stable_hash
 
-
 EXPOSURE_MARGIN = 1.25  # E's step cap must exceed its expected exposure steps by this factor
 
 
@@ -67,7 +66,9 @@ class TrainRun:
 
 
 def group_runs(jobs: list[TrainJob], controls_per_run: int) -> list[TrainRun]:
-    """E first (the longest), then the controls in runs of `controls_per_run`."""
+    """E first (the longest), then the controls in runs of at most `controls_per_run`, as equal in
+    size as possible: 10 controls by 3 make runs of 3, 3, 2, 2, not 3, 3, 3, 1, so the last runs
+    finish together instead of one trailing alone while a slot sits idle."""
     def run(members: list[TrainJob]) -> TrainRun:
         head = members[0]
         name = head.id if len(members) == 1 else f"{CONTROL}-group-{len(runs)}-{len(members)}"
@@ -78,8 +79,12 @@ def group_runs(jobs: list[TrainJob], controls_per_run: int) -> list[TrainRun]:
     for job in (j for j in jobs if j.role == MULTITASK):
         runs.append(run([job]))
     controls = [j for j in jobs if j.role == CONTROL]
-    for start in range(0, len(controls), controls_per_run):
-        runs.append(run(controls[start:start + controls_per_run]))
+    count = math.ceil(len(controls) / controls_per_run)
+    start = 0
+    for i in range(count):
+        size = len(controls) // count + (i < len(controls) % count)
+        runs.append(run(controls[start:start + size]))
+        start += size
     return runs
 
 

@@ -144,3 +144,19 @@ def test_task_scores_show_intervals_and_flag_small_test_sets():
     html = "".join(eval_section({"eval": score_frame(predictions), "eval_gaps": gap_frame(predictions)}))
     assert "rte" in html and "+0.0 [+0.0, +0.0]" in html and "no difference" in html
     assert "fewer than 30 test examples: copa (n=12)" in html and "rte (n=" not in html
+
+
+def test_health_names_models_off_their_plateau_or_on_their_cap():
+    from analysis.report import health_section
+
+    training = pl.DataFrame({
+        "model": ["multitask", "control-rte", "control-copa", "control-cola"],
+        "role": ["multitask", "control", "control", "control"], "tasks": ["rte,copa,cola", "rte", "copa", "cola"],
+        "seed": [0] * 4, "steps": [60, 24, 16, 24], "max_steps": [60, 24, 24, 24],
+        "examples_seen": [960, 192, 128, 192], "multitask_examples": [None, 320, 320, 320],
+        "best_val_loss": [0.8, 1.5, 0.7, 1.9], "converged": [True, True, True, False],
+        "stopped": ["plateau", "plateau", "plateau", "cap"]})
+    html = "".join(health_section({"training": training}))
+    assert "1 of 4 models did not converge" in html and "control-cola" in html
+    assert "2 converged model(s) reached their plateau at the evaluation on their step cap (multitask, control-rte)" in html
+    assert "E saw every seen task at least as often" in html

@@ -62,13 +62,14 @@ def _rerun_and_compare(out: Path, before: pl.DataFrame):
 
 
 def test_a_damaged_adapter_is_named_and_only_its_model_retrained(tmp_path, tiny_run):
-    """One control's adapter cut to 100 bytes: the run names the file, retrains that control only,
-    and the rebuilt model gives the same CKA values."""
+    """One control's adapter cut to 100 bytes and the activations deleted: the run names the file,
+    retrains that control only, re-extracts, and the rebuilt model gives the same CKA values."""
     out = tmp_path / "copy"
     shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("ray_storage"))
     before, finished = pl.read_parquet(out / "cka.parquet"), _markers(out)
     adapter = next((out / "models").glob("control-rte-[0-9a-f]*/adapter_model.safetensors"))
     _truncate(adapter, 100)
+    shutil.rmtree(out / "activations")
 
     result = _rerun_and_compare(out, before)
     named = [line for line in result.stderr.splitlines() if adapter.name in line and "expected" in line]

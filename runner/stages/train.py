@@ -11,9 +11,9 @@ whether it converged (stopped on a plateau) or hit its cap.
 from __future__ import annotations
 
 import json
-import os
 import logging
 import math
+import os
 from pathlib import Path
 
 import polars as pl

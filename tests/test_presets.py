@@ -1,0 +1,70 @@
+"""What the presets promise before anything runs: the demo is a study (a noise floor over several
+clusters, tasks of different sizes, enough test examples, E's exposure), and every preset's GPU
+jobs fit or say so."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analysis.roles import CONTROL, MULTITASK, UNSEEN
+from runner.config import load_config, preset_path
+from runner.pipeline import prepare
+from runner.stages import STAGES
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return prepare(load_config(preset_path("demo")), tmp_path_factory.mktemp("demo-plan"))
+
+
+def test_demo_has_a_noise_floor_over_four_clusters(demo):
+    twins = [job for job in demo.plan.jobs if job.role == CONTROL and job.seed != demo.config.training.seed]
+    clusters = {ref.name: ref.cluster for ref in demo.plan.tasks}
+    assert len({job.tasks[0] for job in twins}) >= 4
+    assert len({clusters[job.tasks[0]] for job in twins}) >= 4
+    assert {job.seed for job in twins} == set(demo.config.baseline.seeds)
+
+
+def test_demo_tasks_differ_in_size_and_share_E_equally(demo):
+    seen = [ref.name for ref in demo.plan.tasks if ref.cluster != UNSEEN]
+    sizes = [demo.plan.train_sizes[name] for name in seen]
+    assert len(set(sizes)) == len(sizes) >= 5  # the data-size correlation has something to test
+    rates = [e.rate for e in demo.plan.exposure]
+    assert max(rates) - min(rates) < 1e-12
+
+
+def test_demo_exposure_and_evaluation_sizes(demo):
+    t = demo.config.training
+    e = demo.plan.job(MULTITASK)
+    assert dict(e.min_examples) == {name: t.control_max_steps * t.control_batch for name in e.tasks}
+    assert e.max_steps >= math.ceil(1.25 * e.min_steps)
+    assert demo.config.tasks.test_size >= 30 and demo.config.evaluation.generation_size >= 10
+
+
+def test_every_stage_describes_itself_without_ray(demo):
+    for name, stage in STAGES.items():
+        assert stage.load().describe(demo), name
+
+
+@pytest.mark.parametrize("memory", [24, 80])
+def test_paper_preset_jobs_fit_or_refuse_in_one_line(tmp_path, memory):
+    from runner.memory import plan_job_memory
+
+    exp = prepare(load_config(preset_path("paper"), {"resources.gpu_memory_gb": memory}), tmp_path)
+    for job in exp.plan.jobs[:3]:
+        plan = plan_job_memory(exp.config, job, None)
+        assert plan.fits and plan.micro_batch * plan.accumulation * job.workers == job.batch_size
+        assert plan.estimated_gib <= memory
+
+
+def test_demo_controls_are_split_into_runs_of_near_equal_size(demo):
+    from runner.plan import group_runs
+
+    runs = group_runs(list(demo.plan.jobs), demo.config.resources.controls_per_run)
+    assert [job.role for job in runs[0].jobs] == [MULTITASK]
+    controls = [job.id for run in runs[1:] for job in run.jobs]
+    assert sorted(controls) == sorted(job.id for job in demo.plan.jobs if job.role == CONTROL)
+    sizes = [len(run.jobs) for run in runs[1:]]
+    assert max(sizes) <= demo.config.resources.controls_per_run and max(sizes) - min(sizes) <= 1
