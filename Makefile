@@ -11,7 +11,7 @@ demo: setup
 	$(VENV)/bin/layerwise run --out $(OUT)
 
 test: setup
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q --durations=15 tests
 
 lint: setup
 	$(VENV)/bin/ruff check .

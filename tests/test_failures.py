@@ -88,7 +88,8 @@ def test_damaged_activations_are_named_and_re_extracted(tmp_path, tiny_run):
     _truncate(activations, activations.stat().st_size // 2)
 
     result = _rerun_and_compare(out, before)
-    assert any(activations.name in line and "PAR1" in line for line in result.stderr.splitlines()), result.stderr
+    named = [line for line in result.stderr.splitlines() if activations.name in line]
+    assert len(named) == 1 and "rebuilt" in named[0], result.stderr  # size or structure: either names it
     assert _markers(out) == finished  # no model retrained
 
 
