@@ -86,7 +86,7 @@ def verdict(value: float, lo: float, hi: float, floor: float, expected_sign: int
             n_tasks: int = 0) -> tuple[str, str]:
     """(verdict, reason) for a directional claim whose expected sign is +1 or -1."""
     if n_tasks < MIN_TASKS:
-        return INCONCLUSIVE, f"only {n_tasks} tasks (needs >= {MIN_TASKS})"
+        return INCONCLUSIVE, f"only {n_tasks} task{'' if n_tasks == 1 else 's'} (needs >= {MIN_TASKS})"
     if not (np.isfinite(value) and np.isfinite(lo) and np.isfinite(hi)):
         return INCONCLUSIVE, "undefined (an input without variance)"
     if needs_floor and not np.isfinite(floor):
