@@ -113,6 +113,19 @@ class _TargetLoss(torch.nn.Module):
     def forward(self, input_ids, attention_mask, labels, num_items=None):
         return target_loss(self.model, input_ids, attention_mask, labels, num_items)
 
+    def state_dict(self, *args, **kwargs):
+        """Only the trainable tensors: what a DeepSpeed checkpoint needs to resume.
+
+        DeepSpeed drops frozen parameters by name, but a tied LM head (`lm_head` = `embed_tokens`)
+        is listed once under the embedding's name, so the head survived: 113 MB of frozen weights
+        in every SmolLM2 checkpoint, 0.5 GB for Llama-2-7B."""
+        full = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", "")
+        keep = {prefix + name for name, p in self.named_parameters(remove_duplicate=False) if p.requires_grad}
+        for name in [name for name in full if name not in keep]:
+            del full[name]
+        return full
+
 
 # --- DeepSpeed -----------------------------------------------------------------------------------------
 

@@ -112,6 +112,15 @@ def test_training_frame_records_every_model(tiny_run):
     assert (seen["multitask_examples"] >= seen["examples_seen"]).all()  # E's exposure guarantee
 
 
+def test_training_keeps_one_small_checkpoint_per_run(tiny_run):
+    runs = [d for d in (tiny_run / "ray_storage").iterdir() if d.is_dir() and not d.name.startswith("train-")]
+    kept = {run.name: [c for c in run.glob("checkpoint_*") if c.is_dir()] for run in runs}
+    assert any(kept.values())  # E evaluated (and checkpointed) several times: only the latest is kept
+    assert all(len(checkpoints) <= 1 for checkpoints in kept.values()), kept
+    for states in (tiny_run / "ray_storage").rglob("*model_states.pt"):
+        assert all("lora_" in name for name in torch.load(states, weights_only=False)["module"])
+
+
 def test_report_and_manifest(tiny_run):
     assert {p.stem for p in (tiny_run / "figures").glob("*.png")} >= FIGURES
     html = (tiny_run / "report.html").read_text()

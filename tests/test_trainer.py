@@ -153,7 +153,11 @@ def test_a_resumed_job_is_bit_identical(base, tmp_path):
         loss = first.train_step()
     first.evaluate(loss)
     first.save_checkpoint(tmp_path)
+    trainable = {name for name, p in first.engine.module.named_parameters() if p.requires_grad}
     first.close()
+    # The checkpoint holds the adapter, not the frozen model (the tiny Llama ties its LM head).
+    saved = torch.load(next(tmp_path.rglob("*model_states.pt")), weights_only=False)["module"]
+    assert set(saved) == trainable and all("lora_" in name for name in saved)
     resumed = make(base, exp, max_steps=6)
     assert resumed.load_checkpoint(tmp_path) and resumed.state.step == 3
     resumed.run()

@@ -94,7 +94,7 @@ def max_concurrent(config: ExperimentConfig, runs: list[TrainRun]) -> int:
 def _run_trainer(trial_config: dict, data_refs: dict, model_dir: str, storage: str, max_failures: int) -> None:
     """Tune trial: drive one TorchTrainer (one run of one or more models) to the end."""
     from ray import tune
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from runner.train_worker import train_loop_per_worker
@@ -113,7 +113,10 @@ def _run_trainer(trial_config: dict, data_refs: dict, model_dir: str, storage: s
         torch_config=TorchConfig(backend="nccl" if on_gpu else "gloo"),
         # Named by content: a re-run of the same unfinished models resumes this run's checkpoints.
         run_config=RunConfig(name=f"{run['id']}-{stable_hash([j['key'] for j in run['jobs']])}",
-                             storage_path=storage, failure_config=FailureConfig(max_failures=max_failures)),
+                             storage_path=storage, failure_config=FailureConfig(max_failures=max_failures),
+                             # Resuming needs only the latest checkpoint; keeping every one filled
+                             # 7.6 GB per demo run.
+                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
     )
     trainer.fit()
     # One report per finished model, from its done marker (the driver prints one line each).
