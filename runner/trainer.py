@@ -114,11 +114,12 @@ class _TargetLoss(torch.nn.Module):
         return target_loss(self.model, input_ids, attention_mask, labels, num_items)
 
     def state_dict(self, *args, **kwargs):
-        """Only the trainable tensors: what a DeepSpeed checkpoint needs to resume.
+        """Only the trainable tensors (no frozen weights, no buffers): what a DeepSpeed checkpoint
+        needs to resume.
 
         DeepSpeed drops frozen parameters by name, but a tied LM head (`lm_head` = `embed_tokens`)
         is listed once under the embedding's name, so the head survived: 113 MB of frozen weights
-        in every SmolLM2 checkpoint, 0.5 GB for Llama-2-7B."""
+        in every SmolLM2 checkpoint (Llama-2 unties its head, so it was not affected)."""
         full = super().state_dict(*args, **kwargs)
         prefix = kwargs.get("prefix", "")
         keep = {prefix + name for name, p in self.named_parameters(remove_duplicate=False) if p.requires_grad}
