@@ -202,8 +202,9 @@ def robustness_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Sect
         words = "No measure finds layer structure above its noise floor: the run supports no layer map."
     elif len(mapped) == len(rows):
         k1s, k2s = [d[1] for d in mapped], [d[2] for d in mapped]
+        spread1, spread2 = max(k1s) - min(k1s), max(k2s) - min(k2s)
         words = (f"Every measure finds structure above noise; the boundaries agree within "
-                 f"{max(k1s) - min(k1s)} layers (k1) and {max(k2s) - min(k2s)} layers (k2).")
+                 f"{spread1} layer{'' if spread1 == 1 else 's'} (k1) and {spread2} layer{'' if spread2 == 1 else 's'} (k2).")
     else:
         words = (f"{len(mapped)} of {len(rows)} measures find structure above noise "
                  f"({', '.join(d[0] for d in mapped)}); the others do not, so the map is measure-dependent.")
