@@ -53,6 +53,11 @@ class ModelConfig(_Section):
     # halves their time on CPUs with AVX512-BF16, at bf16's ~3 significant digits per activation.
     inference_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     tiny: TinyModelConfig = TinyModelConfig()
+    # What the pretrained model is: a base (pre-trained only) checkpoint, as in the paper, or one that
+    # was already instruction-tuned. auto: known for the built-ins, read from the name otherwise
+    # ("instruct", "chat", "-it", ...), "unknown" when the name does not say. The report states it,
+    # and every E - pretrained claim says so when the baseline is already instruction-tuned.
+    checkpoint: Literal["auto", "base", "instruction_tuned"] = "auto"
 
 
 class TasksConfig(_Section):

