@@ -7,7 +7,8 @@ OUT ?= results/demo
 setup:
 	@bash scripts/setup.sh
 
-demo: setup
+demo:
+	@bash scripts/setup.sh --prepare experiments/demo.yaml
 	$(VENV)/bin/layerwise run --out $(OUT)
 
 test: setup

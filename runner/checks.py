@@ -21,23 +21,27 @@ def check_measures(exp) -> None:
 
 
 def check_sizes(exp) -> None:
-    """Split sizes against the source's pools, where the pools' sizes are known up front."""
-    cfg = exp.config
-    if cfg.tasks.source != "offline":
-        return  # hub sizes are known once the data is loaded; load_splits says it in one line then
-    from tasks.miniflan.build import POOL_SIZES
+    """Split sizes against each task's pools, where the pools' sizes are known up front (the
+    mini-Flan's fixed pools; the packaged real text once built, which `prepare` does first)."""
+    from runner.data import held_out_sizes
 
+    cfg = exp.config
     held = cfg.extraction.probe_size + cfg.tasks.test_size
-    if held > POOL_SIZES["heldout"]:
-        raise ConfigError(f"extraction.probe_size + tasks.test_size = {held} exceeds the {POOL_SIZES['heldout']} held-out "
-                          "examples per task of the offline mini-Flan; lower one of them")
-    if cfg.tasks.val_size > POOL_SIZES["validation"]:
-        raise ConfigError(f"tasks.val_size {cfg.tasks.val_size} exceeds the {POOL_SIZES['validation']} validation "
-                          "examples per task of the offline mini-Flan")
-    too_big = {t: n for t, n in cfg.tasks.train_sizes.items() if n > POOL_SIZES["train"]}
-    if too_big:
-        raise ConfigError(f"tasks.train_sizes: {too_big} exceed the {POOL_SIZES['train']} training examples per task "
-                          "of the offline mini-Flan")
+    for ref in exp.plan.tasks:
+        pools = held_out_sizes(cfg, [ref])[ref.name]
+        if pools is None:
+            continue  # hub sizes are known once the data is loaded; load_splits says it in one line then
+        where = f"task {ref.name} (source {cfg.tasks.source})"
+        if held > pools["heldout"]:
+            raise ConfigError(f"extraction.probe_size + tasks.test_size = {held} exceeds the {pools['heldout']} held-out "
+                              f"examples of {where}; lower one of them")
+        if cfg.tasks.val_size > pools["validation"]:
+            raise ConfigError(f"tasks.val_size {cfg.tasks.val_size} exceeds the {pools['validation']} validation "
+                              f"examples of {where}")
+        wanted = cfg.tasks.train_sizes.get(ref.name)
+        if wanted is not None and wanted > pools["train"]:
+            raise ConfigError(f"tasks.train_sizes: {ref.name}: {wanted} exceeds the {pools['train']} training examples "
+                              f"of {where}")
 
 
 def check_experiment(exp) -> None:

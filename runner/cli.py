@@ -91,11 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sweep_p)
     sweep_p.add_argument("--lora-ranks", default="8", help="comma-separated LoRA ranks (default: 8)")
     sweep_p.add_argument("--seeds", default="0,1", help="comma-separated training seeds (default: 0,1)")
+    prep_help = "fetch and build what a config needs before it runs (its model's local copy, its tasks' data); no Ray"
+    prep_p = sub.add_parser("prepare", help=prep_help, description=prep_help)
+    prep_p.add_argument("--config", type=Path, default=None,
+                        help=f"experiment YAML (default: experiments/{DEFAULT_PRESET}.yaml)")
+    prep_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (repeatable)")
     tasks_p = sub.add_parser("tasks", help="list every task with its cluster, source and sizes",
                              description="list every task with its cluster, source and sizes")
     tasks_p.add_argument("--config", type=Path, default=None, help="only the tasks this experiment selects")
     tasks_p.add_argument("--out", type=Path, default=None, help="also write the catalog as Parquet here")
     tasks_p.add_argument("--preview", metavar="TASK", help="show a task's templates rendered on examples")
+    tasks_p.add_argument("--source", choices=("offline", "packaged", "hub", "flan_submix"), default=None,
+                         help="where the rows come from (default: the config's, else packaged)")
     return parser
 
 
@@ -115,21 +123,42 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
 
     import tasks as suite
 
-    if args.preview:
-        print(suite.preview(args.preview))
-        return
-    catalog = suite.catalog()
+    source = args.source
+    selection: list[str] = ["all"]
     if args.config:
         config, _ = _load(argparse.Namespace(config=args.config, overrides=[]))
-        chosen = [spec.name for spec in suite.resolve_tasks(config.tasks.select)]
-        catalog = catalog.filter(pl.col("task").is_in(chosen))
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=250, tbl_hide_dataframe_shape=True,
-                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True, fmt_str_lengths=40):
-        print(catalog)
-    print(f"{catalog.height} tasks in {catalog['cluster'].n_unique()} clusters")
+        selection, source = config.tasks.select, source or config.tasks.source
+    source = source or "packaged"
+    if args.preview:
+        print(suite.preview(args.preview, source=source))
+        return
+    catalog = suite.catalog(source, selection)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=320, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True, fmt_str_lengths=110):
+        print(catalog.drop("templates", "hub_id"))
+    synthetic = int(catalog["synthetic"].sum())
+    print(f"{catalog.height} tasks in {catalog['cluster'].n_unique()} clusters, source {source}: "
+          f"{catalog.height - synthetic} from real text, {synthetic} generated (synthetic); pool sizes appear once "
+          "a task's data is built (`layerwise prepare`)")
     if args.out:
         from runner.store import atomic_write_parquet
         atomic_write_parquet(catalog, Path(args.out) / "tasks.parquet")
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    """What `layerwise run` would fetch or build before Ray starts, done now (setup runs it for the demo)."""
+    from runner.data import select_tasks, source_pool_sizes
+    from runner.models import resolve_model
+
+    config, _ = _load(argparse.Namespace(config=args.config, overrides=args.overrides))
+    started = time.time()
+    refs = select_tasks(config)
+    sizes = source_pool_sizes(config, refs)
+    data_s = time.time() - started
+    model_dir = resolve_model(config.model)
+    print(f"layerwise: prepared {config.name}: {len(refs)} tasks' data (source {config.tasks.source}) in {data_s:.0f}s, "
+          f"model {config.model.name} at {model_dir} in {time.time() - started - data_s:.0f}s; "
+          f"{sum(v is not None for v in sizes.values())} tasks with known training-set sizes")
 
 
 class Session:
@@ -202,7 +231,7 @@ def _cmd_stages(args: argparse.Namespace) -> None:
     config, out = _load(args)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder; pass a folder path (it is created if missing)")
-    exp = prepare(config, out)
+    exp = prepare(config, out, build_data=not args.dry_run)
     stages = tuple(STAGES) if args.command == "run" else (args.command,)
     if args.dry_run:
         print_plan(exp, stages)
@@ -250,7 +279,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
     config, out = _load(args)
     ranks, seeds = parse_ints(args.lora_ranks, "--lora-ranks"), parse_ints(args.seeds, "--seeds")
-    exps = prepare_sweep(config, out, ranks, seeds)
+    exps = prepare_sweep(config, out, ranks, seeds, build_data=not args.dry_run)
     if args.dry_run:
         for cell, exp in exps.items():
             print(f"== cell {cell.label}")
@@ -276,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "tasks":
             _cmd_tasks(args)
+        elif args.command == "prepare":
+            _cmd_prepare(args)
         elif args.command == "sweep":
             _cmd_sweep(args)
         else:

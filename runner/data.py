@@ -14,13 +14,56 @@ def select_tasks(config: ExperimentConfig) -> list[TaskRef]:
     return [TaskRef(spec.name, spec.cluster) for spec in suite.resolve_tasks(config.tasks.select)]
 
 
-def source_pool_size(config: ExperimentConfig) -> int | None:
-    """Training rows per task in the configured source, when known without loading it."""
-    if config.tasks.source == "offline":
-        from tasks.miniflan.build import POOL_SIZES
+def source_pool_sizes(config: ExperimentConfig, refs: list[TaskRef], build: bool = True) -> dict[str, int | None]:
+    """Training rows per task in the configured source, where known before the data is loaded.
 
-        return POOL_SIZES["train"]
-    return None
+    The packaged real text is built first when `build` (the driver does it once, before Ray starts;
+    a dry run does not download anything, so its unbuilt tasks stay unknown)."""
+    from tasks.miniflan.build import POOL_SIZES
+
+    source = config.tasks.source
+    if source not in ("offline", "packaged"):
+        return {ref.name: None for ref in refs}
+    specs = {ref.name: suite.get_task(ref.name) for ref in refs}
+    if source == "packaged" and build:
+        from tasks.packaged import ensure_packaged
+
+        try:
+            ensure_packaged(specs.values())
+        except Exception as err:  # one line, before Ray: the package or the entry is at fault
+            from tasks.packaged import PackagedSourceError, PackageError
+
+            if isinstance(err, PackagedSourceError | PackageError):
+                raise suite.TaskSourceError(str(err)) from None
+            raise
+    sizes: dict[str, int | None] = {}
+    for name, spec in specs.items():
+        if source == "packaged" and spec.packaged is not None:
+            from tasks.packaged import pool_sizes
+
+            built = pool_sizes(spec)
+            sizes[name] = None if built is None else built["train"]
+        else:
+            sizes[name] = POOL_SIZES["train"]
+    return sizes
+
+
+def held_out_sizes(config: ExperimentConfig, refs: list[TaskRef]) -> dict[str, dict[str, int] | None]:
+    """Each task's pool sizes (train, validation, heldout) where known without loading the data."""
+    from tasks.miniflan.build import POOL_SIZES
+
+    out: dict[str, dict[str, int] | None] = {}
+    for ref in refs:
+        spec = suite.get_task(ref.name)
+        if config.tasks.source == "packaged" and spec.packaged is not None:
+            from tasks.packaged import pool_sizes
+
+            out[ref.name] = pool_sizes(spec)
+        elif config.tasks.source in ("offline", "packaged"):
+            out[ref.name] = dict(POOL_SIZES)
+        else:
+            out[ref.name] = None
+    return out
 
 
 def load_all_splits(config: ExperimentConfig, refs: list[TaskRef],
@@ -30,7 +73,8 @@ def load_all_splits(config: ExperimentConfig, refs: list[TaskRef],
     sizes = sizes or {}
     return {ref.name: suite.load_splits(ref.name, source=t.source, probe_size=config.extraction.probe_size,
                                         val_size=t.val_size, test_size=t.test_size,
-                                        max_train=sizes.get(ref.name, t.max_train), seed=t.seed, data_dir=t.data_dir)
+                                        max_train=sizes.get(ref.name, t.max_train), seed=t.seed, data_dir=t.data_dir,
+                                        max_words=t.max_words)
             for ref in refs}
 
 
@@ -57,3 +101,16 @@ def probe_frame(splits: dict[str, suite.TaskSplits], refs: list[TaskRef]) -> pl.
                       "task": r.name, "cluster": r.cluster,
                       "prompt": list(splits[r.name].probe["prompt"])})
         for r in refs])
+
+
+def rendered_texts(splits: dict[str, suite.TaskSplits], refs: list[TaskRef]) -> pl.DataFrame:
+    """What every model read: one row per probe and test example, the prompt as rendered."""
+    frames = []
+    for ref in refs:
+        for split in ("probe", "test"):
+            ds = getattr(splits[ref.name], split)
+            frames.append(pl.DataFrame({"task": ref.name, "cluster": ref.cluster, "split": split,
+                                        "example_id": list(ds["example_id"]), "template_id": list(ds["template_id"]),
+                                        "text": list(ds["prompt"]), "target": list(ds["target"])},
+                                       schema_overrides={"template_id": pl.Int32}))
+    return pl.concat(frames)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.config import ExperimentConfig
-from runner.data import load_all_splits, select_tasks, source_pool_size
+from runner.data import load_all_splits, select_tasks, source_pool_sizes
 from runner.models import resolve_model
 from runner.plan import Plan, make_plan
 from runner.store import Manifest
@@ -51,9 +51,11 @@ class Experiment:
         return self._model_dir
 
 
-def prepare(config: ExperimentConfig, out: Path, cell: str = "") -> Experiment:
+def prepare(config: ExperimentConfig, out: Path, cell: str = "", build_data: bool = True) -> Experiment:
+    """The experiment's plan. `build_data`: build the packaged real text first (once, in the driver,
+    before Ray starts) so every task's training-set size is exact; a dry run passes False."""
     refs = select_tasks(config)
-    plan = make_plan(config, out, refs, cell=cell, pool_size=source_pool_size(config))
+    plan = make_plan(config, out, refs, cell=cell, pool_size=source_pool_sizes(config, refs, build=build_data))
     manifest = Manifest(plan.out, config.model_dump(mode="json"), config.digest())
     return Experiment(config=config, plan=plan, manifest=manifest)
 

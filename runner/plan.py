@@ -131,8 +131,10 @@ class Plan:
         return tuple(j for j in self.jobs if j.seed == self.config.training.seed or j.role == MULTITASK)
 
 
-def train_sizes(config: ExperimentConfig, tasks: list[TaskRef], pool_size: int | None) -> dict[str, int]:
-    """Training examples per task as configured: tasks.train_sizes, else max_train, else the pool."""
+def train_sizes(config: ExperimentConfig, tasks: list[TaskRef],
+                pool_size: int | dict[str, int | None] | None) -> dict[str, int]:
+    """Training examples per task as configured: tasks.train_sizes, else max_train, else the pool.
+    `pool_size`: the source's training rows, one number for every task or one per task."""
     t = config.tasks
     unknown = sorted(set(t.train_sizes) - {ref.name for ref in tasks})
     if unknown:
@@ -140,8 +142,9 @@ def train_sizes(config: ExperimentConfig, tasks: list[TaskRef], pool_size: int |
     sizes = {}
     for ref in tasks:
         size = t.train_sizes.get(ref.name, t.max_train)
-        if pool_size is not None:
-            size = pool_size if size is None else min(size, pool_size)
+        pool = pool_size.get(ref.name) if isinstance(pool_size, dict) else pool_size
+        if pool is not None:
+            size = pool if size is None else min(size, pool)
         sizes[ref.name] = size
     return sizes
 
@@ -178,8 +181,9 @@ def _mixture_rates(config: ExperimentConfig, sizes: dict[str, int]) -> dict[str,
 
 
 def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: str = "",
-              pool_size: int | None = None) -> Plan:
-    """`pool_size`: training rows each task's source holds (the offline mini-Flan's 512), or None."""
+              pool_size: int | dict[str, int | None] | None = None) -> Plan:
+    """`pool_size`: training rows each task's source holds (the offline mini-Flan's 512; per task for
+    packaged real text), or None where unknown."""
     out = Path(out).resolve()
     names = [t.name for t in tasks]
     sizes = train_sizes(config, tasks, pool_size)

@@ -53,9 +53,11 @@ def cell_config(base: ExperimentConfig, cell: Cell) -> ExperimentConfig:
     return ExperimentConfig.model_validate(data)
 
 
-def prepare_sweep(base: ExperimentConfig, out: Path, ranks: list[int], seeds: list[int]) -> dict[Cell, Experiment]:
+def prepare_sweep(base: ExperimentConfig, out: Path, ranks: list[int], seeds: list[int],
+                  build_data: bool = True) -> dict[Cell, Experiment]:
     cells = [Cell(r, s) for r, s in itertools.product(ranks, seeds)]
-    return {cell: prepare(cell_config(base, cell), out / cell.label, cell=f"{cell.label}/") for cell in cells}
+    return {cell: prepare(cell_config(base, cell), out / cell.label, cell=f"{cell.label}/", build_data=build_data)
+            for cell in cells}
 
 
 def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: str) -> pl.DataFrame:

@@ -7,30 +7,34 @@ from collections.abc import Sequence
 import polars as pl
 
 from tasks.registry import resolve_tasks
+from tasks.sources import provenance
 from tasks.template_bank import TEMPLATES
 
 
-def catalog(source: str = "offline", selection: Sequence[str] = ("all",), probe_size: int = 64,
-            val_size: int = 32, test_size: int = 32) -> pl.DataFrame:
-    """One row per task: task, cluster, hub_id, templates, unseen, metric and example counts.
-
-    Offline counts come from the mini-Flan pool sizes without generating anything; other
-    sources would need the data, so their counts are left null.
-    """
+def catalog(source: str = "packaged", selection: Sequence[str] = ("all",)) -> pl.DataFrame:
+    """One row per task: task, cluster, unseen, metric, templates, where its rows come from under
+    `source` (provenance, licence, synthetic), its hub dataset (the cluster's source) and its pool
+    sizes where known without loading data (the mini-Flan's fixed pools; packaged real text once
+    built in this cache)."""
     from tasks.miniflan.build import POOL_SIZES
+    from tasks.packaged import pool_sizes
 
-    offline = source == "offline"
     rows = []
     for spec in resolve_tasks(selection):
+        p = provenance(spec, source)
+        if source == "packaged" and spec.packaged is not None:
+            sizes = pool_sizes(spec) or {}
+        elif source in ("offline", "packaged") and spec.generator is not None:
+            sizes = dict(POOL_SIZES)
+        else:
+            sizes = {}
         rows.append({
-            "task": spec.name, "cluster": spec.cluster, "hub_id": spec.hub.id or "", "hub_config": spec.hub.config or "",
-            "templates": len(TEMPLATES[spec.format]), "unseen": spec.unseen, "metric": spec.metric,
-            "train": POOL_SIZES["train"] if offline else None,
-            "validation": min(val_size, POOL_SIZES["validation"]) if offline else None,
-            "probe": probe_size if offline else None,
-            "test": test_size if offline else None,
+            "task": spec.name, "cluster": spec.cluster, "unseen": spec.unseen, "metric": spec.metric,
+            "templates": len(TEMPLATES[spec.format]), "synthetic": p.synthetic, "provenance": p.text,
+            "licence": p.licence, "hub_id": spec.hub.id or "", "train": sizes.get("train"), "validation": sizes.get("validation"),
+            "heldout": sizes.get("heldout"),
         })
-    schema = {"task": pl.Utf8, "cluster": pl.Utf8, "hub_id": pl.Utf8, "hub_config": pl.Utf8, "templates": pl.Int64,
-              "unseen": pl.Boolean, "metric": pl.Utf8, "train": pl.Int64, "validation": pl.Int64,
-              "probe": pl.Int64, "test": pl.Int64}
+    schema = {"task": pl.Utf8, "cluster": pl.Utf8, "unseen": pl.Boolean, "metric": pl.Utf8, "templates": pl.Int64,
+              "synthetic": pl.Boolean, "provenance": pl.Utf8, "licence": pl.Utf8, "hub_id": pl.Utf8, "train": pl.Int64,
+              "validation": pl.Int64, "heldout": pl.Int64}
     return pl.DataFrame(rows, schema=schema)

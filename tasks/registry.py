@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 import yaml
 
-from tasks.spec import CLUSTER_TITLES, METRICS, HubSource, TaskSpec
+from tasks.spec import CLUSTER_TITLES, METRICS, HubSource, PackagedSource, TaskSpec
 
 REGISTRY_PATH = Path(__file__).with_name("registry.yaml")
 
@@ -50,6 +50,15 @@ def _hub(raw: Mapping) -> HubSource:
     )
 
 
+def _packaged(raw: Mapping | None) -> PackagedSource | None:
+    if raw is None:
+        return None
+    known = {"package", "file", "reader", "licence", "note"}
+    return PackagedSource(package=raw["package"], file=raw["file"], reader=raw["reader"],
+                          args=MappingProxyType({k: v for k, v in raw.items() if k not in known}),
+                          licence=raw.get("licence", ""), note=raw.get("note", ""))
+
+
 def _spec(raw: Mapping, defaults: Mapping) -> TaskSpec:
     entry = {**defaults, **raw}
     options = entry.get("options")
@@ -60,13 +69,14 @@ def _spec(raw: Mapping, defaults: Mapping) -> TaskSpec:
         format=entry["format"],
         options=None if options is None else tuple(str(o) for o in options),
         unseen=bool(entry.get("unseen", False)),
-        hub=_hub(entry.get("hub", {})),
+        hub=_hub(entry.get("hub") or {"id": None, "note": "no hub source: real text from source='packaged' only"}),
         submix_name=entry.get("submix"),
         flan_cluster=entry.get("flan", entry["cluster"]),
-        generator=entry["gen"],
+        generator=entry.get("gen"),
         constants=MappingProxyType(dict(entry.get("const", {}))),
         per_row_options=bool(entry.get("per_row_options", False)),
         doc=entry.get("doc", ""),
+        packaged=_packaged(entry.get("packaged")),
     )
     if spec.cluster not in CLUSTER_TITLES:
         raise ValueError(f"registry.yaml: task {spec.name!r} has unknown cluster {spec.cluster!r}")
@@ -74,6 +84,8 @@ def _spec(raw: Mapping, defaults: Mapping) -> TaskSpec:
         raise ValueError(f"registry.yaml: task {spec.name!r} has unknown metric {spec.metric!r}")
     if spec.unseen != (spec.cluster == "unseen"):
         raise ValueError(f"registry.yaml: task {spec.name!r}: unseen flag disagrees with its cluster")
+    if spec.generator is None and spec.packaged is None:
+        raise ValueError(f"registry.yaml: task {spec.name!r} has neither a mini-Flan generator (gen) nor real text (packaged)")
     return spec
 
 
@@ -122,7 +134,7 @@ class _Clusters(Mapping[str, tuple[str, ...]]):
 
 CLUSTERS: Mapping[str, tuple[str, ...]] = _Clusters()
 
-SELECTORS = ("paper", "unseen", "all", "seen", "training")
+SELECTORS = ("paper", "unseen", "all", "seen", "training", "real")
 
 
 def _valid_names() -> list[str]:
@@ -146,10 +158,11 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
 
 
 def resolve_tasks(selection: Sequence[str] | str) -> list[TaskSpec]:
-    """Expand task names, cluster names, "paper", "unseen", "seen"/"training" and "all".
+    """Expand task names, cluster names, "paper", "unseen", "seen"/"training", "real" and "all".
 
-    Order-preserving and de-duplicated. "paper" is the authors' 69 tasks (= "all" here);
-    "seen"/"training" are the 62 tasks the multitask model is trained on.
+    Order-preserving and de-duplicated. "paper" is the authors' 69 tasks; "all" adds the real-text
+    stand-ins; "seen"/"training" are every task outside the unseen cluster; "real" is every task
+    with real text in a package (tasks.source: packaged).
     """
     if isinstance(selection, str):
         selection = [selection]
@@ -161,6 +174,8 @@ def resolve_tasks(selection: Sequence[str] | str) -> list[TaskSpec]:
             names: Sequence[str] = [n for n in reg if n in PAPER_TASKS] if key == "paper" else list(reg)
         elif key in ("seen", "training"):
             names = [n for n, s in reg.items() if not s.unseen]
+        elif key == "real":
+            names = [n for n, s in reg.items() if s.packaged is not None]
         elif key in CLUSTER_TITLES:
             names = _clusters()[key]
         elif key in reg:

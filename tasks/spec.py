@@ -48,6 +48,23 @@ class HubSource:
 
 
 @dataclass(frozen=True)
+class PackagedSource:
+    """Where a task's real text lives inside a package on PyPI, and how to read it.
+
+    `package` names an entry of tasks/packaged/packages.yaml, `file` the file (or folder) inside
+    it, `reader` a function of tasks.packaged.readers; `args` are that reader's keyword arguments.
+    `licence` is the data's licence; `note` says why the fit to the paper's task is loose.
+    """
+
+    package: str
+    file: str
+    reader: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    licence: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     cluster: str
@@ -58,10 +75,11 @@ class TaskSpec:
     hub: HubSource
     submix_name: str | None  # task_name prefix in DataProvenanceInitiative/flan2021_submix_original
     flan_cluster: str  # FLAN 2021's own cluster name, kept for provenance
-    generator: str  # offline mini-Flan generator
+    generator: str | None  # offline mini-Flan generator; None: the task exists only as real text
     constants: Mapping[str, Any] = field(default_factory=dict)  # fixed template fields
     per_row_options: bool = False  # options differ per example (ARC, COPA, ...)
     doc: str = ""
+    packaged: PackagedSource | None = None  # real text shipped in a PyPI package
 
     @property
     def hub_id(self) -> str | None:

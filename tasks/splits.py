@@ -10,9 +10,10 @@ import datasets
 import numpy as np
 
 from tasks.registry import get_task
-from tasks.sources import SOURCES, hub_pools, offline_pools, submix_pools
+from tasks.sources import SOURCES, Provenance, hub_pools, offline_pools, packaged_pools, provenance, submix_pools
 from tasks.spec import TaskSpec
 from tasks.templates import render, template_id_for
+from tasks.text import clip_words
 
 PER_DATASET_CAP = 30_000  # FLAN: train[:30000]
 SPLIT_NAMES = ("train", "validation", "probe", "test")
@@ -38,6 +39,7 @@ class TaskSplits:
     validation: datasets.Dataset
     probe: datasets.Dataset
     test: datasets.Dataset
+    provenance: Provenance | None = None  # where the rows come from (tasks.sources.provenance)
 
     def items(self) -> Iterator[tuple[str, datasets.Dataset]]:
         return iter((name, getattr(self, name)) for name in SPLIT_NAMES)
@@ -50,12 +52,21 @@ def _rng(task: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(task.encode())])
 
 
-def _render(spec: TaskSpec, pool: datasets.Dataset, indices: list[int], split: str) -> datasets.Dataset:
+def _clipped(row: dict, max_words: int | None) -> dict:
+    if max_words is None:
+        return row
+    return {k: clip_words(v, max_words) if isinstance(v, str) and k != "answer" else v for k, v in row.items()}
+
+
+def _render(spec: TaskSpec, pool: datasets.Dataset, indices: list[int], split: str,
+            max_words: int | None = None) -> datasets.Dataset:
     """Render the chosen pool rows. The pool index fixes both the example id and, round-robin,
-    the template, so an example keeps its id and prompt whatever else is selected."""
+    the template, so an example keeps its id and prompt whatever else is selected. Every text field
+    but the answer is cut to its first `max_words` words (tasks.max_words) before rendering."""
     cols: dict[str, list] = {k: [] for k in FEATURES}
     rows = pool.select(indices) if len(indices) != len(pool) else pool
     for i, row in zip(indices, rows):
+        row = _clipped(row, max_words)
         if "prompt" in row:  # flan_submix: FLAN rendered it already
             tid, prompt, target, options = -1, row["prompt"], row["target"], []
         else:
@@ -74,7 +85,7 @@ def _render(spec: TaskSpec, pool: datasets.Dataset, indices: list[int], split: s
 
 def load_splits(task: str | TaskSpec, *, source: str = "offline", probe_size: int = 64, val_size: int = 32,
                 test_size: int = 32, max_train: int | None = None, seed: int = 0, data_dir: str | None = None,
-                per_dataset_cap: int | None = PER_DATASET_CAP) -> TaskSplits:
+                per_dataset_cap: int | None = PER_DATASET_CAP, max_words: int | None = None) -> TaskSplits:
     """Train, validation, probe and test splits of one task, disjoint by construction.
 
     Probe and test are disjoint seeded samples of the held-out pool (the dataset's test
@@ -88,6 +99,8 @@ def load_splits(task: str | TaskSpec, *, source: str = "offline", probe_size: in
     train_cap = min(caps) if caps else None
     if source == "offline":
         pools = offline_pools(spec)
+    elif source == "packaged":
+        pools = packaged_pools(spec)
     elif source == "hub":
         pools = hub_pools(spec, data_dir=data_dir, train_limit=train_cap, heldout_min=probe_size + test_size, val_min=val_size)
     else:
@@ -105,8 +118,9 @@ def load_splits(task: str | TaskSpec, *, source: str = "offline", probe_size: in
     return TaskSplits(
         task=spec.name,
         cluster=spec.cluster,
-        train=_render(spec, train_pool, list(range(n_train)), "train"),
-        validation=_render(spec, val_pool, val_idx, "validation"),
-        probe=_render(spec, held, probe_idx, "probe"),
-        test=_render(spec, held, test_idx, "test"),
+        train=_render(spec, train_pool, list(range(n_train)), "train", max_words),
+        validation=_render(spec, val_pool, val_idx, "validation", max_words),
+        probe=_render(spec, held, probe_idx, "probe", max_words),
+        test=_render(spec, held, test_idx, "test", max_words),
+        provenance=provenance(spec, source),
     )

@@ -22,13 +22,16 @@ def cache(tmp_path_factory):
     mp.undo()
 
 
+OFFLINE = [spec for spec in all_tasks() if spec.generator is not None]  # the mini-Flan: the paper's 69
+
+
 @pytest.fixture(scope="module")
 def every_split(cache):
-    return {spec.name: load_splits(spec) for spec in all_tasks()}
+    return {spec.name: load_splits(spec) for spec in OFFLINE}
 
 
 def test_every_task_yields_all_four_splits(every_split):
-    assert len(every_split) == 69
+    assert len(every_split) == len(tasks.PAPER_TASKS) == 69
     for name, s in every_split.items():
         sizes = s.sizes()
         assert sizes["train"] >= 400 and sizes["validation"] == 32, name
@@ -104,13 +107,16 @@ def test_clusters_look_different(cache):
 
 
 def test_catalog_and_statistics(every_split):
-    cat = tasks.catalog()
+    cat = tasks.catalog("offline", ["paper"])
     assert cat.height == 69
     assert set(cat.columns) >= {"task", "cluster", "hub_id", "templates", "unseen", "metric", "train", "validation",
-                                "probe", "test"}
+                                "heldout", "provenance", "licence", "synthetic"}
     assert cat.filter(pl.col("unseen"))["task"].len() == 7 and (cat["templates"] == 10).all()
+    assert cat["synthetic"].all() and (cat["train"] == 512).all()
     stats = task_statistics({n: every_split[n] for n in ("anli_r1", "xsum", "trec")})
-    assert stats.columns == ["task", "cluster", "train_size", "flesch_kincaid", "coleman_liau"]
+    assert stats.columns == ["task", "cluster", "train_size", "flesch_kincaid", "coleman_liau", "provenance",
+                             "licence", "synthetic"]
+    assert stats["synthetic"].all()
     assert stats["train_size"].to_list() == [512, 512, 512]
     assert stats["flesch_kincaid"].is_finite().all() and stats["coleman_liau"].is_finite().all()
 

@@ -76,6 +76,17 @@ def _watch(folder: Path, total: int, stop: threading.Event) -> None:
     progress.close()
 
 
+def write_probe_texts(exp) -> Path:
+    """<out>/probes.parquet: the rendered text of every probe and test example, so a reader can see
+    what each model read (the prompts are a pure function of the config, so rewriting is cheap)."""
+    from runner.data import rendered_texts
+    from runner.store import atomic_write_parquet
+
+    path = exp.plan.out / "probes.parquet"
+    atomic_write_parquet(rendered_texts(exp.splits, list(exp.plan.tasks)), path)
+    return path
+
+
 def run(exp) -> Path:
     """Write <out>/activations/<key>/*.parquet unless an identical extraction is already there."""
     from runner.actors import blocks_of, map_with_actors, model_passes
@@ -83,6 +94,7 @@ def run(exp) -> Path:
 
     plan, cfg = exp.plan, exp.config
     target = plan.activations_dir
+    write_probe_texts(exp)
     if current(exp):
         log.info("extract: activations %s already complete, skipping", target.name)
         return target
