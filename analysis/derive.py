@@ -9,7 +9,8 @@ measures per model, task, layer) and `task_stats` (readability, size). Out:
                    a control moves by its seed alone (1 - s, medians over tasks) and their ratio
     gaps           per (measure, group, layer): E - pretrained with CI and noise floor (analysis.gaps)
     layer_map      per (measure, layer): shared / transition / refinement, only above noise
-    findings       per (measure, claim): value, CI, floor, verdict (analysis.findings)
+    findings       per (measure, claim): value, CI, floor, verdict (analysis.findings); the reasons
+                   of claims against the pretrained model say when it is not a base checkpoint
     correlations   per (experimental, layer, covariate): Pearson and Spearman with p-values
     unseen         seen vs unseen summaries per layer
 """
@@ -25,6 +26,7 @@ import polars as pl
 from analysis.correlate import correlation_frame
 from analysis.findings import findings_frame
 from analysis.gaps import gap_frame, seen_tasks, task_matrix, unseen_tasks
+from analysis.inputs import UNKNOWN
 from analysis.layer_map import layer_groups, layer_map_frame
 from analysis.roles import (
     CKA,
@@ -56,6 +58,8 @@ class DeriveOptions:
     level: float = 0.95
     seed: int = 0
     estimator: dict | None = None      # the primary's estimator columns for cka (kernel, debiased, threshold)
+    pretrained_name: str = ""          # the config's model name, as the findings' reasons name it
+    pretrained_kind: str = UNKNOWN     # analysis.inputs.KINDS: base, instruction_tuned, unknown, random_init
 
 
 def cka_frame(sim: pl.DataFrame, opts: DeriveOptions) -> pl.DataFrame:
@@ -124,7 +128,8 @@ def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, ta
         floor = {layer: value for layer, value in floor.items() if value is not None}
         findings.append(findings_frame(
             sim, measure, groups, source, floor, stats=task_stats, layer_stats=layer_stats,
-            dimension_measure=opts.dimensionality if measure == opts.primary else None, **kw))
+            dimension_measure=opts.dimensionality if measure == opts.primary else None,
+            pretrained_name=opts.pretrained_name, pretrained_kind=opts.pretrained_kind, **kw))
     frames[GAPS] = pl.concat(gaps)
     frames[LAYER_MAP] = pl.concat(maps)
     frames[FINDINGS] = pl.concat(findings)

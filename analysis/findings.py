@@ -17,6 +17,11 @@ that, one claim in twenty would "hold" on pure noise.
 
 Claim 7 (no correlation with data size) is an absence claim: it holds only when the whole CI of
 the correlation lies within +-EQUIVALENCE, the conventional bound of a weak correlation.
+
+The paper's pretrained model is a base checkpoint. Every claim whose statistic involves
+s(pretrained, C_t) (COMPARES_PRETRAINED) says in its reason when this run's pretrained model is
+not one (instruction-tuned, unknown, or a random initialisation; analysis.inputs.baseline_note):
+the verdict is what the statistics say, the reason says what question it answers.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from analysis.gaps import EPSILON, MIN_TASKS, TaskMatrix, _quiet, percentile_ci, seen_tasks, task_matrix, unseen_tasks
+from analysis.inputs import UNKNOWN, baseline_note
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, is_reseeded
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
@@ -37,6 +43,11 @@ DIMENSIONS_CLAIM = "multitask_more_dimensions_upper"
 COLUMNS = ("measure", "claim", "statement", "statistic", "value", "ci_low", "ci_high", "ci_level", "floor",
            "n_tasks", "verdict", "reason", "layers_from")
 CLAIMS = 10  # the number of rows findings_frame tests: the Bonferroni family
+# The claims whose statistic involves s(pretrained, C_t): what they say depends on what the pretrained model is.
+COMPARES_PRETRAINED = frozenset({
+    "pretrained_declines_with_depth", "multitask_below_pretrained_shared", "multitask_above_pretrained_upper",
+    "multitask_less_varied_upper", DIMENSIONS_CLAIM, "readability_correlation_stronger_multitask",
+    "unseen_pretrained_above_lower", "unseen_multitask_above_upper"})
 
 
 @dataclass(frozen=True)
@@ -82,11 +93,15 @@ def _bootstrap(statistic: Callable[[np.ndarray], float], n_tasks: int, ctx: Cont
     return value, float(lo), float(hi)
 
 
+def _too_few(n_tasks: int) -> tuple[str, str]:
+    return INCONCLUSIVE, f"only {n_tasks} task{'' if n_tasks == 1 else 's'} (needs >= {MIN_TASKS})"
+
+
 def verdict(value: float, lo: float, hi: float, floor: float, expected_sign: int, *, needs_floor: bool = True,
             n_tasks: int = 0) -> tuple[str, str]:
     """(verdict, reason) for a directional claim whose expected sign is +1 or -1."""
     if n_tasks < MIN_TASKS:
-        return INCONCLUSIVE, f"only {n_tasks} task{'' if n_tasks == 1 else 's'} (needs >= {MIN_TASKS})"
+        return _too_few(n_tasks)
     if not (np.isfinite(value) and np.isfinite(lo) and np.isfinite(hi)):
         return INCONCLUSIVE, "undefined (an input without variance)"
     if needs_floor and not np.isfinite(floor):
@@ -210,15 +225,17 @@ def claim_data_size(ctx: Context, tasks: list[str], stats: pl.DataFrame | None) 
                     float("nan"), len(tasks), (INCONCLUSIVE, "train_size has no variance across tasks"))
     e = ctx.matrix(MULTITASK, tasks)
     value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(_correlations(e.values, size, idx))), len(tasks), ctx)
-    if len(tasks) < MIN_TASKS or not (np.isfinite(lo) and np.isfinite(hi)):
-        outcome = (INCONCLUSIVE, f"only {len(tasks)} tasks" if len(tasks) < MIN_TASKS else "undefined")
+    if len(tasks) < MIN_TASKS:
+        outcome = _too_few(len(tasks))
+    elif not (np.isfinite(lo) and np.isfinite(hi)):
+        outcome = (INCONCLUSIVE, "undefined")
     elif -EQUIVALENCE < lo and hi < EQUIVALENCE:
         outcome = (HOLDS, f"the whole CI lies within +-{EQUIVALENCE} (at most a weak correlation)")
     elif lo > 0 or hi < 0:
         outcome = (CONTRADICTED, "CI excludes zero")
     else:
-        outcome = (INCONCLUSIVE, f"CI includes zero but reaches beyond +-{EQUIVALENCE}: too few tasks to rule a "
-                                 "correlation out")
+        outcome = (INCONCLUSIVE, f"CI [{lo:.3g}, {hi:.3g}] includes zero but reaches beyond +-{EQUIVALENCE}, so a "
+                                 "correlation of that size is not ruled out")
     return _row(ctx, "no_data_size_correlation", statement,
                 "mean over all layers of Pearson r across seen tasks between train_size and s(E, C_t)",
                 value, lo, hi, float("nan"), len(tasks), outcome)
@@ -257,9 +274,12 @@ def claim_dimensions(ctx: Context, layer_stats: pl.DataFrame | None, dimension_m
 def findings_frame(sim: pl.DataFrame, measure: str, groups: dict[str, list[int]], layers_from: str,
                    floor: Mapping[int, float], *, stats: pl.DataFrame | None = None,
                    layer_stats: pl.DataFrame | None = None, dimension_measure: str | None = None,
-                   draws: int = 2000, level: float = 0.95, seed: int = 0) -> pl.DataFrame:
+                   draws: int = 2000, level: float = 0.95, seed: int = 0, pretrained_name: str = "",
+                   pretrained_kind: str = UNKNOWN) -> pl.DataFrame:
     """One row per claim of the paper for one pairwise measure (+ the dimensionality claim when
-    `dimension_measure` is given). Columns: COLUMNS."""
+    `dimension_measure` is given). Columns: COLUMNS. `pretrained_name` and `pretrained_kind`
+    (analysis.inputs.KINDS) say what the pretrained model is; the reason of every claim in
+    COMPARES_PRETRAINED says so unless it is a base checkpoint."""
     simultaneous = 1 - (1 - level) / CLAIMS
     ctx = Context(sim, measure, groups, layers_from, dict(floor), draws, simultaneous, seed)
     seen, unseen = seen_tasks(sim), unseen_tasks(sim)
@@ -281,8 +301,11 @@ def findings_frame(sim: pl.DataFrame, measure: str, groups: dict[str, list[int]]
     rows.append(_gap_claim(ctx, "unseen_multitask_above_upper",
                            "On unseen tasks E is at or above the pretrained model in the higher layers.",
                            unseen, ctx.upper, +1, "unseen"))
+    note = baseline_note(pretrained_name, pretrained_kind)
     for row in rows:
         row["ci_level"] = simultaneous
+        if row["claim"] in COMPARES_PRETRAINED:
+            row["reason"] += note
     schema = {"measure": pl.String, "claim": pl.String, "statement": pl.String, "statistic": pl.String,
               "value": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "ci_level": pl.Float64,
               "floor": pl.Float64,

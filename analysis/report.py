@@ -1,9 +1,12 @@
 """figures/*.png and one self-contained report.html (PNGs embedded as base64), from the frames.
 
 The report reads frames and draws them; it computes nothing (analysis.derive builds every derived
-frame once). Its first section is the verdict on each of the paper's claims, with CIs and the
-noise floor; then the run's health (convergence, exposure, whether the controls moved), the
-layer map, whether the map survives other measures, task scores, and the paper's figures.
+frame once). Its first section says what the run compared (the pretrained model: a base
+checkpoint as in the paper, an instruction-tuned one, unknown, or a random initialisation; which
+tasks are real text and which are synthetic), so a reader knows which question the run can
+answer; then the verdict on each of the paper's claims, with CIs and the noise floor; then the
+run's health (convergence, exposure, whether the controls moved), the layer map, whether the map
+survives other measures, task scores, and the paper's figures.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from matplotlib.figure import Figure
 
 from analysis.figures.cka import cka_boxplots, cluster_grid, cross_layer_heatmaps, layer_map_figure, representative_clusters
 from analysis.findings import DIMENSIONS_CLAIM
+from analysis.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, task_provenance
 from analysis.layer_map import has_structure, layer_ranges
 from analysis.measures import PAPER_MEASURES
 from analysis.roles import (
@@ -31,6 +35,7 @@ from analysis.roles import (
     FINDINGS,
     GAPS,
     HARNESS,
+    INPUTS,
     LAYER_MAP,
     LAYER_STATS,
     MOVEMENT,
@@ -38,6 +43,7 @@ from analysis.roles import (
     PRETRAINED,
     SEED_BASELINE,
     SIMILARITY,
+    TASK_STATS,
     TRAINING,
     TSNE,
     UNSEEN,
@@ -47,6 +53,7 @@ REQUIRED_CKA_COLUMNS = ("experimental", "task", "cluster", "layer", CKA)
 MOVEMENT_BAR = 5.0  # the controls must move at least this many times their seed-to-seed distance
 SMALL_MOVES = "; the controls barely moved beyond chance, so gaps between E and the pretrained model say little"
 VERDICT_STYLE = {"holds": "#d8f0d2", "contradicted": "#f8d4d0", "inconclusive": "#eeeeee"}
+SYNTHETIC_STYLE = "#fff3cd"  # a synthetic task's row in the inputs table
 MIN_EVAL_EXAMPLES = 30  # below this a task score's 95% CI spans about +-18 points at p = 0.5
 Section = list[str]
 
@@ -76,6 +83,105 @@ def _primary(frames: Mapping[str, pl.DataFrame], name: str, primary: str) -> pl.
 
 
 # ---------------------------------------------------------------- sections
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _model_paragraphs(row: Mapping) -> list[str]:
+    name, kind = _esc(row["model"]), row["model_kind"]
+    shape = []
+    if row.get("model_type"):
+        shape.append(f"Family <code>{_esc(row['model_type'])}</code>")
+    if row.get("num_layers"):
+        shape.append(f"{row['num_layers']} hidden states per example (the embeddings and "
+                     f"{_plural(row['num_layers'] - 1, 'block')})")
+    if row.get("hidden_size"):
+        shape.append(f"hidden size {row['hidden_size']}")
+    shape = f" {'; '.join(shape)}." if shape else ""
+    if kind == BASE:
+        return [f"<p>Pretrained model: <b>{name}</b>, a <b>base</b> (pre-trained only) checkpoint, as in the paper: "
+                f"E - pretrained measures what multi-task instruction tuning adds to a pre-trained model.{shape}</p>"]
+    if kind == INSTRUCTION_TUNED:
+        return [f"<p>Pretrained model: <b>{name}</b>, an <b>instruction-tuned</b> checkpoint.{shape}</p>",
+                f"<p class='warn'><b>The baseline is already instruction-tuned.</b> The paper contrasts a pre-trained "
+                f"(base) model with instruction-tuned ones; here E - pretrained measures what LoRA multi-task tuning "
+                f"adds on top of {name}'s instruction tuning, not the paper's base-vs-tuned contrast. Every claim "
+                "below that compares E with the pretrained model says so in its 'why'. To ask the paper's question, "
+                "set model.name to a base checkpoint.</p>"]
+    if kind == RANDOM_INIT:
+        return [f"<p>Pretrained model: <b>{name}</b>, a <b>random initialisation</b>.{shape}</p>",
+                f"<p class='warn'><b>Nothing here is science.</b> {name} is the tests' randomly initialised model: "
+                "this run checks the plumbing, and no number below says anything about a pre-trained language "
+                "model.</p>"]
+    return [f"<p>Pretrained model: <b>{name}</b>; whether it is a base checkpoint is <b>unknown</b>.{shape}</p>",
+            f"<p class='warn'><b>It is unknown whether {name} is a base checkpoint.</b> Neither the config nor the "
+            "model's name says so, and a plain name is no proof that it was only pre-trained. If it is a base model, "
+            "E - pretrained is the paper's contrast; if it was instruction-tuned, it measures tuning on top of "
+            "instruction tuning. Declare which with <code>model.checkpoint: base</code> (or "
+            "<code>instruction_tuned</code>).</p>"]
+
+
+def _task_paragraphs(tasks: pl.DataFrame) -> list[str]:
+    seen = int(tasks["seen"].sum())
+    counts = f"{_plural(tasks.height, 'task')} ({seen} seen, {tasks.height - seen} unseen)"
+    if tasks["synthetic"].is_null().all():
+        return [f"<p>{counts}.</p>",
+                "<p class='warn'>This run's task_stats does not record where the tasks' text came from (it predates "
+                "the provenance columns): whether each task is real text or generated is unknown. Re-run "
+                "<code>layerwise analyze</code> to record it.</p>"]
+
+    def split(frame: pl.DataFrame) -> str:
+        n_seen = int(frame["seen"].sum())
+        return f"{frame.height} ({n_seen} seen, {frame.height - n_seen} unseen)"
+
+    real, synthetic = tasks.filter(~pl.col("synthetic")), tasks.filter(pl.col("synthetic"))
+    unknown = tasks.filter(pl.col("synthetic").is_null())
+    text = f"{counts}: {split(real)} from real text, {split(synthetic)} synthetic"
+    if unknown.height:
+        text += f", {split(unknown)} of unknown provenance ({_esc(', '.join(unknown['task'].to_list()))})"
+    parts = [f"<p>{text}.</p>"]
+    if synthetic.height:
+        named = ", ".join(f"{t} ({c})" for t, c in synthetic.select("task", "cluster").iter_rows())
+        clusters = synthetic["cluster"].unique(maintain_order=True).to_list()
+        mixed = [c for c in clusters if real.filter(pl.col("cluster") == c).height]
+        whole = [c for c in clusters if c not in mixed]
+        where = "; ".join(part for part in (
+            f"entirely generated: {', '.join(whole)}" if whole else "",
+            f"partly generated (they also hold real tasks): {', '.join(mixed)}" if mixed else "") if part)
+        every = " Every task is synthetic: no finding in this report is about real text." \
+            if synthetic.height == tasks.height else ""
+        parts.append(f"<p class='warn'><b>{_plural(synthetic.height, 'synthetic task')}</b>, generated by this "
+                     f"project's lexicon and templates rather than taken from a real dataset: {_esc(named)}. "
+                     f"Per-cluster findings on generated text cannot speak to the paper's question for those "
+                     f"clusters ({_esc(where)}).{every}</p>")
+    return parts
+
+
+def inputs_section(frames: Mapping[str, pl.DataFrame]) -> Section:
+    """What the run compared: the pretrained model's kind, family and depth; the tasks' provenance."""
+    parts = ["<h2 id='inputs'>What this run compared</h2>"]
+    inputs = frames.get(INPUTS)
+    if inputs is None or inputs.is_empty():
+        parts.append("<p class='warn'>This run did not record its inputs (it was analysed before the inputs frame "
+                     "existed): which pretrained model it compared, and whether that is a base checkpoint as in the "
+                     "paper, is not stated here. Re-run <code>layerwise analyze</code>.</p>")
+    else:
+        parts += _model_paragraphs(inputs.row(0, named=True))
+    tasks = task_provenance(frames.get(TASK_STATS))
+    if tasks.is_empty():
+        parts.append("<p>No task_stats frame: the tasks and their provenance are not known.</p>")
+        return parts
+    parts += _task_paragraphs(tasks)
+    yes_no = {True: "yes", False: "no", None: "unknown"}
+    rows = [(r["task"], r["cluster"], "seen" if r["seen"] else "unseen", r["provenance"] or "unknown",
+             r["licence"] or "unknown", yes_no[r["synthetic"]], _num(r["train_size"]))
+            for r in tasks.iter_rows(named=True)]
+    styles = [SYNTHETIC_STYLE if r["synthetic"] else None for r in tasks.iter_rows(named=True)]
+    parts.append(_table(rows, head=["task", "cluster", "seen / unseen", "provenance", "licence", "synthetic",
+                                    "train size"], styles=styles))
+    return parts
 
 
 def findings_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
@@ -378,6 +484,7 @@ def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], primary: str
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>layerwise report</title>",
              f"<style>{STYLE}</style></head><body><h1>Layer by layer: where multi-task learning happens</h1>"]
+    parts += inputs_section(frames)
     parts += findings_section(frames, primary)
     parts += health_section(frames)
     parts += ["<h2 id='headline'>Headline numbers</h2>", _table(headline_numbers(frames))]

@@ -45,3 +45,4 @@ FINDINGS = "findings"
 TRAINING = "training"
 EVAL = "eval"
 HARNESS = "harness"
+INPUTS = "inputs"                # one row: the pretrained model and the tasks' provenance (analysis.inputs)

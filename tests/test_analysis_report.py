@@ -1,5 +1,6 @@
 """write_report on a frame set built by the real analysis code from synthetic representations:
-every figure written, one self-contained HTML whose first section is the findings."""
+every figure written, one self-contained HTML whose first section says what the run compared
+(the pretrained model's kind, the tasks' provenance), then the findings."""
 
 import base64
 import re
@@ -10,7 +11,9 @@ import pytest
 
 from analysis.align import align_and_mask
 from analysis.derive import DeriveOptions, derive_frames
-from analysis.report import write_report
+from analysis.findings import COMPARES_PRETRAINED
+from analysis.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, UNKNOWN, inputs_frame
+from analysis.report import findings_section, inputs_section, write_report
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, reseeded
 from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
 from analysis.tsne import tsne_frame
@@ -19,6 +22,10 @@ CLUSTERS = {"sentiment": ["sst2", "imdb"], "translation": ["wmt14", "wmt16", "pa
             "closed_qa": ["arc"], "unseen": ["cosmos", "wic"]}
 PAIRWISE = ["linear_cka", "mutual_knn", "rsa"]
 SINGLE = ["pca99", "massive_ratio"]
+SYNTHETIC = {"para", "arc", "wic"}  # generated text: part of translation, all of closed_qa, one unseen task
+MODEL = "SmolLM2-135M-Instruct"
+TUNED_NOTE = (f"; the pretrained model ({MODEL}) is already instruction-tuned, so this compares LoRA tuning on top of "
+              "instruction tuning, not the paper's base-vs-tuned contrast")
 ALL_FIGURES = {
     "fig2_cka_by_layer", "fig3_cka_representative_clusters", "fig4_tsne_selected_layers", "fig5_layer_measures",
     "fig6a_corr_flesch_kincaid", "fig6b_corr_coleman_liau", "fig7_cka_unseen", "fig8_cka_clusters_1",
@@ -63,14 +70,29 @@ def frames():
             clusters += [cluster] * n
     stats = pl.DataFrame(stats_rows, schema=["task", "cluster", "train_size", "flesch_kincaid", "coleman_liau"],
                          orient="row")
+    stats = with_provenance(stats)
     similarity, layer_stats = pl.concat(sim, how="diagonal_relaxed"), pl.concat(single)
     derived = derive_frames(similarity, layer_stats, stats, DeriveOptions(
         primary="linear_cka", measures=PAIRWISE, dimensionality="pca99", draws=300,
-        estimator={"kernel": "linear", "debiased": False, "threshold": None}))
+        estimator={"kernel": "linear", "debiased": False, "threshold": None},
+        pretrained_name=MODEL, pretrained_kind=INSTRUCTION_TUNED))
+    derived["inputs"] = inputs_frame(model=MODEL, model_kind=INSTRUCTION_TUNED, model_type="llama",
+                                     num_layers=n_layers, hidden_size=d, task_stats=stats)
     ts = tsne_frame({m: np.concatenate(v, axis=1) for m, v in pooled.items()}, tasks, clusters,
                     layers=[0, 1, 4, 6, 8], perplexity=10, n_iter=120, max_points=120)
     return {**derived, "similarity": similarity, "layer_stats": layer_stats, "cross_layer": pl.concat(cross),
             "task_stats": stats, "tsne": ts}
+
+
+def with_provenance(stats: pl.DataFrame) -> pl.DataFrame:
+    """task_stats as tasks/stats.py writes it now: provenance, licence and synthetic per task."""
+    synthetic = stats["task"].is_in(list(SYNTHETIC))
+    return stats.with_columns(
+        pl.when(synthetic).then(pl.lit("generated: offline mini-Flan"))
+        .otherwise(pl.lit("bigbench 1.0.0: bigbench/benchmark_tasks/") + pl.col("task") + "/task.json")
+        .alias("provenance"),
+        pl.when(synthetic).then(pl.lit("Apache-2.0 (this project)")).otherwise(pl.lit("Apache-2.0")).alias("licence"),
+        synthetic.alias("synthetic"))
 
 
 def _embedded_pngs(html: str) -> list[bytes]:
@@ -88,7 +110,9 @@ def test_report_writes_every_figure(tmp_path, frames):
     assert all(p.startswith(b"\x89PNG") and len(p) > 5000 for p in pngs)
     for stem in ALL_FIGURES:
         assert f"id='{stem}'" in html
-    assert html.index("id='findings'") < html.index("id='headline'") < html.index("id='figures'")
+    assert html.index("id='inputs'") < html.index("id='findings'") < html.index("id='headline'") \
+        < html.index("id='figures'")
+    assert "What this run compared" in html and "The baseline is already instruction-tuned." in html
     assert "Headline numbers" in html and "tasks (seen / unseen)" in html and "8 / 2" in html
     assert "Does the layer map survive other measures?" in html
     assert "src='figures/" not in html and "http" not in html  # self-contained
@@ -160,3 +184,82 @@ def test_health_names_models_off_their_plateau_or_on_their_cap():
     assert "1 of 4 models did not converge" in html and "control-cola" in html
     assert "2 converged model(s) reached their plateau at the evaluation on their step cap (multitask, control-rte)" in html
     assert "E saw every seen task at least as often" in html
+
+
+def _warnings(html: str) -> list[str]:
+    return re.findall(r"<p class='warn'>(.*?)</p>", html)
+
+
+def test_an_instruction_tuned_baseline_is_stated_first_and_in_every_claim_against_it(frames):
+    html = "".join(inputs_section(frames) + findings_section(frames, "linear_cka"))
+    first = html.index("What this run compared")
+    assert first < html.index("id='findings'")
+    assert f"Pretrained model: <b>{MODEL}</b>, an <b>instruction-tuned</b> checkpoint." in html
+    assert "Family <code>llama</code>; 9 hidden states per example (the embeddings and 8 blocks); hidden size 12." \
+        in html
+    [tuned] = [w for w in _warnings(html) if "instruction-tuned" in w]
+    assert "not the paper's base-vs-tuned contrast" in tuned and "on top of" in tuned
+    # Every claim whose statistic involves the pretrained model, and only those, carries the note.
+    findings = frames["findings"]
+    against = findings.filter(pl.col("statistic").str.contains("pretrained"))
+    assert set(against["claim"]) == COMPARES_PRETRAINED
+    assert against["reason"].str.ends_with(TUNED_NOTE).all()
+    assert not findings.filter(~pl.col("claim").is_in(list(COMPARES_PRETRAINED)))["reason"].str.contains(
+        "instruction").any()
+    assert html.count("already instruction-tuned, so this compares LoRA tuning") == len(COMPARES_PRETRAINED)
+
+
+def test_synthetic_tasks_are_counted_named_and_flagged(frames):
+    row = frames["inputs"].row(0, named=True)
+    assert (row["tasks"], row["seen_tasks"], row["unseen_tasks"]) == (10, 8, 2)
+    assert (row["synthetic_tasks"], row["synthetic_seen_tasks"], row["synthetic_unseen_tasks"]) == (3, 2, 1)
+    assert (row["real_tasks"], row["unknown_provenance_tasks"]) == (7, 0)
+    assert set(row["synthetic_task_names"]) == SYNTHETIC
+    html = "".join(inputs_section(frames))
+    assert "10 tasks (8 seen, 2 unseen): 7 (6 seen, 1 unseen) from real text, 3 (2 seen, 1 unseen) synthetic" in html
+    [synthetic] = [w for w in _warnings(html) if "synthetic" in w]
+    for name in ("para (translation)", "arc (closed_qa)", "wic (unseen)"):
+        assert name in synthetic
+    assert "cannot speak to the paper's question for those clusters" in synthetic
+    assert "entirely generated: closed_qa" in synthetic and "partly generated (they also hold real tasks): " \
+        "translation, unseen" in synthetic
+    assert "bigbench 1.0.0: bigbench/benchmark_tasks/rte/task.json" in html  # the task table
+    assert html.count("generated: offline mini-Flan") == len(SYNTHETIC)
+
+
+def _inputs(kind: str, model: str = "gemma-3-270m") -> dict[str, pl.DataFrame]:
+    stats = with_provenance(pl.DataFrame({"task": ["rte", "sst2"], "cluster": ["nli", "sentiment"],
+                                          "train_size": [100, 200]}))
+    return {"inputs": inputs_frame(model=model, model_kind=kind, model_type="gemma3_text", num_layers=19,
+                                   hidden_size=640, task_stats=stats), "task_stats": stats}
+
+
+def test_a_base_baseline_is_stated_without_a_warning():
+    html = "".join(inputs_section(_inputs(BASE)))
+    assert "Pretrained model: <b>gemma-3-270m</b>, a <b>base</b> (pre-trained only) checkpoint, as in the paper" in html
+    assert "Family <code>gemma3_text</code>; 19 hidden states per example (the embeddings and 18 blocks)" in html
+    assert _warnings(html) == [] and "instruction-tuned" not in html
+    assert "2 tasks (2 seen, 0 unseen): 2 (2 seen, 0 unseen) from real text, 0 (0 seen, 0 unseen) synthetic" in html
+
+
+def test_an_unknown_or_random_baseline_is_a_warning():
+    unknown = " ".join(_warnings("".join(inputs_section(_inputs(UNKNOWN, "my-org/some-lm")))))
+    assert "It is unknown whether my-org/some-lm is a base checkpoint" in unknown
+    assert "<code>model.checkpoint: base</code>" in unknown
+    random = " ".join(_warnings("".join(inputs_section(_inputs(RANDOM_INIT, "tiny-llama")))))
+    assert "Nothing here is science." in random and "tiny-llama" in random
+
+
+def test_an_older_run_without_inputs_or_provenance_says_so():
+    old_stats = pl.DataFrame({"task": ["rte", "cosmos"], "cluster": ["nli", "unseen"], "train_size": [100, 200],
+                              "flesch_kincaid": [8.0, 9.0]})
+    row = inputs_frame(model="m", model_kind=UNKNOWN, model_type=None, num_layers=None, hidden_size=None,
+                       task_stats=old_stats).row(0, named=True)
+    assert (row["tasks"], row["seen_tasks"], row["unseen_tasks"], row["unknown_provenance_tasks"]) == (2, 1, 1, 2)
+    assert row["synthetic_tasks"] is None and row["real_tasks"] is None and row["synthetic_task_names"] is None
+    html = "".join(inputs_section({"task_stats": old_stats}))
+    warnings = " ".join(_warnings(html))
+    assert "did not record its inputs" in warnings and "whether each task is real text or generated is unknown" \
+        in warnings
+    assert "<td>unknown</td>" in html  # provenance, licence and synthetic cells
+    assert "No task_stats frame" in "".join(inputs_section({}))

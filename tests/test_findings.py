@@ -8,8 +8,9 @@ import polars as pl
 import pytest
 
 from analysis.derive import DeriveOptions, derive_frames
-from analysis.findings import VERDICTS
+from analysis.findings import COMPARES_PRETRAINED, EQUIVALENCE, VERDICTS
 from analysis.gaps import gap_frame, noise_floor
+from analysis.inputs import BASE, INSTRUCTION_TUNED, KINDS, RANDOM_INIT, UNKNOWN
 from analysis.layer_map import fit_change_points, layer_groups, paper_boundaries
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, UNSEEN, reseeded
 
@@ -54,9 +55,9 @@ def task_stats(frame: pl.DataFrame, rng_seed: int = 1) -> pl.DataFrame:
                               pl.Series("coleman_liau", rng.normal(10, 2, tasks.height)))
 
 
-def derive(sim: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def derive(sim: pl.DataFrame, **options) -> dict[str, pl.DataFrame]:
     return derive_frames(sim, None, task_stats(sim), DeriveOptions(primary=MEASURE, measures=[MEASURE],
-                                                                   dimensionality=None, draws=1000))
+                                                                   dimensionality=None, draws=1000, **options))
 
 
 def test_pure_noise_is_inconclusive_everywhere_with_no_layer_map():
@@ -140,3 +141,67 @@ def test_paper_boundaries_scale_with_depth(blocks, expected):
     groups, source = layer_groups(None, list(range(blocks + 1)))
     assert max(groups["shared"]) == expected[0] and max(groups["transition"]) == expected[1]
     assert "paper" in source
+
+
+def test_data_size_reason_states_what_is_measured():
+    # Pure noise over 10 tasks: the correlation's CI straddles zero and is too wide for equivalence.
+    frames = derive(synthetic_similarity(np.zeros(len(LAYERS))))
+    row = frames["findings"].filter(pl.col("claim") == "no_data_size_correlation").row(0, named=True)
+    assert row["verdict"] == "inconclusive"
+    assert row["ci_low"] < 0 < row["ci_high"] and (row["ci_low"] < -EQUIVALENCE or row["ci_high"] > EQUIVALENCE)
+    assert row["reason"] == (f"CI [{row['ci_low']:.3g}, {row['ci_high']:.3g}] includes zero but reaches beyond "
+                             f"+-{EQUIVALENCE}, so a correlation of that size is not ruled out")
+    assert "too few tasks" not in row["reason"]
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # 3 tasks: resamples with a constant covariate
+def test_data_size_with_too_few_tasks_says_how_many_it_needs():
+    frames = derive(synthetic_similarity(np.zeros(len(LAYERS)), seen=3))
+    row = frames["findings"].filter(pl.col("claim") == "no_data_size_correlation").row(0, named=True)
+    assert (row["verdict"], row["reason"]) == ("inconclusive", "only 3 tasks (needs >= 5)")
+
+
+@pytest.fixture(scope="module")
+def ramp_by_kind() -> dict[str, pl.DataFrame]:
+    """The planted ramp's findings under each kind of pretrained model (same data, same seed)."""
+    sim = synthetic_similarity(np.clip((LAYERS - 8) / 6, 0, 1) * 0.2, noise=0.01)
+    return {kind: derive(sim, pretrained_name="some-model", pretrained_kind=kind)["findings"] for kind in KINDS}
+
+
+def test_the_kinds_are_the_runners():
+    from runner import models
+
+    assert (BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM_INIT) == (models.BASE, models.INSTRUCTION_TUNED, models.UNKNOWN,
+                                                               models.RANDOM)
+
+
+def test_an_instruction_tuned_baseline_is_named_in_every_claim_against_it(ramp_by_kind):
+    note = ("; the pretrained model (some-model) is already instruction-tuned, so this compares LoRA tuning on top "
+            "of instruction tuning, not the paper's base-vs-tuned contrast")
+    base, tuned = ramp_by_kind[BASE], ramp_by_kind[INSTRUCTION_TUNED]
+    assert tuned["verdict"].to_list() == base["verdict"].to_list()  # the statistics decide, not the note
+    assert "holds" in tuned["verdict"].to_list()
+    for b, t in zip(base.iter_rows(named=True), tuned.iter_rows(named=True)):
+        if t["claim"] in COMPARES_PRETRAINED:
+            assert t["reason"] == b["reason"] + note, t["claim"]
+        else:
+            assert t["reason"] == b["reason"] and "instruction" not in t["reason"], t["claim"]
+    against = set(tuned.filter(pl.col("reason").str.contains("already instruction-tuned"))["claim"])
+    assert against == set(tuned["claim"]) & COMPARES_PRETRAINED and len(against) == 7  # no dimensions claim here
+
+
+def test_an_unknown_baseline_says_how_to_declare_it_and_a_base_one_adds_nothing(ramp_by_kind):
+    base, unknown = ramp_by_kind[BASE], ramp_by_kind[UNKNOWN]
+    assert unknown["verdict"].to_list() == base["verdict"].to_list()
+    compared = unknown.filter(pl.col("claim").is_in(list(COMPARES_PRETRAINED)))
+    assert compared["reason"].str.ends_with(
+        "; it is unknown whether the pretrained model (some-model) is a base checkpoint (set model.checkpoint), so "
+        "this may not be the paper's base-vs-tuned contrast").all()
+    for text in ("instruction", "unknown whether", "model.checkpoint", "some-model", "random"):
+        assert not base["reason"].str.contains(text).any(), text
+    assert ramp_by_kind[RANDOM_INIT].filter(pl.col("claim").is_in(list(COMPARES_PRETRAINED)))["reason"].str.contains(
+        "is a random initialisation").all()
+
+
+def test_without_a_kind_the_baseline_is_unknown():
+    assert DeriveOptions(primary=MEASURE, measures=[MEASURE], dimensionality=None).pretrained_kind == UNKNOWN

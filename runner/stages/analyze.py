@@ -6,13 +6,15 @@
   only its own task's slab of the activations and aligns the models' rows by example id with one
   joint mask of non-finite rows;
 - the driver derives everything else once (analysis.derive: cka, seed baseline, gaps, layer map,
-  findings, correlations, unseen) and runs t-SNE (one remote task per model and layer) at the
-  layers the layer map picks.
+  findings, correlations, unseen), records what the run compared (analysis.inputs: the pretrained
+  model's kind, family and depth, the tasks' provenance) and runs t-SNE (one remote task per model
+  and layer) at the layers the layer map picks.
 Everything is written as Parquet into <out>/, atomically, and skipped when already current.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from analysis.roles import (
     CONTROL,
     CROSS_LAYER,
     EXPERIMENTALS,
+    INPUTS,
     LAYER_MAP,
     LAYER_STATS,
     SIMILARITY,
@@ -153,6 +156,7 @@ def _gather(refs: dict, desc: str) -> list:
 def derive_options(plan: Plan):
     from analysis.derive import DeriveOptions
     from analysis.measures import PAPER_MEASURES, measure_info
+    from runner.models import checkpoint_kind
 
     cfg = plan.config.analysis
     pairwise, single = measure_selection(cfg)
@@ -162,7 +166,50 @@ def derive_options(plan: Plan):
                          dimensionality=dims if dims in {name for name, _ in single} else None,
                          standardized=cfg.standardize, run_seed=plan.config.training.seed, draws=cfg.task_bootstrap,
                          level=cfg.ci_level, seed=cfg.seed,
-                         estimator=measure_info(primary).estimator_columns(cfg.measure_params.get(primary, {})))
+                         estimator=measure_info(primary).estimator_columns(cfg.measure_params.get(primary, {})),
+                         pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model))
+
+
+def model_shape(exp) -> tuple[str | None, int | None, int | None]:
+    """(model_type, hidden states per example including the embeddings, hidden size) from the
+    pretrained model's config.json (its folder, or the HF cache for a hub id); None where unreadable."""
+    from runner.models import ModelUnavailableError
+
+    try:
+        where = exp.model_dir
+    except ModelUnavailableError:
+        return None, None, None
+    path = Path(where).expanduser() / "config.json"
+    if not path.is_file():  # a hub id: the config the extract stage's download cached
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(where, "config.json", revision=exp.config.model.revision)
+        except (ImportError, ValueError):
+            cached = None
+        if not isinstance(cached, str):
+            return None, None, None
+        path = Path(cached)
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None, None, None
+    # Multimodal wrappers (Gemma 3 from 4B on) keep the decoder's sizes in text_config.
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    blocks, hidden = text.get("num_hidden_layers"), text.get("hidden_size")
+    return (config.get("model_type"), blocks + 1 if isinstance(blocks, int) else None,
+            hidden if isinstance(hidden, int) else None)
+
+
+def inputs_row(exp, task_stats: pl.DataFrame, measured_layers: int | None) -> pl.DataFrame:
+    """The `inputs` row: what this run's pretrained model is and where its tasks' text came from."""
+    from analysis.inputs import inputs_frame
+    from runner.models import checkpoint_kind
+
+    model_type, layers, hidden = model_shape(exp)
+    return inputs_frame(model=exp.config.model.name, model_kind=checkpoint_kind(exp.config.model),
+                        model_type=model_type, num_layers=layers or measured_layers, hidden_size=hidden,
+                        task_stats=task_stats)
 
 
 def _marker(plan: Plan) -> Path:
@@ -173,12 +220,14 @@ def outputs(plan: Plan) -> list[Path]:
     """Every frame this stage writes (the marker vouches for each)."""
     from analysis.roles import CORRELATIONS, FINDINGS, GAPS, MOVEMENT, SEED_BASELINE, UNSEEN_FRAME
 
-    names = [*MEASURED, CKA, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS, CORRELATIONS, UNSEEN_FRAME]
+    names = [*MEASURED, INPUTS, CKA, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS, CORRELATIONS, UNSEEN_FRAME]
     return [plan.out / f"{name}.parquet" for name in names]
 
 
 def current(exp) -> bool:
-    return is_current(_marker(exp.plan), exp.plan.analyze_key, stamp(exp.plan.activations_dir))
+    # A run analysed before the inputs frame existed is analysed again (its findings lack the notes too).
+    return (is_current(_marker(exp.plan), exp.plan.analyze_key, stamp(exp.plan.activations_dir))
+            and (exp.plan.out / f"{INPUTS}.parquet").is_file())
 
 
 def describe(exp) -> list[str]:
@@ -209,6 +258,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
     frames[TASK_STATS] = task_statistics(exp.splits)
     frames.update(derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), frames[TASK_STATS], derive_options(plan)))
+    frames[INPUTS] = inputs_row(exp, frames[TASK_STATS], frames[CKA]["layer"].n_unique())
     if cfg.tsne:
         clusters = {t.name: t.cluster for t in plan.tasks}
         primary_map = frames[LAYER_MAP].filter(pl.col("measure") == cfg.primary_measure)

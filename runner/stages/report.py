@@ -15,6 +15,7 @@ from analysis.roles import (
     FINDINGS,
     GAPS,
     HARNESS,
+    INPUTS,
     LAYER_MAP,
     LAYER_STATS,
     MOVEMENT,
@@ -29,7 +30,7 @@ from runner.store import read_parquet
 
 log = logging.getLogger("layerwise.report")
 FRAMES = (CKA, SIMILARITY, LAYER_STATS, CROSS_LAYER, TSNE, TASK_STATS, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS,
-          CORRELATIONS, UNSEEN_FRAME, TRAINING, EVAL, "eval_gaps", HARNESS)
+          CORRELATIONS, UNSEEN_FRAME, TRAINING, EVAL, "eval_gaps", HARNESS, INPUTS)
 
 
 def current(exp) -> bool:
