@@ -11,6 +11,7 @@ It first prints runner.memory's estimate beside the H200 measurements it was cal
 
     python benchmarks/train_step.py                       # tiny random Llama on CPU
     python benchmarks/train_step.py --shape smollm2-135m --batch 8 --max-length 48 --threads 1 --loss hf
+    python benchmarks/train_step.py --shape gemma3-270m --batch 6 --max-length 64 --threads 1 --targets all --cases full
     python benchmarks/train_step.py --shape llama-2-7b    # random bf16 weights on a GPU, no download
     python benchmarks/train_step.py --setup               # reloading the base per job vs reusing it
 
@@ -36,8 +37,9 @@ from runner.config import parse_config  # noqa: E402
 from runner.memory import GPUS, KNOWN_SHAPES, TARGET_FRACTION, ModelShape, calibration_rows, estimate_memory, gpu_named  # noqa: E402
 from runner.trainer import Base, Trainer, ensure_process_group  # noqa: E402
 
-SHAPES = {"tiny": None, "smollm2-135m": KNOWN_SHAPES["smollm2-135m"],
+SHAPES = {"tiny": None, "smollm2-135m": KNOWN_SHAPES["smollm2-135m"], "gemma3-270m": KNOWN_SHAPES["gemma3-270m"],
           "llama-2-7b": KNOWN_SHAPES["meta-llama/Llama-2-7b-hf"]}
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 TINY = {"hidden_size": 64, "num_layers": 4, "num_heads": 4, "intermediate_size": 128, "vocab_size": 512}
 
 
@@ -60,16 +62,27 @@ def matmul_rate(dtype: torch.dtype, device: str, size: int, repeats: int = 10) -
     return 2 * size**3 / best
 
 
+def hf_config(shape: ModelShape):
+    """A transformers config of this shape: Llama's, or Gemma 3's (local and global attention, as released)."""
+    from transformers import AutoConfig
+
+    common = dict(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                  num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
+                  head_dim=shape.dim_per_head, tie_word_embeddings=shape.tied, pad_token_id=0, bos_token_id=1,
+                  eos_token_id=2)
+    if shape.model_type == "gemma3_text":  # Gemma 3 270M's: 512-token windows, one global layer in six
+        return AutoConfig.for_model("gemma3_text", **common, query_pre_attn_scalar=shape.dim_per_head,
+                                    sliding_window=512, max_position_embeddings=32768)
+    return AutoConfig.for_model("llama", **common, max_position_embeddings=4096)
+
+
 def build_model(shape_name: str, device: str, dtype: torch.dtype):
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
     shape = SHAPES[shape_name] or ModelShape(hidden=TINY["hidden_size"], layers=TINY["num_layers"],
                                              heads=TINY["num_heads"], kv_heads=TINY["num_heads"],
                                              intermediate=TINY["intermediate_size"], vocab=TINY["vocab_size"], tied=True)
-    config = LlamaConfig(vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
-                         num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
-                         num_key_value_heads=shape.kv_heads, max_position_embeddings=4096,
-                         tie_word_embeddings=shape.tied, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    config = hf_config(shape)
     torch.manual_seed(0)
     with torch.device(device):  # built in place: a 7B model never passes through host memory
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
@@ -80,7 +93,7 @@ def experiment(shape_name: str, args, device: str):
     name = "tiny-llama" if shape_name == "tiny" else next(k for k, v in KNOWN_SHAPES.items() if v == SHAPES[shape_name])
     return parse_config({
         "model": {"name": name, "device": device, "tiny": TINY},
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": args.targets},
         "training": {"batch_size": args.batch, "control_batch_size": args.batch, "max_length": args.max_length,
                      "micro_batch_size": args.micro_batch, "gradient_checkpointing": args.checkpointing,
                      "length_window": args.window, "lr": 1e-4},
@@ -144,7 +157,7 @@ def run_case(case: str, exp, base: Base, shape: ModelShape, args, device: str, r
         estimated = trainer.memory.estimated_gib
     else:  # CPU: no plan; the same arithmetic in fp32 without the GPU's fixed overhead, for scale
         part = estimate_memory(shape, micro_batch=trainer.memory.micro_batch, max_length=args.max_length,
-                               checkpointing=trainer.memory.checkpointing, lora_r=8, targets=["q_proj", "v_proj"],
+                               checkpointing=trainer.memory.checkpointing, lora_r=8, targets=args.targets,
                                lora_dropout=0.05, dtype_bytes=4)
         estimated = part.total - part.overhead
     eval_lengths = [len(ids) for ids, _ in train[:512]]
@@ -197,6 +210,8 @@ def main() -> None:
     parser.add_argument("--loss", choices=["targets", "hf"], default="targets",
                         help="targets: LM head at target positions only (the trainer's); hf: at every position")
     parser.add_argument("--cases", default="full,mixed")
+    parser.add_argument("--targets", default="q_proj,v_proj",
+                        help="LoRA target modules, comma-separated, or 'all' (the block's seven linear layers)")
     parser.add_argument("--setup", action="store_true", help="also time a job's setup: base reloaded vs reused")
     args = parser.parse_args()
 
@@ -206,6 +221,7 @@ def main() -> None:
     args.batch = args.batch or 16
     args.max_length = args.max_length or (1024 if device == "cuda" else 128)
     args.steps = args.steps or (10 if device == "cuda" else 5)
+    args.targets = ALL_LINEAR if args.targets == "all" else args.targets.split(",")
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     if args.loss == "hf":
         trainer_mod.target_loss = hf_loss  # _TargetLoss looks the loss up at call time
@@ -223,8 +239,9 @@ def main() -> None:
     peak = GPUS[known].bf16_tflops if known else None
     print(f"device {gpu}: measured dense {'bf16' if device == 'cuda' else 'fp32'} matmul {rate / 1e12:.2f} TFLOP/s"
           f"{f' (datasheet {peak:.0f})' if peak else ''}; shape {args.shape}; batch {args.batch} x <= {args.max_length} "
-          f"tokens; loss: {args.loss}" + ("" if args.max_length >= 1024 or args.shape != "tiny" and device == "cuda" else
-                                          f"; mixed lengths scaled to {max(2, args.max_length // 16)}-{args.max_length}"),
+          f"tokens; loss: {args.loss}; LoRA r=8 on {','.join(args.targets)}"
+          + ("" if args.max_length >= 1024 or args.shape != "tiny" and device == "cuda" else
+             f"; mixed lengths scaled to {max(2, args.max_length // 16)}-{args.max_length}"),
           flush=True)
     model, shape = build_model(args.shape, device, dtype)
     base = Base(model, device)

@@ -3,12 +3,13 @@
 Extraction needs three things from a causal LM: the bare decoder stack to run (no LM head), its
 list of blocks, and HF's `hidden_states[0]`. Families name the parts differently (`model.layers`,
 `transformer.h`, `gpt_neox.layers`) and build `hidden_states[0]` differently (GPT-2 adds position
-embeddings then dropout, Gemma scales by sqrt(d), Bloom layer-norms the embeddings). So rather
-than hook an embedding module per family, the taps record exactly what transformers 5 records
-(`transformers/utils/output_capturing.py`): the input of the first block, each block's output,
-and the stack's `last_hidden_state` in place of the last block's output (the final norm, plus any
-projection a family adds after it). Discovery is generic: `get_decoder()`, then the ModuleList
-of `num_hidden_layers` blocks inside it. No family needs an override today.
+embeddings then dropout, Gemma and Gemma 3 scale by sqrt(d) inside their embedding module, Bloom
+layer-norms the embeddings). So rather than hook an embedding module per family, the taps record
+exactly what transformers 5 records (`transformers/utils/output_capturing.py`): the input of the
+first block, each block's output, and the stack's `last_hidden_state` in place of the last block's
+output (the final norm, plus any projection a family adds after it). Discovery is generic:
+`get_decoder()`, then the ModuleList of `num_hidden_layers` blocks inside it. No family needs an
+override today.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 
 # Families the tests build and check against HF's `output_hidden_states`; other decoder-only
 # causal LMs go through the same generic discovery.
-TESTED_FAMILIES = ("gemma", "gpt2", "gpt_neox", "llama", "mistral", "qwen2")
+TESTED_FAMILIES = ("gemma", "gemma3_text", "gpt2", "gpt_neox", "llama", "mistral", "qwen2")
 
 
 class UnsupportedArchitecture(ValueError):
@@ -210,4 +211,15 @@ def tiny_config(family: str, *, hidden_size: int, num_layers: int, num_heads: in
         kwargs["n_inner"] = kwargs.pop("intermediate_size")
     elif family != "gpt_neox":
         kwargs.update(_attention_heads(hidden_size, num_heads))
+    if family == "gemma3_text":
+        kwargs.update(_gemma3_attention(num_layers, kwargs["head_dim"]))
     return AutoConfig.for_model(family, **{**kwargs, **overrides})
+
+
+def _gemma3_attention(num_layers: int, head_dim: int) -> dict[str, Any]:
+    """Gemma 3's attention, scaled down: one KV head (as in the 270M model), queries scaled by
+    head_dim, and local sliding-window layers between global ones, the last layer global. Every
+    other layer is global (Gemma 3's own ratio, five local to one global, would leave a tiny model
+    without a global layer), and the window is shorter than the tests' prompts, so it binds."""
+    layer_types = ["full_attention" if (num_layers - 1 - i) % 2 == 0 else "sliding_attention" for i in range(num_layers)]
+    return {"num_key_value_heads": 1, "query_pre_attn_scalar": head_dim, "sliding_window": 8, "layer_types": layer_types}

@@ -20,12 +20,36 @@ import torch
 IGNORE = -100
 
 
+def special_prefix(tokenizer) -> list[int]:
+    """The tokens the tokenizer puts before every text: Gemma's and Llama's <bos>, nothing for
+    SmolLM2 or GPT-2. Every path (training, scoring, generation, extraction) starts a prompt with
+    them, as the model was pre-trained; without its <bos> Gemma 3's loss is ~0.7 nats higher."""
+    cached = getattr(tokenizer, "_layerwise_prefix", None)
+    if cached is None:
+        ids = tokenizer("", add_special_tokens=True)["input_ids"]
+        bos = getattr(tokenizer, "bos_token_id", None)
+        cached = ids[:1] if ids and bos is not None and ids[0] == bos else []
+        try:
+            tokenizer._layerwise_prefix = cached
+        except AttributeError:  # a tokenizer that refuses new attributes: recompute next time
+            pass
+    return list(cached)
+
+
+def encode_prompt(tokenizer, prompt: str, keep: int) -> list[int]:
+    """The prompt's ids, its special prefix kept and the text cut from the left to `keep` ids in
+    all (so the question and options at the end survive, and so does <bos>)."""
+    prefix = special_prefix(tokenizer)
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    room = max(keep - len(prefix), 0)
+    return prefix + (ids[-room:] if room else [])
+
+
 def encode_example(tokenizer, prompt: str, target: str, max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels of `prompt target</s>`, truncating the prompt from the left."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    """Token ids and labels of `<prefix> prompt target</s>`, truncating the prompt from the left."""
     target_ids = tokenizer(" " + target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     target_ids = target_ids[: max_length // 2]
-    prompt_ids = prompt_ids[-(max_length - len(target_ids)):]
+    prompt_ids = encode_prompt(tokenizer, prompt, max_length - len(target_ids))
     return prompt_ids + target_ids, [IGNORE] * len(prompt_ids) + target_ids
 
 
@@ -138,8 +162,8 @@ def left_pad(encoded: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.T
 
 
 def collate_left_padded(tokenizer, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Prompts tokenised (special tokens included, cut from the left to max_length) and left-padded."""
-    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"][-max_length:] for p in prompts]
+    """Prompts tokenised (special prefix kept, text cut from the left to max_length) and left-padded."""
+    encoded = [encode_prompt(tokenizer, p, max_length) for p in prompts]
     return left_pad(encoded, tokenizer.pad_token_id)
 
 

@@ -43,8 +43,9 @@ class TinyModelConfig(_Section):
 
 
 class ModelConfig(_Section):
-    # "tiny-llama" (built offline from `tiny`), "smollm2-135m" (embedded GGUF), a hub id or a local path.
-    name: str = "smollm2-135m"
+    # "tiny-llama" (built offline from `tiny`), a built-in packaged as GGUF on PyPI (runner.models.BUILTINS:
+    # "gemma3-270m", Gemma 3 270M base, the default; "smollm2-135m", SmolLM2-135M-Instruct), a hub id or a local path.
+    name: str = "gemma3-270m"
     revision: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # auto: bfloat16 on CUDA, float32 on CPU.

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from runner.architectures import LastTokenTaps, decoder_layout
-from runner.batching import left_pad
+from runner.batching import encode_prompt, left_pad
 from runner.models import AdaptedModel
 
 
@@ -51,7 +51,7 @@ class HiddenStateEncoder:
         return cls(AdaptedModel(model_dir, device, dtype, adapters), max_length, batch_size, max_tokens)
 
     def tokenize(self, prompts: list[str]) -> list[list[int]]:
-        return [self.tokenizer(p, add_special_tokens=True)["input_ids"][-self.max_length:] for p in prompts]
+        return [encode_prompt(self.tokenizer, p, self.max_length) for p in prompts]
 
     @torch.inference_mode()
     def encode(self, prompts: list[str], adapter: str | None = None) -> np.ndarray:

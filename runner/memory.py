@@ -73,6 +73,12 @@ def gpu_named(device_name: str) -> str | None:
     return max(matches, key=len) if matches else None
 
 
+# Norm weights per block, as (vectors of hidden size, vectors of head_dim): Llama-likes norm the
+# input of attention and of the MLP; Gemma 2 and 3 norm their outputs too, and Gemma 3 also norms
+# every head's queries and keys.
+BLOCK_NORMS: dict[str, tuple[int, int]] = {"gemma2": (4, 0), "gemma3_text": (4, 2)}
+
+
 @dataclass(frozen=True)
 class ModelShape:
     hidden: int
@@ -99,7 +105,10 @@ class ModelShape:
         return self.head_dim or self.hidden // self.heads
 
     def module_dims(self) -> dict[str, tuple[int, int]]:
-        """(in, out) features of each linear layer of a block, by its name in Llama-style models."""
+        """(in, out) features of each linear layer of a block, by its name in Llama-style models.
+
+        Attention is heads x head_dim wide, which need not be the hidden size (Gemma 3 270M: 4 x 256
+        from 640), and keys and values have their own head count (1 in Gemma 3 270M)."""
         h, i, q, kv = self.hidden, self.intermediate, self.heads * self.dim_per_head, self.kv_heads * self.dim_per_head
         return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
                 "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
@@ -108,7 +117,9 @@ class ModelShape:
     def block_params(self) -> int:
         """Parameters of the transformer blocks and final norm: the N of 6N FLOPs per trained token
         (the embedding is a lookup; the LM head runs only at target positions)."""
-        per_layer = sum(a * b for a, b in self.module_dims().values()) + 2 * self.hidden
+        hidden_norms, head_norms = BLOCK_NORMS.get(self.model_type, (2, 0))
+        per_layer = (sum(a * b for a, b in self.module_dims().values())
+                     + hidden_norms * self.hidden + head_norms * self.dim_per_head)
         return self.layers * per_layer + self.hidden
 
     @property
@@ -124,6 +135,9 @@ def _llama(h: int, layers: int, heads: int, kv: int, i: int, vocab: int, tied: b
     return ModelShape(hidden=h, layers=layers, heads=heads, kv_heads=kv, intermediate=i, vocab=vocab, tied=tied)
 
 
+# 268,098,176 parameters, as the converted checkpoint holds (tied embedding: 167,772,160 of them).
+GEMMA3_270M = ModelShape(hidden=640, layers=18, heads=4, kv_heads=1, intermediate=2048, vocab=262144, tied=True,
+                         model_type="gemma3_text", head_dim=256)
 # Shapes for the dry run when a hub model's config.json is not cached locally.
 KNOWN_SHAPES: dict[str, ModelShape] = {
     "meta-llama/Llama-2-7b-hf": _llama(4096, 32, 32, 32, 11008, 32000),
@@ -134,6 +148,8 @@ KNOWN_SHAPES: dict[str, ModelShape] = {
     "smollm2-135m": _llama(576, 30, 9, 3, 1536, 49152, tied=True),
     "HuggingFaceTB/SmolLM2-135M-Instruct": _llama(576, 30, 9, 3, 1536, 49152, tied=True),
     "HuggingFaceTB/SmolLM2-135M": _llama(576, 30, 9, 3, 1536, 49152, tied=True),
+    "gemma3-270m": GEMMA3_270M,
+    "google/gemma-3-270m": GEMMA3_270M,
 }
 
 # One NVIDIA H200, random-weight Llama-2-7B, ZeRO-2 bf16, LoRA r=8 on q_proj/v_proj, 1024 tokens:

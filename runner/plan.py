@@ -191,7 +191,10 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
                             "probe_size": config.extraction.probe_size})
     # What a trained adapter depends on: base model, data, LoRA, optimisation, precision. The
     # seed is the job's own (a noise-floor twin differs from its control in the seed alone).
-    model_part = config.digest("model", "lora", "deepspeed")
+    # model.checkpoint only declares what the base model is: it changes the findings' words, not a model.
+    dump = config.model_dump(mode="json")
+    model_part = stable_hash({"model": {k: v for k, v in dump["model"].items() if k != "checkpoint"},
+                              "lora": dump["lora"], "deepspeed": dump["deepspeed"]})
     training = config.model_dump(mode="json")["training"]
     training.pop("seed")
     res, t = config.resources, config.training
@@ -236,7 +239,7 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
         jobs += [job(CONTROL, [ref.name], seed, t.control_max_steps, 0, t.control_batch, res.control_workers)
                  for seed in config.baseline.seeds if seed != t.seed]
     extract_key = stable_hash([[j.key for j in jobs], config.digest("extraction")])
-    analyze_key = stable_hash([extract_key, config.digest("analysis")])
+    analyze_key = stable_hash([extract_key, config.digest("analysis"), config.model.checkpoint])
     # Scores depend on the models, the test splits (in data_key, via every job key) and how they
     # are scored; not on `enabled` or the harness benchmarks, which are kept apart.
     scoring = config.evaluation.model_dump(mode="json", exclude={"enabled", "harness_tasks"})

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from runner.architectures import decoder_layout
-from runner.batching import IGNORE, collate_training, encode_example, left_pad, length_buckets
+from runner.batching import IGNORE, collate_training, encode_example, encode_prompt, left_pad, length_buckets
 
 RANK, GENERATE = "rank", "generate"
 
@@ -67,6 +67,10 @@ def _shared_prompt_scores(model, encoded, rows: list[int], batch_size: int, pad_
         prompt = {k: v.to(device) for k, v in left_pad([encoded[r][0][0] for r in batch_rows], pad_id).items()}
         result = decoder(**prompt, use_cache=True)
         cache, last = result.past_key_values, result.last_hidden_state[:, -1]
+        # A sliding-window layer (Gemma 3, Mistral) keeps only its window and cannot be cropped back
+        # to the prompt once prompt + option pass it, unless it records what it drops (after the prefill).
+        if hasattr(cache, "activate_past_recording"):
+            cache.activate_past_recording()
         lengths = prompt["attention_mask"].sum(dim=1)
         for slot in range(max(len(encoded[r]) for r in batch_rows)):
             targets = [encoded[r][slot][1] if slot < len(encoded[r]) else [] for r in batch_rows]
@@ -120,12 +124,11 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
                     batch_size: int) -> list[str]:
     """Greedy continuations (special tokens dropped, whitespace stripped), in the order of `prompts`.
 
-    Prompts are tokenised as in training (no special tokens), cut from the left to leave room for
-    the new tokens, and left-padded so every row continues from its own last token.
+    Prompts are tokenised as in training (the special prefix, then the text), cut from the left to
+    leave room for the new tokens, and left-padded so every row continues from its own last token.
     """
     keep = max(1, max_length - max_new_tokens) if max_new_tokens < max_length else max(1, max_length // 2)
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"][-keep:] or [tokenizer.eos_token_id]
-               for p in prompts]
+    encoded = [encode_prompt(tokenizer, p, keep) or [tokenizer.eos_token_id] for p in prompts]
     device, out = _device_of(model), [""] * len(prompts)
     for bucket in length_buckets([len(ids) for ids in encoded], batch_size):
         batch = left_pad([encoded[i] for i in bucket], tokenizer.pad_token_id)

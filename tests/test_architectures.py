@@ -4,6 +4,9 @@ Real transformers models built from tiny configs with random weights (float32, C
 token ids through the same left-padding collate that extraction uses.
 """
 
+import contextlib
+import math
+
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
@@ -17,7 +20,7 @@ from runner.architectures import (
     default_lora_targets,
     tiny_config,
 )
-from runner.batching import IGNORE, collate_left_padded
+from runner.batching import IGNORE, collate_left_padded, collate_training
 
 SHAPE = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, vocab_size=128, max_positions=128)
 PAD = 0
@@ -161,3 +164,81 @@ def test_collect_refuses_taps_from_more_than_one_pass():
     with torch.inference_mode():
         model(input_ids=ids)
     assert taps.taps == []
+
+
+@pytest.mark.parametrize("family", ["gemma", "gemma3_text"])
+def test_gemma_layer_zero_is_the_scaled_embedding(family):
+    """Gemma's hidden_states[0] is the embedding row times sqrt(d), scaled inside the embedding
+    module: the taps record that, not the raw table row."""
+    model = build(family)
+    states = tapped_states(model)
+    table = model.get_input_embeddings().weight.detach()
+    last = torch.tensor([ids[-1] for ids in SEQUENCES])
+    torch.testing.assert_close(states[:, 0], table[last] * SHAPE["hidden_size"] ** 0.5, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(states[:, 0], table[last])
+
+
+class ScoringTokenizer(IdTokenizer):
+    """IdTokenizer with what scoring needs: an end-of-sequence id and decoding."""
+
+    eos_token_id = 1
+
+    def batch_decode(self, rows, skip_special_tokens: bool = True) -> list[str]:
+        return [" ".join(str(int(t)) for t in row) for row in rows]
+
+
+def test_the_lm_head_runs_only_where_a_token_is_scored():
+    """Gemma 3's head is a 262k-wide projection, ~170M multiply-adds per position: training, option
+    ranking and greedy generation must apply it only at the positions they score, and extraction
+    never (runner.trainer.target_loss, runner.scoring, runner.hidden_states)."""
+    from types import SimpleNamespace
+
+    from runner.hidden_states import HiddenStateEncoder
+    from runner.scoring import greedy_generate, option_logprobs
+    from runner.trainer import target_loss
+
+    model = build("gemma3_text")
+    seen: list[tuple[int, ...]] = []  # the leading shape of every input the head projects
+    model.get_output_embeddings().register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape[:-1])))
+    tok = ScoringTokenizer()
+
+    encoded = [(ids, [IGNORE] * (len(ids) - 2) + ids[-2:]) for ids in SEQUENCES if len(ids) > 2]
+    batch = collate_training(encoded, PAD)
+    target_loss(model, **batch)
+    assert seen == [(2 * len(encoded),)]  # the two target tokens of each row, none of its prompt
+
+    seen.clear()
+    models = SimpleNamespace(model=model, tokenizer=tok, device="cpu", use=lambda adapter: contextlib.nullcontext())
+    HiddenStateEncoder(models, max_length=64, batch_size=2).encode([" ".join(map(str, s)) for s in SEQUENCES])
+    assert seen == []
+
+    prompts, options = ["5 6 7 8 9 10", "11 12"], [["3 4", "20"], ["30 31 32"]]
+    option_logprobs(model, tok, prompts, options, max_length=64, batch_size=4)
+    assert sum(math.prod(shape) for shape in seen) == sum(len(o.split()) + 1 for opts in options for o in opts)
+
+    torch.manual_seed(1)
+    tuned = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).eval()
+    for lm in (model, tuned):  # the evaluate stage generates through the peft wrapper
+        seen.clear()
+        greedy_generate(lm, tok, prompts, max_new_tokens=3, max_length=64, batch_size=4)
+        assert seen and all(shape[1] == 1 for shape in seen), seen  # the prompt's positions never reach the head
+
+
+@pytest.mark.parametrize("family", ["gemma3_text", "llama"])
+def test_option_scores_with_a_shared_prompt_cache_equal_one_forward_per_option(family):
+    """The prompt's key/value cache, shared by its options and cropped back after each, gives the
+    scores of a plain forward per (prompt, option), also when prompt + option pass Gemma 3's
+    sliding window (8 tokens in the tiny model) and the window layers must give back what they dropped."""
+    from runner.scoring import option_logprobs
+
+    model, tok = build(family), ScoringTokenizer()
+    prompts = ["5 6 7 8 9 10 11 12 13", "14 15", "16 17 18 19 20 21"]
+    options = [["3 4", "20 21 22 23"], ["30 31 32 33 34 35 36 37"], ["40", "41 42"]]
+    scores = option_logprobs(model, tok, prompts, options, max_length=64, batch_size=4)
+    with torch.inference_mode():
+        for prompt, opts, got in zip(prompts, options, scores):
+            for option, value in zip(opts, got):
+                p, t = tok(prompt)["input_ids"], tok(option)["input_ids"] + [tok.eos_token_id]
+                logits = model(input_ids=torch.tensor([p + t])).logits[0, len(p) - 1:-1]
+                expected = torch.log_softmax(logits.double(), -1).gather(1, torch.tensor(t)[:, None]).sum()
+                assert value == pytest.approx(float(expected), abs=1e-4), (prompt, option)

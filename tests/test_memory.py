@@ -131,3 +131,43 @@ def test_gpu_names_from_cuda():
     assert gpu_named("NVIDIA A100-SXM4-40GB") == "A100-40GB"
     assert gpu_named("NVIDIA L40S") == "L40S" and gpu_named("NVIDIA L4") == "L4"
     assert gpu_named("Tesla T4") is None
+
+
+# Gemma 3 270M's config.json as the built-in's conversion writes it (the keys ModelShape reads).
+GEMMA3_270M_CONFIG = {"model_type": "gemma3_text", "hidden_size": 640, "num_hidden_layers": 18, "num_attention_heads": 4,
+                      "num_key_value_heads": 1, "head_dim": 256, "intermediate_size": 2048, "vocab_size": 262144,
+                      "tie_word_embeddings": True}
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def test_gemma3_shape_matches_a_real_gemma3_model():
+    """Attention wider than the hidden size and one KV head (as in Gemma 3 270M), four norms per
+    block plus per-head query and key norms: the shape's counts equal a real transformers model's,
+    and lora_params equals peft's trainable count on every linear layer."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from runner.architectures import tiny_config
+
+    config = tiny_config("gemma3_text", hidden_size=48, num_layers=3, num_heads=4, intermediate_size=96, vocab_size=200,
+                         head_dim=32, tie_word_embeddings=True)
+    with torch.device("meta"):  # counts only: no weights to initialise
+        model = AutoModelForCausalLM.from_config(config)
+    shape = ModelShape.from_hf_config(config.to_dict())
+    assert (shape.heads * shape.dim_per_head, shape.kv_heads) == (128, 1)
+    assert shape.params == sum(p.numel() for p in model.parameters())
+    assert shape.block_params == shape.params - model.get_input_embeddings().weight.numel()
+    block = model.model.layers[0]
+    linears = {name.rsplit(".", 1)[-1]: (m.in_features, m.out_features) for name, m in block.named_modules()
+               if isinstance(m, torch.nn.Linear)}
+    assert linears == shape.module_dims()
+    lora = get_peft_model(model, LoraConfig(r=8, target_modules=ALL_LINEAR))
+    trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    assert shape.lora_params(8, ALL_LINEAR) == trainable
+
+    real = ModelShape.from_hf_config(GEMMA3_270M_CONFIG)
+    assert real == KNOWN_SHAPES["gemma3-270m"] == KNOWN_SHAPES["google/gemma-3-270m"]
+    assert real.params == 268_098_176  # the converted checkpoint's parameter count
+    assert real.lora_params(8, ALL_LINEAR) == 18 * 8 * (640 + 1024 + 2 * (640 + 256) + 1024 + 640 + 3 * (640 + 2048))
+    assert KNOWN_SHAPES["smollm2-135m"].params == 134_515_008
