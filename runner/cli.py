@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace):
     path = args.config or preset_path(DEFAULT_PRESET)
     config = load_config(path, _overrides(getattr(args, "overrides", [])))
-    out = args.out or Path("results") / config.name
+    out = getattr(args, "out", None) or Path("results") / config.name
     if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and not out.is_absolute():
         # Under `ray job submit` the cwd is a temporary copy of the working dir, deleted afterwards.
         log.warning("--out %s is relative inside a Ray job: results go to a temporary directory that Ray deletes; "
@@ -150,7 +150,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     from runner.data import select_tasks, source_pool_sizes
     from runner.models import resolve_model
 
-    config, _ = _load(argparse.Namespace(config=args.config, overrides=args.overrides))
+    config, _ = _load(argparse.Namespace(config=args.config, overrides=args.overrides, out=None))
     started = time.time()
     refs = select_tasks(config)
     sizes = source_pool_sizes(config, refs)

@@ -74,7 +74,7 @@ def provenance(spec: TaskSpec) -> Provenance:
     pkg = fetch.package(src.package)
     stem = fetch.unpacked_root(pkg).name
     root = pkg.root.removeprefix(f"{stem}/").strip("/")  # the sdist's top folder says nothing
-    files = readers.members(src.reader, src.file, src.args)
+    files = readers.shown_files(src.reader, src.file, src.args)
     where = " + ".join(f"{root}/{m}".strip("/").rstrip("/") if root else m.rstrip("/") for m in files)
     return Provenance(f"{pkg.label}: {where}", src.licence or pkg.licence, False)
 

@@ -326,3 +326,13 @@ def members(reader: str, file: str, args: Mapping[str, Any]) -> list[str]:
     if reader == "math_problems":
         return ["mathematics_dataset/"]
     return [file]
+
+
+def shown_files(reader: str, file: str, args: Mapping[str, Any]) -> list[str]:
+    """What a task's provenance names: the task.json files, the file inside a nested archive, or
+    the generator module."""
+    if reader in _TASK_JSON:
+        return members(reader, file, args)
+    if reader == "math_problems":
+        return [f"mathematics_dataset/modules (generator {file})"]
+    return [file]
