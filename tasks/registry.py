@@ -77,6 +77,7 @@ def _spec(raw: Mapping, defaults: Mapping) -> TaskSpec:
         per_row_options=bool(entry.get("per_row_options", False)),
         doc=entry.get("doc", ""),
         packaged=_packaged(entry.get("packaged")),
+        clip=tuple(entry.get("clip", ())),
     )
     if spec.cluster not in CLUSTER_TITLES:
         raise ValueError(f"registry.yaml: task {spec.name!r} has unknown cluster {spec.cluster!r}")

@@ -80,6 +80,10 @@ class TaskSpec:
     per_row_options: bool = False  # options differ per example (ARC, COPA, ...)
     doc: str = ""
     packaged: PackagedSource | None = None  # real text shipped in a PyPI package
+    # The long-context fields (an article, a passage) that tasks.max_words may cut to their lead.
+    # Every other field stays whole: cutting a question, a sentence with a blank or one side of a
+    # translation pair would change the task, so those are bounded by choosing rows instead.
+    clip: tuple[str, ...] = ()
 
     @property
     def hub_id(self) -> str | None:

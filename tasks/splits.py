@@ -52,21 +52,21 @@ def _rng(task: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(task.encode())])
 
 
-def _clipped(row: dict, max_words: int | None) -> dict:
-    if max_words is None:
+def _clipped(row: dict, fields: tuple[str, ...], max_words: int | None) -> dict:
+    if max_words is None or not fields:
         return row
-    return {k: clip_words(v, max_words) if isinstance(v, str) and k != "answer" else v for k, v in row.items()}
+    return {k: clip_words(v, max_words) if k in fields and isinstance(v, str) else v for k, v in row.items()}
 
 
 def _render(spec: TaskSpec, pool: datasets.Dataset, indices: list[int], split: str,
             max_words: int | None = None) -> datasets.Dataset:
     """Render the chosen pool rows. The pool index fixes both the example id and, round-robin,
-    the template, so an example keeps its id and prompt whatever else is selected. Every text field
-    but the answer is cut to its first `max_words` words (tasks.max_words) before rendering."""
+    the template, so an example keeps its id and prompt whatever else is selected. The task's
+    long-context fields (TaskSpec.clip) are cut to their first `max_words` words (tasks.max_words)."""
     cols: dict[str, list] = {k: [] for k in FEATURES}
     rows = pool.select(indices) if len(indices) != len(pool) else pool
     for i, row in zip(indices, rows):
-        row = _clipped(row, max_words)
+        row = _clipped(row, spec.clip, max_words)
         if "prompt" in row:  # flan_submix: FLAN rendered it already
             tid, prompt, target, options = -1, row["prompt"], row["target"], []
         else:

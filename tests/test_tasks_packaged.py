@@ -146,6 +146,18 @@ def test_max_words_cuts_long_fields_at_sentence_boundaries(fixtures):
     assert forward(cut.train) == forward(long.train) and forward(cut.train)  # answers are never cut
 
 
+def test_max_words_never_cuts_a_blank_sentence_or_a_translation_pair(fixtures):
+    # Only a task's long-context fields (TaskSpec.clip) are cut: a WinoGrande sentence cut at 5
+    # words would lose its blank, and a source sentence cut would no longer match its reference.
+    assert get_task("winogrande").clip == () and get_task("bbc_topic").clip == ("text",)
+    for name in ("winogrande", "reviews_enfr"):
+        whole, cut = splits_of(name), splits_of(name, max_words=5)
+        assert list(cut.train["prompt"]) == list(whole.train["prompt"]), name
+    probe = splits_of("winogrande", max_words=5).probe
+    asked = [p for p, o in zip(probe["prompt"], probe["options"]) if o]  # forward templates
+    assert asked and all("_" in p for p in asked)
+
+
 def test_tasks_without_real_text_fall_back_to_the_mini_flan_and_say_so(fixtures):
     s = splits_of("rte")
     assert s.provenance.synthetic and "mini-Flan" in s.provenance.text

@@ -37,7 +37,7 @@ class Scoring:
     def __init__(self, models: AdaptedModel, exp: ExperimentConfig):
         self.models = models
         self.options = {"max_new_tokens": exp.evaluation.max_new_tokens, "batch_size": exp.evaluation.batch_size,
-                        "max_length": exp.training.max_length}
+                        "max_length": exp.evaluation.max_length or exp.training.max_length}
 
     def __call__(self, label: str, rows: pa.Table) -> pa.Table:
         records = rows.to_pylist()

@@ -11,6 +11,7 @@ rebuilds. Files are written under a temporary name and moved into place.
 Shaping arguments, read here rather than by the readers:
   focus:     {field: F, mention: G, words: N}   keep the sentences of F from the first mention of row[G]
                                     within N words; rows whose G is not in F are dropped
+             {field: F, needle: S, words: N}    the same around a fixed string (a dialogue's blank)
   max_words: {field: words}        drop rows whose field is longer
   keep:      {field: value}        keep only rows whose field has this value
   adapter:   a tasks.adapters function applied to each row (the text-formatting tasks)
@@ -129,7 +130,8 @@ def shape(rows: Iterable[dict], args: Mapping) -> list[dict]:
             continue
         row = dict(row)
         if focus:
-            window = _around(str(row[focus["field"]]), str(row[focus["mention"]]), int(focus["words"]))
+            needle = focus["needle"] if "needle" in focus else str(row[focus["mention"]])
+            window = _around(str(row[focus["field"]]), needle, int(focus["words"]))
             if window is None:
                 continue
             row[focus["field"]] = window
