@@ -16,7 +16,38 @@ from runner.stages import STAGES
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return prepare(load_config(preset_path("demo")), tmp_path_factory.mktemp("demo-plan"))
+    # build_data=False: planning needs no download (the demo's sizes are all set in the preset).
+    return prepare(load_config(preset_path("demo")), tmp_path_factory.mktemp("demo-plan"), build_data=False)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return prepare(load_config(preset_path("study")), tmp_path_factory.mktemp("study-plan"), build_data=False)
+
+
+def test_the_default_compares_a_base_model_on_real_text(demo):
+    from runner.models import checkpoint_kind
+    from tasks import get_task
+
+    assert checkpoint_kind(demo.config.model) == "base"
+    seen = [get_task(ref.name) for ref in demo.plan.tasks if ref.cluster != UNSEEN]
+    assert demo.config.tasks.source == "packaged" and all(spec.packaged is not None for spec in seen)
+    assert len({spec.cluster for spec in seen}) >= 5
+    assert any(spec.packaged.file.startswith("gem/") for spec in seen)  # one of the paper's own GEM sets
+
+
+def test_the_study_covers_every_seen_cluster_and_five_unseen_tasks(study):
+    from tasks import CLUSTERS, get_task
+
+    seen_clusters = {ref.cluster for ref in study.plan.tasks if ref.cluster != UNSEEN}
+    assert seen_clusters == set(CLUSTERS) - {UNSEEN}
+    unseen = [ref.name for ref in study.plan.tasks if ref.cluster == UNSEEN]
+    assert len(unseen) >= 5
+    # real text wherever a package holds the cluster: only word sense stays generated
+    synthetic = [ref.name for ref in study.plan.tasks if get_task(ref.name).packaged is None]
+    assert synthetic == ["wic"]
+    twins = [job for job in study.plan.jobs if job.role == CONTROL and job.seed != study.config.training.seed]
+    assert len({job.tasks[0] for job in twins}) >= 4
 
 
 def test_demo_has_a_noise_floor_over_four_clusters(demo):
