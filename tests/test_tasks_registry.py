@@ -95,3 +95,13 @@ def test_misspelled_name_gives_one_line_error_with_closest_name(bad, suggestion)
     assert isinstance(info.value, ValueError)
     with pytest.raises(UnknownTaskError):
         get_task(bad)
+
+
+def test_clip_names_fields_the_templates_render():
+    # A misspelt clip field would silently cut nothing.
+    from tasks.templates import template_fields
+
+    clipped = [spec for spec in all_tasks() if spec.clip]
+    assert clipped
+    for spec in clipped:
+        assert set(spec.clip) <= template_fields(spec), spec.name
