@@ -100,6 +100,10 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0)
     max_steps: int = Field(1000, ge=1, description="steps for the multi-task model E")
     control_max_steps: int = Field(200, ge=1, description="steps for each single-task control C_t")
+    # No control stops on a plateau before this step. A small validation set can sit flat for one
+    # evaluation early on (the answer's format learned before its content); a control that stops
+    # there while its seed twin trains on would put training length into the seed-to-seed floor.
+    control_min_steps: int = Field(0, ge=0)
     # Global batch per optimizer step, split evenly over the workers of a job.
     batch_size: int = Field(16, ge=1)
     # The controls' global batch; null = batch_size.
@@ -129,6 +133,13 @@ class TrainingConfig(_Section):
     @property
     def control_batch(self) -> int:
         return self.control_batch_size or self.batch_size
+
+    @model_validator(mode="after")
+    def _min_within_cap(self) -> TrainingConfig:
+        if self.control_min_steps > self.control_max_steps:
+            raise ValueError(f"control_min_steps {self.control_min_steps} exceeds control_max_steps "
+                             f"{self.control_max_steps}; lower it or raise the cap")
+        return self
 
 
 class DeepSpeedConfig(_Section):

@@ -233,11 +233,11 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
                      for name, rate in (rates or {}).items())
     jobs = [job(MULTITASK, seen, t.seed, t.max_steps, min_steps, t.batch_size, res.multitask_workers,
                 tuple((name, control_max) for name in seen))]
-    jobs += [job(CONTROL, [name], t.seed, t.control_max_steps, 0, t.control_batch, res.control_workers)
-             for name in names]
+    jobs += [job(CONTROL, [name], t.seed, t.control_max_steps, t.control_min_steps, t.control_batch,
+                 res.control_workers) for name in names]
     for ref in baseline_tasks(config, tasks):
-        jobs += [job(CONTROL, [ref.name], seed, t.control_max_steps, 0, t.control_batch, res.control_workers)
-                 for seed in config.baseline.seeds if seed != t.seed]
+        jobs += [job(CONTROL, [ref.name], seed, t.control_max_steps, t.control_min_steps, t.control_batch,
+                     res.control_workers) for seed in config.baseline.seeds if seed != t.seed]
     extract_key = stable_hash([[j.key for j in jobs], config.digest("extraction")])
     analyze_key = stable_hash([extract_key, config.digest("analysis"), config.model.checkpoint])
     # Scores depend on the models, the test splits (in data_key, via every job key) and how they

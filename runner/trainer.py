@@ -11,7 +11,8 @@ tests and benchmarks). `runner.train_worker` adapts it to Ray: context, checkpoi
   tokens, so micro-batching and the number of ranks do not change the gradient.
 - Early stopping on a plateau: validation every `eval_every` steps; an evaluation improves when it
   lowers the reference loss by more than `min_delta` nats; stop after `patience` evaluations
-  without improvement, never before `min_steps`, at `max_steps` otherwise.
+  without improvement, never before `min_steps` (E's exposure; a control's
+  `training.control_min_steps`), at `max_steps` otherwise.
 - The base model (and tokenizer) can be loaded once and reused by several jobs in a row: each
   job adds a fresh LoRA adapter and builds its own optimizer and engine, and `close` removes them.
 

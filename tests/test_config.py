@@ -34,6 +34,7 @@ def test_hash_changes_with_any_value():
     ("lora:\n  r: 0\n", "lora.r: Input should be greater than or equal to 1"),
     ("deepspeed:\n  zero_stage: 3\n", "deepspeed.zero_stage:"),
     ("resources:\n  multitask_workers: 3\n", "must be divisible by resources.multitask_workers 3"),
+    ("training:\n  control_max_steps: 10\n  control_min_steps: 12\n", "control_min_steps 12 exceeds control_max_steps 10"),
     ("training: [\n", "is not valid YAML"),
     ("- just\n- a list\n", "expected a mapping"),
 ])

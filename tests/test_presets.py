@@ -99,3 +99,12 @@ def test_demo_controls_are_split_into_runs_of_near_equal_size(demo):
     assert sorted(controls) == sorted(job.id for job in demo.plan.jobs if job.role == CONTROL)
     sizes = [len(run.jobs) for run in runs[1:]]
     assert max(sizes) <= demo.config.resources.controls_per_run and max(sizes) - min(sizes) <= 1
+
+
+def test_study_controls_and_their_seed_twins_train_alike(study):
+    # A twin that stops on an early flat evaluation while its control trains on would put training
+    # length into the seed floor: every control, twin or not, has the same step floor and cap.
+    t = study.config.training
+    controls = [job for job in study.plan.jobs if job.role == CONTROL]
+    assert {(job.min_steps, job.max_steps) for job in controls} == {(t.control_min_steps, t.control_max_steps)}
+    assert 0 < t.control_min_steps < t.control_max_steps
