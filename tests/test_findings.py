@@ -205,3 +205,35 @@ def test_an_unknown_baseline_says_how_to_declare_it_and_a_base_one_adds_nothing(
 
 def test_without_a_kind_the_baseline_is_unknown():
     assert DeriveOptions(primary=MEASURE, measures=[MEASURE], dimensionality=None).pretrained_kind == UNKNOWN
+
+
+@pytest.mark.parametrize("sign, reason", [(1, "within the noise floor"), (-1, "opposite sign but")])
+def test_a_gap_inside_the_noise_floor_is_never_decided(sign, reason):
+    # A clean, tiny gap in the upper layers: its CI excludes zero, but the seed floor (0.12) is four
+    # times larger, so it is neither "holds" nor "contradicted".
+    planted = sign * 0.03 * (LAYERS >= 12)
+    frames = derive(synthetic_similarity(planted, noise=0.002, seed_distance=0.12))
+    row = frames["findings"].filter(pl.col("claim") == "multitask_above_pretrained_upper").row(0, named=True)
+    assert (row["ci_low"] > 0) if sign > 0 else (row["ci_high"] < 0)
+    assert abs(row["value"]) < row["floor"]
+    assert row["verdict"] == "inconclusive" and reason in row["reason"], row
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
+def test_a_strong_ramp_over_four_tasks_is_never_decided():
+    # The planted ramp that holds over 10 tasks; over 4 there is no interval worth the name.
+    planted = np.clip((LAYERS - 8) / 6, 0, 1) * 0.2
+    frames = derive(synthetic_similarity(planted, noise=0.01, seen=4, unseen=0))
+    findings = frames["findings"]
+    assert set(findings["verdict"]) == {"inconclusive"}, findings.select("claim", "verdict", "reason")
+    gap = findings.filter(pl.col("claim") == "multitask_above_pretrained_upper").row(0, named=True)
+    assert gap["reason"].startswith("only 4 tasks (needs >= 5)")
+
+
+def test_a_ci_across_zero_is_inconclusive_however_large_the_effect():
+    from analysis.findings import verdict
+
+    assert verdict(0.5, -0.01, 0.9, 0.01, +1, n_tasks=20) == ("inconclusive", "CI includes zero")
+    assert verdict(-0.5, -0.9, 0.01, 0.01, +1, n_tasks=20) == ("inconclusive", "CI includes zero")
+    assert verdict(0.5, 0.1, 0.9, float("nan"), +1, n_tasks=20)[0] == "inconclusive"  # no floor measured
+    assert verdict(0.5, 0.1, 0.9, 0.01, +1, n_tasks=20)[0] == "holds"
