@@ -237,3 +237,27 @@ def test_a_ci_across_zero_is_inconclusive_however_large_the_effect():
     assert verdict(-0.5, -0.9, 0.01, 0.01, +1, n_tasks=20) == ("inconclusive", "CI includes zero")
     assert verdict(0.5, 0.1, 0.9, float("nan"), +1, n_tasks=20)[0] == "inconclusive"  # no floor measured
     assert verdict(0.5, 0.1, 0.9, 0.01, +1, n_tasks=20)[0] == "holds"
+
+
+def test_the_simultaneous_level_follows_the_claims_that_ran():
+    from analysis import findings as f
+
+    sim = synthetic_similarity(np.zeros(len(LAYERS)))
+    without_dims = derive(sim)["findings"]  # no dimensionality measure: that claim is not tested
+    assert without_dims.height == 9 and "multitask_more_dimensions_upper" not in without_dims["claim"].to_list()
+    np.testing.assert_allclose(without_dims["ci_level"].to_numpy(), 1 - 0.05 / 9)
+
+    # A newly registered claim joins the family, and every interval widens with it.
+    @f.claim("planted_extra_claim")
+    def extra(ctx, inputs):
+        return [f._row(ctx, "planted_extra_claim", "A claim.", "", 0.0, -1.0, 1.0, float("nan"), len(inputs.seen),
+                       (f.INCONCLUSIVE, "planted"))]
+
+    try:
+        with_extra = derive(sim)["findings"]
+    finally:
+        f.CLAIMS.remove(next(c for c in f.CLAIMS if c.evaluate is extra))
+    assert with_extra["claim"].to_list()[-1] == "planted_extra_claim" and with_extra.height == 10
+    np.testing.assert_allclose(with_extra["ci_level"].to_numpy(), 1 - 0.05 / 10)
+    width = lambda frame: (frame["ci_high"] - frame["ci_low"]).to_numpy()[:4]  # the four gap/depth claims
+    assert (width(with_extra) > width(without_dims)).all()
