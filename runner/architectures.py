@@ -40,21 +40,15 @@ class DecoderLayout:
     """The parts of one causal LM that extraction and training touch.
 
     `hidden_states[0]` is, by HF's own definition, the input of `blocks[0]`: for Llama-likes the
-    output of `embeddings`, for GPT-2 `drop(wte + wpe)`, so the taps hook the block, not a module.
+    output of the input embeddings, for GPT-2 `drop(wte + wpe)`, so the taps hook the block, not a module.
     """
 
     model_type: str
     class_name: str
     decoder: nn.Module  # input_ids, attention_mask, position_ids -> last_hidden_state, no LM head
-    embeddings: nn.Module  # the token embedding table (for reference; see the class docstring)
     blocks: nn.ModuleList
     final_norm: nn.Module | None  # None where the stack ends without a norm
     hidden_size: int
-
-    @property
-    def num_hidden_states(self) -> int:
-        """Length of HF's `hidden_states`: the embeddings plus one per block."""
-        return len(self.blocks) + 1
 
 
 def unwrap_peft(model: nn.Module) -> nn.Module:
@@ -123,7 +117,7 @@ def decoder_layout(model: nn.Module) -> DecoderLayout:
     if hidden_size is None:
         raise _unsupported(model_type, class_name, "the hidden size")
     return DecoderLayout(model_type=model_type, class_name=class_name, decoder=decoder,
-                         embeddings=embeddings, blocks=blocks, final_norm=_find_final_norm(decoder),
+                         blocks=blocks, final_norm=_find_final_norm(decoder),
                          hidden_size=int(hidden_size))
 
 

@@ -70,17 +70,10 @@ def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def step_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
-    """Example indices of global batch `step`: a pure function of the step, so a job resumed
-    from a checkpoint sees exactly the batches an uninterrupted job would have seen."""
-    positions = range(step * batch_size, (step + 1) * batch_size)
-    return [int(_epoch_order(n, seed, pos // n)[pos % n]) for pos in positions]
-
-
 class BatchSchedule:
     """The training batches of one job: batch `step` is a pure function of (step, seed, lengths).
 
-    The example stream is a sequence of seeded epoch permutations (as `step_indices`). Window `w`
+    The example stream is a sequence of seeded epoch permutations (`_epoch_order`). Window `w`
     takes the stream's next `window` x `batch_size` examples, sorts them by length, cuts them into
     `window` batches and shuffles those batches' order with a generator seeded by (seed, w); so
     every batch holds examples of similar length, yet batch lengths still vary from step to step.

@@ -18,7 +18,6 @@ from runner.config import ExperimentConfig
 from runner.memory import (
     CALIBRATION,
     GPUS,
-    KNOWN_SHAPES,
     MemoryPlan,
     ModelShape,
     device_memory_hint,
@@ -30,8 +29,6 @@ from runner.plan import MULTITASK, Plan
 
 # The paper's setting on the H200, for the dry run's one-line summary (kept for runner.dryrun).
 MFU = CALIBRATION[False][16][1]
-PEAK_TFLOPS = GPUS["A100-80GB"].bf16_tflops  # gpu_hours() below prices an A100, as the dry run says
-KNOWN_PARAMS = {name: float(shape.params) for name, shape in KNOWN_SHAPES.items()}
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ def _train_one(exp: ExperimentConfig, job: dict, config: dict, base: Base, check
     trainer.run(on_eval=report)
     if rank == 0:
         info = publish(trainer, Path(job["out_dir"]))
+        metrics.record_job_done(job["role"])  # the dashboard's "models finished"
         print(f"[{job['id']}] {info['stopped']} after {info['steps']} steps, best validation loss "
               f"{info['best_val_loss']:.4f}", flush=True)
     if world > 1:
