@@ -77,6 +77,9 @@ def gpu_named(device_name: str) -> str | None:
 # input of attention and of the MLP; Gemma 2 and 3 norm their outputs too, and Gemma 3 also norms
 # every head's queries and keys.
 BLOCK_NORMS: dict[str, tuple[int, int]] = {"gemma2": (4, 0), "gemma3_text": (4, 2)}
+# GPT-2 and GPT-NeoX: fused QKV, a two-matrix MLP, biases on every linear layer and LayerNorms
+# (weight and bias) instead of RMSNorms.
+GPT_STYLE = ("gpt2", "gpt_neox")
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,13 @@ class ModelShape:
 
     @classmethod
     def from_hf_config(cls, cfg: dict) -> ModelShape:
-        """From a Hugging Face config.json (as a dict)."""
-        heads = cfg["num_attention_heads"]
-        return cls(hidden=cfg["hidden_size"], layers=cfg["num_hidden_layers"], heads=heads,
-                   kv_heads=cfg.get("num_key_value_heads") or heads, intermediate=cfg["intermediate_size"],
+        """From a Hugging Face config.json (as a dict); GPT-2's own key names (n_embd, n_layer,
+        n_head, n_inner: None means 4 x n_embd) are read too."""
+        hidden = cfg.get("hidden_size") or cfg["n_embd"]
+        heads = cfg.get("num_attention_heads") or cfg["n_head"]
+        intermediate = cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden
+        return cls(hidden=hidden, layers=cfg.get("num_hidden_layers") or cfg["n_layer"], heads=heads,
+                   kv_heads=cfg.get("num_key_value_heads") or heads, intermediate=intermediate,
                    vocab=cfg["vocab_size"], tied=bool(cfg.get("tie_word_embeddings", False)),
                    model_type=cfg.get("model_type", "llama"), head_dim=cfg.get("head_dim"))
 
@@ -110,25 +116,37 @@ class ModelShape:
         Attention is heads x head_dim wide, which need not be the hidden size (Gemma 3 270M: 4 x 256
         from 640), and keys and values have their own head count (1 in Gemma 3 270M)."""
         h, i, q, kv = self.hidden, self.intermediate, self.heads * self.dim_per_head, self.kv_heads * self.dim_per_head
+        if self.model_type == "gpt2":  # attn.c_proj and mlp.c_proj share the name c_proj
+            return {"c_attn": (h, 3 * h), "attn.c_proj": (h, h), "c_fc": (h, i), "mlp.c_proj": (i, h)}
+        if self.model_type == "gpt_neox":
+            return {"query_key_value": (h, 3 * h), "dense": (h, h), "dense_h_to_4h": (h, i), "dense_4h_to_h": (i, h)}
         return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
                 "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    def _biases_and_norms(self) -> tuple[int, int]:
+        """(per block, after the last block): parameters outside the linear layers' weights."""
+        if self.model_type in GPT_STYLE:
+            return sum(out for _, out in self.module_dims().values()) + 4 * self.hidden, 2 * self.hidden
+        hidden_norms, head_norms = BLOCK_NORMS.get(self.model_type, (2, 0))
+        biases = self.heads * self.dim_per_head + 2 * self.kv_heads * self.dim_per_head \
+            if self.model_type == "qwen2" else 0  # Qwen2's q, k and v projections have biases
+        return biases + hidden_norms * self.hidden + head_norms * self.dim_per_head, self.hidden
 
     @property
     def block_params(self) -> int:
         """Parameters of the transformer blocks and final norm: the N of 6N FLOPs per trained token
         (the embedding is a lookup; the LM head runs only at target positions)."""
-        hidden_norms, head_norms = BLOCK_NORMS.get(self.model_type, (2, 0))
-        per_layer = (sum(a * b for a, b in self.module_dims().values())
-                     + hidden_norms * self.hidden + head_norms * self.dim_per_head)
-        return self.layers * per_layer + self.hidden
+        extra, final = self._biases_and_norms()
+        return self.layers * (sum(a * b for a, b in self.module_dims().values()) + extra) + final
 
     @property
     def params(self) -> int:
         return self.block_params + self.vocab * self.hidden * (1 if self.tied else 2)
 
     def lora_params(self, r: int, targets: list[str]) -> int:
-        dims = self.module_dims()
-        return self.layers * sum(r * (dims[t][0] + dims[t][1]) for t in targets if t in dims)
+        # A target names a module by its last part ("c_proj" adapts both of GPT-2's c_proj layers).
+        return self.layers * sum(r * (a + b) for name, (a, b) in self.module_dims().items()
+                                 if name.rsplit(".", 1)[-1] in targets)
 
 
 def _llama(h: int, layers: int, heads: int, kv: int, i: int, vocab: int, tied: bool = False) -> ModelShape:
@@ -246,8 +264,8 @@ def estimate_memory(shape: ModelShape, *, micro_batch: int, max_length: int, che
     # Adapter weights + grads in the model dtype; fp32 master, grad and Adam m, v (partitioned by ZeRO>=1).
     fp32_state = 16 * lora if b == 2 else 12 * lora
     lora_bytes = 2 * b * lora + fp32_state / (workers if zero_stage >= 1 else 1)
-    dims = shape.module_dims()
-    dropout = (b + 1) * sum(dims[t][0] for t in targets if t in dims) if lora_dropout > 0 else 0
+    dropout = (b + 1) * sum(a for name, (a, _) in shape.module_dims().items()
+                            if name.rsplit(".", 1)[-1] in targets) if lora_dropout > 0 else 0
     layer = b * (C_H * h + C_I * i) + dropout  # bytes saved per token by one layer
     head = TARGET_FRACTION * shape.vocab * (b + 8)  # logits, their fp32 log-softmax and its gradient
     per_token = (shape.layers * b * h + 2 * layer if checkpointing else shape.layers * layer) + head

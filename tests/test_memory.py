@@ -3,6 +3,7 @@ fits the paper's jobs on the GPUs the cluster uses and refuses what cannot fit i
 
 import pytest
 
+from runner.architectures import TESTED_FAMILIES
 from runner.config import ConfigError, load_config, preset_path
 from runner.memory import (
     CALIBRATION,
@@ -171,3 +172,28 @@ def test_gemma3_shape_matches_a_real_gemma3_model():
     assert real.params == 268_098_176  # the converted checkpoint's parameter count
     assert real.lora_params(8, ALL_LINEAR) == 18 * 8 * (640 + 1024 + 2 * (640 + 256) + 1024 + 640 + 3 * (640 + 2048))
     assert KNOWN_SHAPES["smollm2-135m"].params == 134_515_008
+
+
+@pytest.mark.parametrize("family", TESTED_FAMILIES)
+def test_every_family_shape_counts_a_real_model_from_its_own_config(family):
+    """From each family's own config (GPT-2's n_embd/n_layer/n_head included): the shape's block
+    parameters equal the real model's blocks and final norm, and lora_params equals peft's trainable
+    count on the family's default LoRA targets (the memory plan's two inputs)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from runner.architectures import decoder_layout, default_lora_targets, tiny_config
+
+    config = tiny_config(family, hidden_size=64, num_layers=3, num_heads=4, intermediate_size=96, vocab_size=256)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    layout = decoder_layout(model)
+    real = sum(p.numel() for p in layout.blocks.parameters())
+    real += sum(p.numel() for p in layout.final_norm.parameters()) if layout.final_norm is not None else 0
+    shape = ModelShape.from_hf_config(config.to_dict())
+    assert (shape.hidden, shape.layers, shape.heads) == (64, 3, 4)
+    assert shape.block_params == real
+    targets = default_lora_targets(config.model_type)
+    lora = get_peft_model(model, LoraConfig(r=8, target_modules=targets))
+    assert shape.lora_params(8, targets) == sum(p.numel() for p in lora.parameters() if p.requires_grad)
