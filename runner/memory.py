@@ -111,7 +111,8 @@ class ModelShape:
         return self.head_dim or self.hidden // self.heads
 
     def module_dims(self) -> dict[str, tuple[int, int]]:
-        """(in, out) features of each linear layer of a block, by its name in Llama-style models.
+        """(in, out) features of each linear layer of a block, by its module name (Llama-style, or
+        GPT-2's and GPT-NeoX's own).
 
         Attention is heads x head_dim wide, which need not be the hidden size (Gemma 3 270M: 4 x 256
         from 640), and keys and values have their own head count (1 in Gemma 3 270M)."""
@@ -143,10 +144,13 @@ class ModelShape:
     def params(self) -> int:
         return self.block_params + self.vocab * self.hidden * (1 if self.tied else 2)
 
+    def targeted_dims(self, targets: list[str]) -> list[tuple[int, int]]:
+        """(in, out) of each block module LoRA adapts: a target names a module by the last part of
+        its name, as peft matches it ("c_proj" adapts both of GPT-2's c_proj layers)."""
+        return [dims for name, dims in self.module_dims().items() if name.rsplit(".", 1)[-1] in targets]
+
     def lora_params(self, r: int, targets: list[str]) -> int:
-        # A target names a module by its last part ("c_proj" adapts both of GPT-2's c_proj layers).
-        return self.layers * sum(r * (a + b) for name, (a, b) in self.module_dims().items()
-                                 if name.rsplit(".", 1)[-1] in targets)
+        return self.layers * sum(r * (a + b) for a, b in self.targeted_dims(targets))
 
 
 def _llama(h: int, layers: int, heads: int, kv: int, i: int, vocab: int, tied: bool = False) -> ModelShape:
@@ -264,8 +268,7 @@ def estimate_memory(shape: ModelShape, *, micro_batch: int, max_length: int, che
     # Adapter weights + grads in the model dtype; fp32 master, grad and Adam m, v (partitioned by ZeRO>=1).
     fp32_state = 16 * lora if b == 2 else 12 * lora
     lora_bytes = 2 * b * lora + fp32_state / (workers if zero_stage >= 1 else 1)
-    dropout = (b + 1) * sum(a for name, (a, _) in shape.module_dims().items()
-                            if name.rsplit(".", 1)[-1] in targets) if lora_dropout > 0 else 0
+    dropout = (b + 1) * sum(a for a, _ in shape.targeted_dims(targets)) if lora_dropout > 0 else 0
     layer = b * (C_H * h + C_I * i) + dropout  # bytes saved per token by one layer
     head = TARGET_FRACTION * shape.vocab * (b + 8)  # logits, their fp32 log-softmax and its gradient
     per_token = (shape.layers * b * h + 2 * layer if checkpointing else shape.layers * layer) + head
