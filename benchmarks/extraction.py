@@ -2,7 +2,7 @@
 
 Naive (the authors' approach): one prompt at a time, the full CausalLM forward with
 `output_hidden_states=True`, every layer's [1, length, d] copied to the CPU, then the last token
-kept. Fast (runner.hidden_states.HiddenStateEncoder): length-sorted, left-padded batches through the
+kept. Fast (runner.inference.encoder.HiddenStateEncoder): length-sorted, left-padded batches through the
 bare decoder (no LM head), forward hooks keeping only the last position of each layer.
 
 Also prints the fast path's model FLOP rate, 2 x non-embedding parameters x real (unpadded)
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from runner.config import ModelConfig, load_config, preset_path
-from runner.hidden_states import HiddenStateEncoder
+from runner.inference.encoder import HiddenStateEncoder
 from runner.models import load_base_model, load_tokenizer, pick_device, pick_dtype, resolve_model
 
 

@@ -2,10 +2,9 @@
 
 The problem is one task of the paper: L layers x {pretrained, multitask} x control (pairwise measures)
 or L layers x 3 models (single measures), float32 activations with a few massive dimensions.
-  reference: one plain float64 function per (pair, layer), written from the definition the way a
-             paper's code does it (the authors' feature-space CKA, platonic-rep's k-NN code, an SVD of
-             each n x d matrix for SVCCA/PWCCA/PCA, Ding et al.'s d x d nuclear norm for Procrustes,
-             np.corrcoef + scipy's spearmanr for RSA), nothing shared between pairs or measures;
+  reference: tests/references.py (the tests' own references, one per measure): one plain float64
+             function per (pair, layer), written from the definition, nothing shared between pairs
+             or measures;
   engine:    analysis.suite.pairwise_frame / single_frame, one View per (model, layer) whose Grams,
              spectra, neighbour sets and ranks every pair (and, in the "all" row, every measure) shares.
 
@@ -27,181 +26,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.distance import cdist
-from scipy.stats import spearmanr
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.measures import list_measures, measure_info  # noqa: E402
 from analysis.suite import pairwise_frame, single_frame  # noqa: E402
+from tests.references import PAIRWISE_REFS, SINGLE_REFS  # noqa: E402
 
 PAIRS = [("pretrained", "control"), ("multitask", "control")]
 
 # ---------------------------------------------------------------- straightforward references (per pair, float64)
 
 
-def _c(x):
-    x = np.asarray(x, dtype=np.float64)
-    return x - x.mean(axis=0)
-
-
-def _unit_rows(x):
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def ref_linear_cka(x, y):  # the authors' per-pair feature-space call
-    x, y = _c(x), _c(y)
-    return np.linalg.norm(x.T @ y) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
-
-
-def _kornblith_center(k, unbiased):
-    k = k.copy()
-    n = k.shape[0]
-    if unbiased:
-        np.fill_diagonal(k, 0)
-        means = np.sum(k, 0) / (n - 2)
-        means -= np.sum(means) / (2 * (n - 1))
-        k -= means[:, None]
-        k -= means[None, :]
-        np.fill_diagonal(k, 0)
-    else:
-        means = np.mean(k, 0)
-        means -= np.mean(means) / 2
-        k -= means[:, None]
-        k -= means[None, :]
-    return k
-
-
-def _cka_grams(k, l, unbiased):
-    k, l = _kornblith_center(k, unbiased), _kornblith_center(l, unbiased)
-    return np.vdot(k, l) / (np.linalg.norm(k) * np.linalg.norm(l))
-
-
-def ref_debiased_cka(x, y):
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    return _cka_grams(x @ x.T, y @ y.T, True)
-
-
-def ref_rbf_cka(x, y, threshold=1.0):
-    def gram(a):
-        d2 = cdist(a, a, "sqeuclidean")
-        return np.exp(-d2 / (2 * threshold**2 * np.median(d2)))
-
-    return _cka_grams(gram(np.asarray(x, np.float64)), gram(np.asarray(y, np.float64)), False)
-
-
-def _knn(a, k):
-    s = a @ a.T
-    np.fill_diagonal(s, -1e8)
-    return np.argsort(-s, axis=1)[:, :k]
-
-
-def ref_mutual_knn(x, y, k=10):  # platonic-rep's mutual_knn
-    ka, kb = _knn(_unit_rows(x), k), _knn(_unit_rows(y), k)
-    n = len(ka)
-    ma, mb = np.zeros((n, n)), np.zeros((n, n))
-    np.put_along_axis(ma, ka, 1.0, axis=1)
-    np.put_along_axis(mb, kb, 1.0, axis=1)
-    return ((ma * mb).sum(axis=1) / k).mean()
-
-
-def ref_cknna(x, y, k=10):  # platonic-rep's cknna (unbiased), without its 1e-6
-    a, b = _unit_rows(x), _unit_rows(y)
-    kk, ll = a @ a.T, b @ b.T
-    n = len(kk)
-
-    def hsic_u(p, q):
-        pt, qt = p.copy(), q.copy()
-        np.fill_diagonal(pt, 0)
-        np.fill_diagonal(qt, 0)
-        return (np.sum(pt * qt.T) + pt.sum() * qt.sum() / ((n - 1) * (n - 2)) - 2 * np.sum(pt @ qt) / (n - 2)) / (n * (n - 3))
-
-    def mask(g):
-        h = g.copy()
-        np.fill_diagonal(h, -np.inf)
-        m = np.zeros_like(g)
-        np.put_along_axis(m, np.argsort(-h, axis=1)[:, :k], 1.0, axis=1)
-        return m
-
-    def sim(p, q):
-        m = mask(p) * mask(q)
-        return hsic_u(m * p, m * q)
-
-    return sim(kk, ll) / np.sqrt(sim(kk, kk) * sim(ll, ll))
-
-
-def _top_pcs(x, threshold=0.99):
-    u, s, _ = np.linalg.svd(_c(x), full_matrices=False)
-    k = int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), threshold - 1e-12) + 1)
-    return u[:, :k] * s[:k]
-
-
-def _cca(a, b):
-    qa, qb = np.linalg.qr(a)[0], np.linalg.qr(b)[0]
-    u, rho, vt = np.linalg.svd(qa.T @ qb, full_matrices=False)
-    return rho, qa @ u, qb @ vt.T
-
-
-def ref_svcca(x, y):
-    return _cca(_top_pcs(x), _top_pcs(y))[0].mean()
-
-
-def ref_pwcca(x, y):
-    a, b = _top_pcs(x), _top_pcs(y)
-    rho, ha, hb = _cca(a, b)
-    h, z = (ha, _c(x)) if a.shape[1] <= b.shape[1] else (hb, _c(y))
-    w = np.abs(h.T @ z).sum(axis=1)
-    return np.sum(w / w.sum() * rho)
-
-
-def ref_procrustes(x, y):  # Ding et al. (2021): the d x d nuclear norm
-    x, y = _c(x), _c(y)
-    x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
-    return np.linalg.norm(x.T @ y, ord="nuc")
-
-
-def ref_rsa(x, y):
-    iu = np.triu_indices(len(x), 1)
-    return spearmanr((1 - np.corrcoef(np.asarray(x, np.float64)))[iu], (1 - np.corrcoef(np.asarray(y, np.float64)))[iu]).statistic
-
-
-def ref_pca99(x, threshold=0.99):
-    s = np.linalg.svd(_c(x), compute_uv=False)
-    return int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), threshold - 1e-12) + 1)
-
-
-def ref_twonn_id(x, discard_fraction=0.1):
-    d = cdist(np.asarray(x, np.float64), np.asarray(x, np.float64))
-    np.fill_diagonal(d, np.inf)
-    r = np.partition(d, 1, axis=1)[:, :2]
-    mu = np.sort(r[:, 1] / r[:, 0])
-    n = len(mu)
-    keep = int(n * (1 - discard_fraction))
-    lx, ly = np.log(mu[:keep]), -np.log(1 - np.arange(keep) / n)
-    return lx @ ly / (lx @ lx)
-
-
-def ref_prompt_entropy(x):
-    z = _unit_rows(x)
-    k = z @ z.T
-    lam = np.linalg.eigvalsh(k / np.trace(k))
-    lam = lam[lam > 0]
-    return -np.sum(lam * np.log(lam))
-
-
-def ref_massive_ratio(x):
-    a = np.abs(np.asarray(x, np.float64))
-    return a.max() / np.median(a)
-
-
-REFERENCES = {
-    "linear_cka": ref_linear_cka, "debiased_cka": ref_debiased_cka, "rbf_cka": ref_rbf_cka,
-    "mutual_knn": ref_mutual_knn, "cknna": ref_cknna, "svcca": ref_svcca, "pwcca": ref_pwcca,
-    "procrustes": ref_procrustes, "rsa": ref_rsa, "pca99": ref_pca99, "twonn_id": ref_twonn_id,
-    "prompt_entropy": ref_prompt_entropy, "massive_ratio": ref_massive_ratio,
-}
+# One reference per measure, shared with the tests.
+REFERENCES = {**PAIRWISE_REFS, **SINGLE_REFS}
 
 # ---------------------------------------------------------------- the run
 

@@ -1,4 +1,4 @@
-"""Training step speed and memory: the project's trainer (runner.trainer) on random weights.
+"""Training step speed and memory: the project's trainer (runner.training.trainer) on random weights.
 
 Two cases, one line each:
 - full:  every sequence at max_length (no padding);
@@ -6,8 +6,8 @@ Two cases, one line each:
          max_length), grouped by length within windows of `training.length_window` batches.
 Each line has pad-fraction, tokens-per-s (padded slots) and real-tokens-per-s, mfu (6N FLOPs per
 real token against the dense matmul rate measured in this run: bf16 on a GPU, fp32 on a CPU; N =
-the transformer blocks' parameters), peak-memory-gib (GPU) and estimated-memory-gib (runner.memory).
-It first prints runner.memory's estimate beside the H200 measurements it was calibrated on.
+the transformer blocks' parameters), peak-memory-gib (GPU) and estimated-memory-gib (runner.training.memory).
+It first prints runner.training.memory's estimate beside the H200 measurements it was calibrated on.
 
     python benchmarks/train_step.py                       # tiny random Llama on CPU
     python benchmarks/train_step.py --shape smollm2-135m --batch 8 --max-length 48 --threads 1 --loss hf
@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import runner.trainer as trainer_mod  # noqa: E402
-from runner.batching import IGNORE, length_buckets, padding_fraction  # noqa: E402
+import runner.training.trainer as trainer_mod  # noqa: E402
 from runner.config import parse_config  # noqa: E402
-from runner.memory import GPUS, KNOWN_SHAPES, TARGET_FRACTION, ModelShape, calibration_rows, estimate_memory, gpu_named  # noqa: E402
-from runner.trainer import Base, Trainer, ensure_process_group  # noqa: E402
+from runner.training.batching import IGNORE, length_buckets, padding_fraction  # noqa: E402
+from runner.training.memory import GPUS, KNOWN_SHAPES, TARGET_FRACTION, ModelShape, calibration_rows, estimate_memory, gpu_named  # noqa: E402
+from runner.training.trainer import Base, Trainer, ensure_process_group  # noqa: E402
 
 SHAPES = {"tiny": None, "smollm2-135m": KNOWN_SHAPES["smollm2-135m"], "gemma3-270m": KNOWN_SHAPES["gemma3-270m"],
           "llama-2-7b": KNOWN_SHAPES["meta-llama/Llama-2-7b-hf"]}

@@ -141,7 +141,7 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
           f"{catalog.height - synthetic} from real text, {synthetic} generated (synthetic); pool sizes appear once "
           "a task's data is built (`layerwise prepare`)")
     if args.out:
-        from runner.store import atomic_write_parquet
+        from runner.artifacts.store import atomic_write_parquet
         atomic_write_parquet(catalog, Path(args.out) / "tasks.parquet")
 
 
@@ -162,14 +162,22 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
 
 
 class Session:
-    """What the closing line and an interrupt need to know: the stages, and which have finished."""
+    """One invocation's work under one lock: the experiments it runs, what has finished, and the
+    lines for the closing summary or an interrupt. `run`, each stage command and `sweep` use it."""
 
-    def __init__(self, exp, stages: tuple[str, ...]):
-        self.exp, self.stages, self.finished, self.current = exp, stages, [], None
+    def __init__(self, exps: list, stages: tuple[str, ...], out: Path, cells: list[str] | None = None):
+        self.exps, self.stages, self.out, self.cells = exps, stages, Path(out), cells
+        self.finished: list[str] = []   # stages finished (for every experiment)
+        self.cells_done: list[str] = []  # a sweep's cells through every stage
+        self.current: str | None = None
         self.started = time.time()
 
+    @property
+    def exp(self):
+        return self.exps[0]
+
     def run(self) -> None:
-        from runner.pipeline import run_stages
+        from runner.experiment import run_stages
 
         for name in self.stages:
             self.current = name
@@ -178,23 +186,28 @@ class Session:
         self.current = None
 
     def progress_line(self) -> str:
-        from runner.stages.train import pending_jobs
+        from runner.training.launch import pending_jobs
 
-        plan = self.exp.plan
-        done = [f"{name}" for name in self.finished]
+        done = list(self.finished)
+        if self.cells is not None:
+            done.append(f"{len(self.cells_done)} of {len(self.cells)} cells"
+                        + (f" ({', '.join(self.cells_done)})" if self.cells_done else ""))
         if self.current == "train" or (self.current is None and "train" not in self.finished):
-            left = len(pending_jobs(plan))
-            done.append(f"{len(plan.jobs) - left} of {len(plan.jobs)} models trained")
+            jobs = [job for exp in self.exps for job in exp.plan.jobs]
+            left = sum(len(pending_jobs(exp.plan)) for exp in self.exps)
+            done.append(f"{len(jobs) - left} of {len(jobs)} models trained")
         todo = [name for name in self.stages if name not in self.finished]
-        return (f"finished: {', '.join(done) or 'nothing'}; not done: {', '.join(todo) or 'nothing'}")
+        return f"finished: {', '.join(done) or 'nothing'}; not done: {', '.join(todo) or 'nothing'}"
 
 
-def _preflight(exp, stages: tuple[str, ...], first: str) -> None:
-    from runner.checks import check_experiment
+def _preflight(exp, stages: tuple[str, ...], first: str | None) -> None:
+    """Every check that needs no Ray; `first` None (a dry run) skips the check that earlier stages ran."""
+    from runner.preflight import check_experiment
     from runner.stages import check_inputs, preflight
 
     check_experiment(exp)
-    check_inputs(exp, first)
+    if first is not None:
+        check_inputs(exp, first)
     preflight(exp, stages)
 
 
@@ -213,40 +226,32 @@ def _summary(session: Session) -> str:
         tally = ", ".join(f"{n} {v}" for v, n in f["verdict"].value_counts().sort("verdict").iter_rows())
         lines.append(f"  findings ({exp.config.analysis.primary_measure}): {tally}")
     lines += [f"  needs attention: {note}" for note in exp.notes]
-    from runner.console import log_path
+    from runner.ops.console import log_path
 
     if log_path() is not None:
         lines.append(f"  full logs: {log_path().parent}")
     return "\n".join(lines)
 
 
-def _cmd_stages(args: argparse.Namespace) -> None:
-    from runner import console
-    from runner.dryrun import print_plan
-    from runner.lock import RunLock
-    from runner.pipeline import connect, prepare
+def _held(session: Session, args: argparse.Namespace, work, closing) -> None:
+    """The one way every entry point runs: preflight done, the lock on --out, the console, stale
+    temporaries cleared, Ray connected when a stage needs it, an honest interrupt, a closing line."""
+    from runner.artifacts.lock import RunLock, descendants
+    from runner.artifacts.store import remove_litter
+    from runner.experiment import connect
+    from runner.ops import console
     from runner.stages import STAGES
-    from runner.store import remove_litter
 
-    config, out = _load(args)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: is a file, not a folder; pass a folder path (it is created if missing)")
-    exp = prepare(config, out, build_data=not args.dry_run)
-    stages = tuple(STAGES) if args.command == "run" else (args.command,)
-    if args.dry_run:
-        print_plan(exp, stages)
-        return
-    _preflight(exp, stages, stages[0])
-    exp.plan.out.mkdir(parents=True, exist_ok=True)
-    with RunLock(exp.plan.out, command=" ".join(["layerwise", *sys.argv[1:]])):
-        console.setup(exp.plan.out / "logs", args.verbose)
-        remove_litter(exp.plan.out)
-        session = Session(exp, stages)
+    session.out.mkdir(parents=True, exist_ok=True)
+    with RunLock(session.out, command=" ".join(["layerwise", *sys.argv[1:]])) as lock:
+        console.setup(session.out / "logs", args.verbose)
+        remove_litter(session.out)
         try:
-            if any(STAGES[name].ray for name in stages):
-                connect(args.address, exp.plan.out / "logs", args.verbose)
+            if any(STAGES[name].ray for name in session.stages):
+                connect(args.address, session.out / "logs", args.verbose)
+                lock.record_processes(descendants())  # a local Ray's processes, for a later take-over
             try:
-                session.run()
+                work()
             except Exception as err:
                 if stop := _interruption(err):
                     raise stop from err
@@ -257,14 +262,33 @@ def _cmd_stages(args: argparse.Namespace) -> None:
             raise
         finally:
             console.save_ray_logs()
-        print(_summary(session), file=console.terminal())
+        print(closing(), file=console.terminal())
+
+
+def _cmd_stages(args: argparse.Namespace) -> None:
+    from runner.dryrun import print_plan
+    from runner.experiment import prepare
+    from runner.preflight import check_out
+    from runner.stages import STAGES
+
+    config, out = _load(args)
+    check_out(out)
+    exp = prepare(config, out, build_data=not args.dry_run)
+    stages = tuple(STAGES) if args.command == "run" else (args.command,)
+    if args.dry_run:
+        _preflight(exp, stages, None)
+        print_plan(exp, stages)
+        return
+    _preflight(exp, stages, stages[0])
+    session = Session([exp], stages, exp.plan.out)
+    _held(session, args, session.run, lambda: _summary(session))
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "fix your input" or "a known thing failed": shown as one line."""
+    from runner.artifacts.store import ArtifactError
     from runner.models import ModelUnavailableError
-    from runner.stages.train import TrainingFailed
-    from runner.store import ArtifactError
+    from runner.training.launch import TrainingFailed
     from tasks import TaskSourceError, UnknownTaskError
 
     return (ConfigError, UnknownTaskError, TaskSourceError, ModelUnavailableError, ArtifactError, TrainingFailed,
@@ -273,24 +297,37 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
     from runner.dryrun import print_plan
-    from runner.pipeline import connect
+    from runner.preflight import check_out
     from runner.stages import STAGES
     from runner.sweep import parse_ints, prepare_sweep, run_sweep
 
     config, out = _load(args)
+    check_out(out)
     ranks, seeds = parse_ints(args.lora_ranks, "--lora-ranks"), parse_ints(args.seeds, "--seeds")
     exps = prepare_sweep(config, out, ranks, seeds, build_data=not args.dry_run)
+    stages = tuple(STAGES)
+    for exp in exps.values():
+        _preflight(exp, stages, None if args.dry_run else stages[0])
     if args.dry_run:
         for cell, exp in exps.items():
             print(f"== cell {cell.label}")
-            print_plan(exp, tuple(STAGES))
+            print_plan(exp, stages)
         return
-    from runner import console
+    session = Session(list(exps.values()), stages, out, cells=[cell.label for cell in exps])
+    frames: dict = {}
 
-    console.setup(Path(out) / "logs", args.verbose)
-    connect(args.address, Path(out) / "logs", args.verbose)
-    frames = run_sweep(exps, out)
-    print(f"layerwise: sweep of {len(exps)} cells finished; {frames['cka'].height} CKA rows in {out / 'cka.parquet'}")
+    def work() -> None:
+        session.current = "train"
+        frames.update(run_sweep(exps, out, on_cell=session.cells_done.append))
+        session.finished.extend(stages)
+        session.current = None
+
+    def closing() -> str:
+        rows = frames["cka"].height if "cka" in frames else 0
+        return (f"layerwise: sweep of {len(exps)} cells finished in {time.time() - session.started:.0f}s; "
+                f"{rows} CKA rows in {out / 'cka.parquet'}")
+
+    _held(session, args, work, closing)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layerwise: error: {_message(err)}", file=_terminal())
         return 2
     except Exception as err:  # from inside Ray: unwrap to the cause, point at the full log
-        from runner.console import log_path
-        from runner.errors import one_line
+        from runner.ops.console import log_path
+        from runner.ops.errors import one_line
 
         where = f"; full log: {log_path()}" if log_path() else ""
         print(f"layerwise: error: {one_line(err)}{where}", file=_terminal())
@@ -329,14 +366,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _terminal():
-    from runner.console import terminal
+    from runner.ops.console import terminal
 
     return terminal()
 
 
 def _message(err: BaseException) -> str:
     """A user error's own one-line message, also when it comes back wrapped by Ray."""
-    from runner.errors import one_line
+    from runner.ops.errors import one_line
 
     text = one_line(err)
     for kind in _user_errors():

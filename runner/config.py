@@ -27,7 +27,7 @@ class _Section(BaseModel):
 class TinyModelConfig(_Section):
     """Shape of the random-initialised model used by tests (model.name: tiny-llama)."""
 
-    # The decoder family (runner.architectures.TESTED_FAMILIES): llama, qwen2, mistral, gemma, gpt_neox, gpt2.
+    # The decoder family (runner.models.architectures.TESTED_FAMILIES): llama, qwen2, mistral, gemma, gpt_neox, gpt2.
     family: str = "llama"
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(4, ge=1)
@@ -120,7 +120,7 @@ class TrainingConfig(_Section):
     # moves by less than that, about the noise of a small validation set, has reached a plateau.
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
-    # Per-worker micro-batch; null = the memory plan picks it (runner.memory). The global batch is
+    # Per-worker micro-batch; null = the memory plan picks it (runner.training.memory). The global batch is
     # kept by gradient accumulation.
     micro_batch_size: int | None = Field(None, ge=1)
     # Activation checkpointing: auto = only when the memory plan needs it to fit.
@@ -176,7 +176,7 @@ class ResourcesConfig(_Section):
     # Where Ray Train persists checkpoints; shared storage (s3://, a mount) on a cluster.
     storage_path: str | None = None
     # The training GPU, for the dry run's memory plan and GPU-hour estimate (on the workers the real
-    # device is queried): a name from runner.memory.GPUS ("A10G", "A100-80GB", "H100", ...) and/or
+    # device is queried): a name from runner.training.memory.GPUS ("A10G", "A100-80GB", "H100", ...) and/or
     # its memory in GiB (overrides the name's).
     gpu_type: str | None = None
     gpu_memory_gb: float | None = Field(None, gt=0)
@@ -318,11 +318,14 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file (presets live in experiments/: tiny, demo, paper)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; start from a preset (experiments/demo.yaml) or "
+                          "pass --config demo")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
     for dotted, value in (overrides or {}).items():

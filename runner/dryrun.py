@@ -18,12 +18,12 @@ def print_plan(exp, stages: tuple[str, ...]) -> None:
 
 
 def _print_gpu_estimate(exp) -> None:
-    from runner.estimate import forward_gpu_hours, job_estimates, totals
+    from runner.training.estimate import forward_gpu_hours, job_estimates, totals
 
     estimates = job_estimates(exp.plan)
     if estimates is None:
         print(f"GPU-hours: unknown (the shape of {exp.config.model.name!r} is not known offline; "
-              "add it to runner.memory.KNOWN_SHAPES)")
+              "add it to runner.training.memory.KNOWN_SHAPES)")
         return
     gpu = estimates[0].gpu
     total = totals(estimates)

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP
-from runner.config import ConfigError, ExperimentConfig
-from runner.pipeline import Experiment, prepare, run_stages
+from runner.artifacts.activations import read_task_reps
+from runner.artifacts.store import atomic_write_parquet
+from runner.config import AnalysisConfig, ConfigError, ExperimentConfig
+from runner.experiment import Experiment, prepare, run_stages
 from runner.stages import stages_after
-from runner.stages.analyze import read_task_reps
-from runner.store import atomic_write_parquet
 
 log = logging.getLogger("layerwise.sweep")
 
@@ -60,22 +61,26 @@ def prepare_sweep(base: ExperimentConfig, out: Path, ranks: list[int], seeds: li
             for cell in cells}
 
 
-def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: str) -> pl.DataFrame:
-    """CKA per layer between two controls of one task that differ only in their training seed."""
+def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: str, analysis: dict) -> pl.DataFrame:
+    """The configured primary measure per layer between two controls of one task that differ only in
+    their training seed: the same measure, parameters and standardising as the run's own noise floor
+    (analysis.suite.pairwise_frame). The column keeps the name `cka`; `measure` says which it is."""
     from analysis.align import align_and_mask
-    from analysis.cka import layerwise_cka
+    from analysis.suite import pairwise_frame
 
+    cfg = AnalysisConfig.model_validate(analysis)
+    primary = [(cfg.primary_measure, dict(cfg.measure_params.get(cfg.primary_measure, {})))]
     reps = {"a": read_task_reps(Path(activations_a), task)[CONTROL], "b": read_task_reps(Path(activations_b), task)[CONTROL]}
     _, aligned, dropped = align_and_mask(reps)
-    values = layerwise_cka(aligned["a"], aligned["b"])
-    return pl.DataFrame({"task": task, "cluster": cluster, "layer": list(range(len(values))), "cka": values,
-                         "n": aligned["a"].shape[1], "n_dropped": dropped})
+    sim = pairwise_frame(task, cluster, aligned, [("a", "b")], primary, standardize=cfg.standardize)
+    return (sim.sort("layer").select("measure", "task", "cluster", "layer", pl.col("value").alias("cka"), "n")
+            .with_columns(pl.lit(dropped).alias("n_dropped")))
 
 
 def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
     import ray
 
-    from runner.console import bar
+    from runner.ops.console import bar
 
     remote, pending = ray.remote(num_cpus=1)(seed_pair_cka), {}
     for rank in sorted({c.lora_rank for c in exps}):
@@ -83,7 +88,7 @@ def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
         for a, b in itertools.combinations(same_rank, 2):
             for task in exps[a].plan.tasks:
                 ref = remote.remote(str(exps[a].plan.activations_dir), str(exps[b].plan.activations_dir),
-                                           task.name, task.cluster)
+                                    task.name, task.cluster, exps[a].config.analysis.model_dump(mode="json"))
                 pending[ref] = (rank, a.seed, b.seed)
     if not pending:
         return None
@@ -102,8 +107,11 @@ def stack_cells(exps: dict[Cell, Experiment], name: str) -> pl.DataFrame | None:
     return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
-def run_sweep(exps: dict[Cell, Experiment], out: Path) -> dict[str, pl.DataFrame]:
-    from runner.stages.train import run_training
+def run_sweep(exps: dict[Cell, Experiment], out: Path,
+              on_cell: Callable[[str], None] = lambda label: None) -> dict[str, pl.DataFrame]:
+    """Train every cell's models in one Tune run, then run each cell's later stages; `on_cell` hears
+    of each cell that has finished."""
+    from runner.training.launch import run_training
 
     first = next(iter(exps.values()))
     run_training([(exp.plan, exp.splits) for exp in exps.values()], first.model_dir)
@@ -111,6 +119,7 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path) -> dict[str, pl.DataFrame
         log.info("sweep: cell %s", cell.label)
         exp._model_dir = first.model_dir  # one base model for every cell
         run_stages(exp, ("train", *stages_after("train")))  # train: writes the cell's training.parquet
+        on_cell(cell.label)
     frames = {name: frame for name in (CKA, EVAL, LAYER_MAP)
               if (frame := stack_cells(exps, name)) is not None}
     baseline = seed_baseline(exps)

@@ -5,40 +5,10 @@ import pytest
 import torch
 
 from analysis.cka import MIXED_MIN_WORK, cka_pairs, cross_layer_cka, layerwise_cka, linear_cka, rbf_cka
+from tests.references import ref_cka_of_grams as ref_cka
+from tests.references import ref_linear_gram, ref_rbf_gram
 
 # ---------------------------------------------------------------- independent reference
-
-
-def ref_hsic(k: np.ndarray, l: np.ndarray, debiased: bool) -> float:
-    """Biased: tr(KHLH)/(n-1)² (Gretton 2005). Debiased: Song et al. (2012), eq. (5), with K̃, L̃ the
-    Grams with zeroed diagonals: [tr(K̃L̃) + 1ᵀK̃1·1ᵀL̃1/((n-1)(n-2)) - 2/(n-2)·1ᵀK̃L̃1] / (n(n-3))."""
-    n = k.shape[0]
-    if not debiased:
-        h = np.eye(n) - np.ones((n, n)) / n
-        return np.trace(k @ h @ l @ h) / (n - 1) ** 2
-    kt, lt = k.copy(), l.copy()
-    np.fill_diagonal(kt, 0.0)
-    np.fill_diagonal(lt, 0.0)
-    one = np.ones(n)
-    return (
-        np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (one @ kt @ lt @ one)
-    ) / (n * (n - 3))
-
-
-def ref_cka(k: np.ndarray, l: np.ndarray, debiased: bool) -> float:
-    return ref_hsic(k, l, debiased) / np.sqrt(ref_hsic(k, k, debiased) * ref_hsic(l, l, debiased))
-
-
-def ref_linear_gram(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x @ x.T
-
-
-def ref_rbf_gram(x: np.ndarray, threshold: float) -> np.ndarray:
-    """exp(-|xi-xj|² / (2 (threshold · median distance)²)), the median over all n² squared distances."""
-    x = np.asarray(x, dtype=np.float64)
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    return np.exp(-d2 / (2.0 * threshold**2 * np.median(d2)))
 
 
 def related_pair(rng, n, d1, d2):

@@ -11,7 +11,7 @@ import polars as pl
 
 from analysis.roles import INPUTS
 from runner.config import load_config, preset_path
-from runner.pipeline import prepare
+from runner.experiment import prepare
 from runner.stages import analyze, report
 
 

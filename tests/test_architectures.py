@@ -12,7 +12,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, BertConfig, BertForMaskedLM, T5Config, T5ForConditionalGeneration
 
-from runner.architectures import (
+from runner.models.architectures import (
     TESTED_FAMILIES,
     LastTokenTaps,
     UnsupportedArchitecture,
@@ -20,7 +20,7 @@ from runner.architectures import (
     default_lora_targets,
     tiny_config,
 )
-from runner.batching import IGNORE, collate_left_padded, collate_training
+from runner.training.batching import IGNORE, collate_left_padded, collate_training
 
 SHAPE = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, vocab_size=128, max_positions=128)
 PAD = 0
@@ -93,10 +93,10 @@ def test_taps_on_left_padded_batch_equal_hf_hidden_states(family):
 
 @pytest.mark.parametrize("family", TESTED_FAMILIES)
 def test_one_lora_step_trains_adapters_and_leaves_base_frozen(family):
-    """The project's own training step (runner.trainer: peft LoRA on the family's default targets
+    """The project's own training step (runner.training.trainer: peft LoRA on the family's default targets
     inside a DeepSpeed ZeRO-2 engine) on each family."""
     from runner.config import load_config, preset_path
-    from runner.trainer import Base, Trainer, ensure_process_group
+    from runner.training.trainer import Base, Trainer, ensure_process_group
 
     ensure_process_group("cpu")
     exp = load_config(preset_path("tiny"), {"lora.target_modules": None, "training.lr": 1e-2})
@@ -190,12 +190,12 @@ class ScoringTokenizer(IdTokenizer):
 def test_the_lm_head_runs_only_where_a_token_is_scored():
     """Gemma 3's head is a 262k-wide projection, ~170M multiply-adds per position: training, option
     ranking and greedy generation must apply it only at the positions they score, and extraction
-    never (runner.trainer.target_loss, runner.scoring, runner.hidden_states)."""
+    never (runner.training.trainer.target_loss, runner.inference.scoring, runner.inference.encoder)."""
     from types import SimpleNamespace
 
-    from runner.hidden_states import HiddenStateEncoder
-    from runner.scoring import greedy_generate, option_logprobs
-    from runner.trainer import target_loss
+    from runner.inference.encoder import HiddenStateEncoder
+    from runner.inference.scoring import greedy_generate, option_logprobs
+    from runner.training.trainer import target_loss
 
     model = build("gemma3_text")
     seen: list[tuple[int, ...]] = []  # the leading shape of every input the head projects
@@ -229,7 +229,7 @@ def test_option_scores_with_a_shared_prompt_cache_equal_one_forward_per_option(f
     """The prompt's key/value cache, shared by its options and cropped back after each, gives the
     scores of a plain forward per (prompt, option), also when prompt + option pass Gemma 3's
     sliding window (8 tokens in the tiny model) and the window layers must give back what they dropped."""
-    from runner.scoring import option_logprobs
+    from runner.inference.scoring import option_logprobs
 
     model, tok = build(family), ScoringTokenizer()
     prompts = ["5 6 7 8 9 10 11 12 13", "14 15", "16 17 18 19 20 21"]

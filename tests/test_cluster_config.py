@@ -22,7 +22,7 @@ SHARED = "/mnt/shared"
 INSTANCES = {"m5.2xlarge": (8, 0), "m5.4xlarge": (16, 0), "g5.xlarge": (4, 1), "g5.2xlarge": (8, 1),
              "g5.12xlarge": (48, 4), "g6.2xlarge": (8, 1), "g6.12xlarge": (48, 4), "g6e.2xlarge": (8, 1),
              "g6e.12xlarge": (48, 4)}
-# The GPU of each instance family, as runner.memory.GPUS names it.
+# The GPU of each instance family, as runner.training.memory.GPUS names it.
 FAMILY_GPU = {"g5": "A10G", "g6": "L4", "g6e": "L40S"}
 
 
@@ -164,8 +164,8 @@ def test_the_paper_preset_fits_the_cluster_gpus(raw, tmp_path):
     """E and a control of the paper preset get a memory plan that fits the GPU of the node they land on,
     and keep their global batch."""
     from runner.config import load_config, preset_path
-    from runner.memory import GPUS, plan_job_memory
     from runner.plan import CONTROL, MULTITASK, TaskRef, make_plan
+    from runner.training.memory import GPUS, plan_job_memory
 
     config = load_config(preset_path("paper"))
     plan = make_plan(config, tmp_path, [TaskRef("rte", "nli")])

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from runner.config import ModelConfig, load_config, preset_path
-from runner.memory import GPUS, MemoryPlan, plan_job_memory
 from runner.models import ModelUnavailableError, pick_device, pick_dtype
-from runner.trainer import deepspeed_config
+from runner.training.memory import GPUS, MemoryPlan, plan_job_memory
+from runner.training.trainer import deepspeed_config
 
 
 def test_auto_picks_bf16_on_cuda_and_fp32_on_cpu():

@@ -150,8 +150,8 @@ def tiny_model_dir():
 
 
 def test_batched_scoring_matches_one_row_at_a_time(tiny_model_dir):
+    from runner.inference.scoring import greedy_generate, option_logprobs
     from runner.models import AdaptedModel
-    from runner.scoring import greedy_generate, option_logprobs
 
     m = AdaptedModel(tiny_model_dir, "cpu", torch.float32, {})
     rows = _toy_rows("rank", 0, 5) + [{"prompt": "Premise: a long sentence about a man and a guitar. Yes or no?",
@@ -163,8 +163,8 @@ def test_batched_scoring_matches_one_row_at_a_time(tiny_model_dir):
         assert single == pytest.approx(batched[row], abs=1e-3)  # padding changes nothing
         assert len(batched[row]) == len(o) and all(math.isfinite(v) and v < 0 for v in batched[row])
     # A prompt's cache shared by its options gives what one sequence per option gives.
-    from runner.batching import encode_example
-    from runner.scoring import _pair_scores, _split
+    from runner.inference.scoring import _pair_scores, _split
+    from runner.training.batching import encode_example
 
     encoded = [[_split(encode_example(m.tokenizer, p, o, 64)) for o in opts] for p, opts in zip(prompts, options)]
     per_pair = [[0.0] * len(o) for o in options]
@@ -180,9 +180,9 @@ def test_a_model_trained_on_a_task_beats_the_pretrained_model(tiny_model_dir, tm
     with the stage's own scoring code (adapter swapped in place, as in the actors)."""
     from peft import LoraConfig, get_peft_model
 
-    from runner.batching import collate_training, encode_example
+    from runner.inference.scoring import predict
     from runner.models import AdaptedModel, load_base_model, load_tokenizer
-    from runner.scoring import predict
+    from runner.training.batching import collate_training, encode_example
 
     started = time.time()
     tokenizer = load_tokenizer(tiny_model_dir)
@@ -250,7 +250,7 @@ def test_report_has_the_tables_3_4_analogue(tiny_run):
 
 
 def test_evaluate_skips_when_current_and_recomputes_nothing(tiny_run):
-    from runner.pipeline import prepare
+    from runner.experiment import prepare
     from runner.stages import evaluate
 
     exp = prepare(load_config(preset_path("tiny")), tiny_run)
@@ -264,7 +264,7 @@ def test_evaluate_skips_when_current_and_recomputes_nothing(tiny_run):
 
 def test_harness_is_skipped_offline_with_one_line(monkeypatch, caplog, tmp_path):
     from runner.data import select_tasks
-    from runner.harness import parse_harness_tasks, run_harness
+    from runner.inference.lm_eval import parse_harness_tasks, run_harness
     from runner.plan import make_plan
 
     assert parse_harness_tasks(["mmlu", "bbh", "arc_easy:5"]) == [("mmlu", 0), ("bbh", 3), ("arc_easy", 5)]
@@ -286,8 +286,8 @@ def test_generation_never_copies_the_lm_head_once_per_row(tiny_model_dir):
     from peft import LoraConfig, get_peft_model
     from torch.profiler import ProfilerActivity, profile
 
+    from runner.inference.scoring import greedy_generate
     from runner.models import AdaptedModel
-    from runner.scoring import greedy_generate
 
     m = AdaptedModel(tiny_model_dir, "cpu", torch.bfloat16, {})
     model = get_peft_model(m.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).eval()

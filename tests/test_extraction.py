@@ -4,7 +4,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from runner.config import load_config, preset_path
-from runner.hidden_states import HiddenStateEncoder
+from runner.inference.encoder import HiddenStateEncoder
 from runner.models import load_base_model, load_tokenizer, resolve_model
 
 PROMPTS = [

@@ -130,3 +130,89 @@ def test_second_run_is_refused_and_ctrl_c_stops_the_first_honestly(tmp_path):
     assert "re-run the same command to resume" in after[1]
     assert "== evaluate ==" not in after[1]  # no later stage starts
     assert "models trained" in after[1]
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("analysis.measures=[nosuch_measure]", "unknown measure 'nosuch_measure'"),
+    ("model.name=/nonexistent", "model.name '/nonexistent': no such folder"),
+    ("tasks.data_dir=/nonexistent-data", "tasks.data_dir '/nonexistent-data': no such folder"),
+])
+def test_dry_run_makes_the_checks_a_run_makes(tmp_path, override, expected):
+    extra = ["--set", "tasks.source=hub"] if "data_dir" in override else []
+    result = layerwise("run", "--dry-run", "--config", str(TINY), "--out", str(tmp_path / "out"), "--set", override,
+                       *extra, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr
+    assert "Traceback" not in result.stderr and lines[-1].startswith("layerwise: error:") and expected in lines[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_names_an_out_it_cannot_write(tmp_path):
+    result = layerwise("run", "--dry-run", "--config", str(TINY), "--out", "/proc/nope", timeout=120)
+    assert result.returncode == 2 and "Errno" not in result.stderr
+    assert "--out /proc/nope" in result.stderr and "writable folder" in result.stderr
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
+    result = layerwise("run", "--dry-run", "--config", str(TINY), "--out", str(tmp_path / "out"), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for stage in ("train:", "evaluate:", "extract:", "analyze:"):
+        assert any(line.startswith(stage) for line in result.stdout.splitlines()), result.stdout
+    assert "[todo]" in result.stdout and not (tmp_path / "out").exists()
+
+
+def test_an_empty_config_file_says_it_is_empty(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("\n# nothing here\n")
+    result = layerwise("run", "--dry-run", "--config", str(empty), "--out", str(tmp_path / "out"), timeout=120)
+    assert result.returncode == 2 and "the config file is empty" in result.stderr and str(empty) in result.stderr
+
+
+def test_tasks_lists_the_registry_and_writes_its_catalog(tmp_path):
+    import tasks as suite
+
+    result = layerwise("tasks", "--out", str(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    catalog = pl.read_parquet(tmp_path / "tasks.parquet")
+    assert catalog.height == len(suite.resolve_tasks("all"))
+    assert f"{catalog.height} tasks in {catalog['cluster'].n_unique()} clusters" in result.stdout
+    assert all(name in result.stdout for name in catalog["name"].head(5))
+
+
+def _start_sweep(out: Path) -> subprocess.Popen:
+    from tests.test_sweep import SMALL
+
+    return subprocess.Popen([sys.executable, "-m", "runner", "sweep", "--config", str(TINY), "--out", str(out),
+                             "--seeds", "0,1", *SMALL], cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_sweep_holds_its_out_and_ctrl_c_says_what_finished(tmp_path):
+    out = tmp_path / "sweep"
+    first = _start_sweep(out)
+    lines: list[str] = []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # wait until training is under way
+        line = first.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "best val loss" in line:
+            break
+    assert any("best val loss" in line for line in lines), "".join(lines)
+
+    started = time.monotonic()
+    second = subprocess.run([sys.executable, "-m", "runner", "sweep", "--config", str(TINY), "--out", str(out),
+                             "--seeds", "0,1"], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
+                            timeout=120)
+    assert time.monotonic() - started < 30
+    assert second.returncode == 2 and "in use by another layerwise run" in second.stderr, second.stderr
+    assert f"pid {first.pid}" in second.stderr and ".layerwise.lock" not in second.stdout
+
+    first.send_signal(signal.SIGINT)
+    _, rest = first.communicate(timeout=120)
+    assert first.returncode == 130, rest[-2000:]
+    after = rest.split("interrupted", 1)
+    assert len(after) == 2, rest
+    assert "0 of 2 cells" in after[1] and "models trained" in after[1]
+    assert "re-run the same command to resume" in after[1]

@@ -169,7 +169,7 @@ def ramp_by_kind() -> dict[str, pl.DataFrame]:
 
 
 def test_the_kinds_are_the_runners():
-    from runner import models
+    from runner.models import resolve as models
 
     assert (BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM_INIT) == (models.BASE, models.INSTRUCTION_TUNED, models.UNKNOWN,
                                                                models.RANDOM)

@@ -225,7 +225,7 @@ def test_submit_tiny_run(head: Head, tmp_path: Path):
     out = tmp_path / "tiny"
     cache = tmp_path / "cache"
     env_vars = {"LAYERWISE_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
-                # runner.pipeline.connect() re-sends LAYERWISE_CACHE and HF_HUB_OFFLINE in ray.init's
+                # runner.experiment.connect() re-sends LAYERWISE_CACHE and HF_HUB_OFFLINE in ray.init's
                 # runtime_env, and Ray 2.60 refuses a driver that repeats a job's env_vars key unless
                 # told to merge. Harmless once connect() skips the keys the job already sets.
                 "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}

@@ -24,3 +24,35 @@ def test_analysis_and_tasks_import_neither_ray_nor_the_runner():
     result = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "", f"analysis/ or tasks/ imported: {result.stdout.strip()}"
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_no_stage_imports_another_stage():
+    stages = sorted(p.stem for p in (ROOT / "runner" / "stages").glob("*.py") if p.stem != "__init__")
+    for stage in stages:
+        others = {f"runner.stages.{name}" for name in stages if name != stage}
+        leaked = _imports(ROOT / "runner" / "stages" / f"{stage}.py") & others
+        assert not leaked, f"runner/stages/{stage}.py imports {sorted(leaked)}; move shared code to its package"
+
+
+def test_no_module_is_looked_up_by_a_string_holding_its_name():
+    import re
+
+    # import_module / __import__ / "pkg.mod:attr" strings: a hidden dependency no reader or tool sees.
+    pattern = re.compile(r"import_module\(|__import__\(|[\"'](runner|analysis|tasks)\.(?!(parquet|yaml|json|html|png)[\"'])[a-z_.]+(:[A-Za-z_]+)?[\"']")
+    for package in ("runner", "analysis", "tasks"):
+        for path in (ROOT / package).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                assert not pattern.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"

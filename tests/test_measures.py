@@ -9,185 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.distance import cdist
-from scipy.stats import spearmanr
 
 from analysis.measures import PAPER_MEASURES, View, get_measure, list_measures, measure_info, register, registry, standardize
+from tests.references import (
+    PAIRWISE_REFS,
+    SINGLE_REFS,
+    ref_cca,
+    ref_mutual_knn_count,
+    ref_pca99,
+    ref_pca_scores,
+    ref_prompt_entropy,
+    ref_twonn,
+)
 
-PAIRWISE = ["linear_cka", "debiased_cka", "rbf_cka", "mutual_knn", "cknna", "svcca", "pwcca", "procrustes", "rsa"]
-SINGLE = ["pca99", "twonn_id", "prompt_entropy", "massive_ratio"]
-
-# ---------------------------------------------------------------- plain references, straight from the definitions
-
-
-def centre(x):
-    x = np.asarray(x, dtype=np.float64)
-    return x - x.mean(axis=0)
-
-
-def ref_hsic(k, l, debiased):
-    """Biased: tr(KHLH) (Gretton 2005). Debiased: Song et al. (2012) eq. 5 on zero-diagonal K̃, L̃."""
-    n = k.shape[0]
-    if not debiased:
-        h = np.eye(n) - np.ones((n, n)) / n
-        return np.trace(k @ h @ l @ h)
-    kt, lt = k.copy(), l.copy()
-    np.fill_diagonal(kt, 0.0)
-    np.fill_diagonal(lt, 0.0)
-    one = np.ones(n)
-    return (np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
-            - 2.0 / (n - 2) * (one @ kt @ lt @ one)) / (n * (n - 3))
-
-
-def ref_cka_of_grams(k, l, debiased=False):
-    return ref_hsic(k, l, debiased) / np.sqrt(ref_hsic(k, k, debiased) * ref_hsic(l, l, debiased))
-
-
-def ref_rbf_gram(x, threshold):
-    d2 = cdist(x, x, "sqeuclidean")
-    return np.exp(-d2 / (2.0 * threshold**2 * np.median(d2)))
-
-
-def ref_linear_cka(x, y):
-    return ref_cka_of_grams(x @ x.T, y @ y.T)
-
-
-def ref_debiased_cka(x, y):
-    return ref_cka_of_grams(x @ x.T, y @ y.T, debiased=True)
-
-
-def ref_rbf_cka(x, y, threshold=1.0, debiased=False):
-    return ref_cka_of_grams(ref_rbf_gram(x, threshold), ref_rbf_gram(y, threshold), debiased)
-
-
-def ref_neighbours(x, k):
-    """k nearest rows of each row by cosine, self excluded: a list of sets."""
-    z = x / np.linalg.norm(x, axis=1, keepdims=True)
-    s = z @ z.T
-    out = []
-    for i in range(len(x)):
-        order = [j for j in np.argsort(-s[i], kind="stable") if j != i]
-        out.append(set(order[:k]))
-    return out
-
-
-def ref_mutual_knn_count(x, y, k=10):
-    k = min(k, len(x) - 1)
-    return sum(len(a & b) for a, b in zip(ref_neighbours(x, k), ref_neighbours(y, k)))
-
-
-def ref_mutual_knn(x, y, k=10):
-    return ref_mutual_knn_count(x, y, k) / (len(x) * min(k, len(x) - 1))
-
-
-def ref_cknna(x, y, k=10):
-    """minyoungg/platonic-rep metrics.py `cknna` (unbiased), on L2-normalised rows, without its 1e-6."""
-    n = len(x)
-    kx = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (x / np.linalg.norm(x, axis=1, keepdims=True)).T
-    ly = (y / np.linalg.norm(y, axis=1, keepdims=True)) @ (y / np.linalg.norm(y, axis=1, keepdims=True)).T
-
-    def hsic_unbiased(a, b):
-        at, bt = a.copy(), b.copy()
-        np.fill_diagonal(at, 0.0)
-        np.fill_diagonal(bt, 0.0)
-        return (np.sum(at * bt.T) + at.sum() * bt.sum() / ((n - 1) * (n - 2)) - 2 * np.sum(at @ bt) / (n - 2)) / (n * (n - 3))
-
-    def topk_mask(g):
-        h = g.copy()
-        np.fill_diagonal(h, -np.inf)
-        idx = np.argsort(-h, axis=1)[:, :k]
-        m = np.zeros_like(g)
-        np.put_along_axis(m, idx, 1.0, axis=1)
-        return m
-
-    def sim(a, b):
-        mask = topk_mask(a) * topk_mask(b)
-        return hsic_unbiased(mask * a, mask * b)
-
-    return sim(kx, ly) / np.sqrt(sim(kx, kx) * sim(ly, ly))
-
-
-def ref_pca_scores(x, threshold):
-    """Scores on the top principal components explaining `threshold` of the variance (SVD of Xc)."""
-    u, s, _ = np.linalg.svd(centre(x), full_matrices=False)
-    ratio = np.cumsum(s**2) / np.sum(s**2)
-    k = int(np.searchsorted(ratio, threshold - 1e-12) + 1)
-    return u[:, :k] * s[:k]
-
-
-def ref_cca(a, b):
-    """Canonical correlations and x-side directions, classic form: Σaa^{-1/2} Σab Σbb^{-1/2} = P diag(ρ) Qᵀ."""
-    def inv_sqrt(m):
-        w, v = np.linalg.eigh(m)
-        return v @ np.diag(w**-0.5) @ v.T
-
-    saa, sbb, sab = a.T @ a, b.T @ b, a.T @ b
-    wa, wb = inv_sqrt(saa), inv_sqrt(sbb)
-    p, rho, qt = np.linalg.svd(wa @ sab @ wb)
-    return rho, wa @ p, wb @ qt.T
-
-
-def ref_svcca(x, y, threshold=0.99):
-    rho, _, _ = ref_cca(ref_pca_scores(x, threshold), ref_pca_scores(y, threshold))
-    return rho.mean()
-
-
-def ref_pwcca(x, y, threshold=0.99):
-    """Morcos et al. (2018) as google/svcca pwcca.py: variates of the side with fewer dimensions,
-    orthonormalised (QR), weights Σ_neurons |<h_i, z_j>|, normalised."""
-    a, b = ref_pca_scores(x, threshold), ref_pca_scores(y, threshold)
-    rho, dir_a, dir_b = ref_cca(a, b)
-    m = len(rho)
-    variates, neurons = (a @ dir_a[:, :m], centre(x)) if a.shape[1] <= b.shape[1] else (b @ dir_b[:, :m], centre(y))
-    p, _ = np.linalg.qr(variates)
-    weights = np.abs(p.T @ neurons).sum(axis=1)
-    return np.sum(weights / weights.sum() * rho)
-
-
-def ref_procrustes(x, y):
-    xn, yn = centre(x) / np.linalg.norm(centre(x)), centre(y) / np.linalg.norm(centre(y))
-    return np.linalg.svd(xn.T @ yn, compute_uv=False).sum()  # ||X̃ᵀỸ||_*
-
-
-def ref_rsa(x, y):
-    iu = np.triu_indices(len(x), 1)
-    return spearmanr((1 - np.corrcoef(x))[iu], (1 - np.corrcoef(y))[iu]).statistic
-
-
-def ref_pca99(x, threshold=0.99):
-    return ref_pca_scores(x, threshold).shape[1]
-
-
-def ref_twonn(x, discard_fraction=0.1):
-    d = cdist(x, x)
-    np.fill_diagonal(d, np.inf)
-    d.sort(axis=1)
-    mu = np.sort(d[:, 1] / d[:, 0])
-    n = len(mu)
-    keep = int(n * (1 - discard_fraction))
-    xs = np.log(mu[:keep])[:, None]
-    ys = -np.log(1 - np.arange(keep) / n)
-    return np.linalg.lstsq(xs, ys, rcond=None)[0][0]  # slope through the origin
-
-
-def ref_prompt_entropy(x, alpha=1.0):
-    z = x / np.linalg.norm(x, axis=1, keepdims=True)
-    k = z @ z.T
-    lam = np.linalg.eigvalsh(k / np.trace(k))
-    lam = lam[lam > 1e-15]
-    return -np.sum(lam * np.log(lam)) if alpha == 1 else np.log(np.sum(lam**alpha)) / (1 - alpha)
-
-
-def ref_massive_ratio(x):
-    return np.abs(x).max() / np.median(np.abs(x))
-
-
-PAIRWISE_REFS = {"linear_cka": ref_linear_cka, "debiased_cka": ref_debiased_cka, "rbf_cka": ref_rbf_cka,
-                 "mutual_knn": ref_mutual_knn, "cknna": ref_cknna, "svcca": ref_svcca, "pwcca": ref_pwcca,
-                 "procrustes": ref_procrustes, "rsa": ref_rsa}
-SINGLE_REFS = {"pca99": ref_pca99, "twonn_id": ref_twonn, "prompt_entropy": ref_prompt_entropy,
-               "massive_ratio": ref_massive_ratio}
-
+# From the registry, so a registered measure without a reference fails its agreement test.
+PAIRWISE = list_measures("pairwise")
+SINGLE = list_measures("single")
 
 def related_pair(rng, n, d1, d2, massive=True):
     """x with per-feature scales, offsets and (optionally) two massive dimensions; y a noisy nonlinear view of x."""
@@ -206,6 +43,11 @@ def random_orthogonal(rng, d):
 SHAPES = [(12, 5, 7), (40, 90, 60), (60, 25, 30), (150, 20, 12), (30, 200, 150)]
 
 # ---------------------------------------------------------------- registry
+
+
+def test_every_registered_measure_has_a_reference():
+    missing = sorted(set(list_measures()) - set(PAIRWISE_REFS) - set(SINGLE_REFS))
+    assert not missing, f"registered measures with no reference in tests/references.py: {missing}"
 
 
 def test_registry_lists_every_measure_with_its_record():

@@ -3,9 +3,10 @@ fits the paper's jobs on the GPUs the cluster uses and refuses what cannot fit i
 
 import pytest
 
-from runner.architectures import TESTED_FAMILIES
 from runner.config import ConfigError, load_config, preset_path
-from runner.memory import (
+from runner.models.architectures import TESTED_FAMILIES
+from runner.plan import CONTROL, MULTITASK, TaskRef, make_plan
+from runner.training.memory import (
     CALIBRATION,
     GPUS,
     H200_TOKENS_PER_S,
@@ -18,7 +19,6 @@ from runner.memory import (
     predicted_tokens_per_s,
     shape_of,
 )
-from runner.plan import CONTROL, MULTITASK, TaskRef, make_plan
 
 LLAMA2_7B = KNOWN_SHAPES["meta-llama/Llama-2-7b-hf"]
 
@@ -149,7 +149,7 @@ def test_gemma3_shape_matches_a_real_gemma3_model():
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from runner.architectures import tiny_config
+    from runner.models.architectures import tiny_config
 
     config = tiny_config("gemma3_text", hidden_size=48, num_layers=3, num_heads=4, intermediate_size=96, vocab_size=200,
                          head_dim=32, tie_word_embeddings=True)
@@ -183,7 +183,7 @@ def test_every_family_shape_counts_a_real_model_from_its_own_config(family):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from runner.architectures import decoder_layout, default_lora_targets, tiny_config
+    from runner.models.architectures import decoder_layout, default_lora_targets, tiny_config
 
     config = tiny_config(family, hidden_size=64, num_layers=3, num_heads=4, intermediate_size=96, vocab_size=256)
     with torch.device("meta"):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from runner import models
 from runner.config import ModelConfig
-from runner.models import (
+from runner.models import resolve as models
+from runner.models.resolve import (
     BASE,
     BUILTIN_KINDS,
     BUILTINS,
@@ -105,7 +105,7 @@ def test_a_gguf_converts_into_a_folder_the_project_loads_parsing_it_once(tmp_pat
     import gguf
     from transformers import AutoModelForCausalLM
 
-    from runner.architectures import tiny_config
+    from runner.models.architectures import tiny_config
 
     config = tiny_config("gemma3_text", hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
                          vocab_size=len(TOKENS), max_positions=128, tie_word_embeddings=True, pad_token_id=0,

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.roles import CONTROL, MULTITASK, UNSEEN
 from runner.config import load_config, preset_path
-from runner.pipeline import prepare
+from runner.experiment import prepare
 from runner.stages import STAGES
 
 
@@ -81,7 +81,7 @@ def test_every_stage_describes_itself_without_ray(demo):
 
 @pytest.mark.parametrize("memory", [24, 80])
 def test_paper_preset_jobs_fit_or_refuse_in_one_line(tmp_path, memory):
-    from runner.memory import plan_job_memory
+    from runner.training.memory import plan_job_memory
 
     exp = prepare(load_config(preset_path("paper"), {"resources.gpu_memory_gb": memory}), tmp_path)
     for job in exp.plan.jobs[:3]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,10 +19,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from runner import store
-from runner.errors import one_line
-from runner.lock import RunLock, RunLockedError
-from runner.store import (
+from runner.artifacts import store
+from runner.artifacts.lock import RunLock, RunLockedError, stop_left_behind
+from runner.artifacts.store import (
     SUCCESS,
     ArtifactError,
     atomic_dir,
@@ -32,6 +32,7 @@ from runner.store import (
     read_parquet,
     remove_litter,
 )
+from runner.ops.errors import one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,7 +247,7 @@ def _holder(out: Path, *, then: str = "time.sleep(60)") -> subprocess.Popen:
     """A real process holding RunLock(out); returns once it holds it."""
     code = textwrap.dedent(f"""
         import sys, time
-        from runner.lock import RunLock
+        from runner.artifacts.lock import RunLock
         lock = RunLock({str(out)!r}, command="layerwise run --out {out.name}").acquire()
         print("ready", flush=True)
         {then}
@@ -301,6 +302,57 @@ def test_stale_lock_of_a_killed_run_is_taken_over(tmp_path, caplog):
     assert not caplog.records
 
 
+def test_take_over_stops_what_the_killed_run_left_behind_by_pid(tmp_path):
+    # The holder starts a child in its own session (as ray.init starts its agents), records it in
+    # the lock, and is killed: the child is re-parented to init and lives on.
+    out = tmp_path / "demo"
+    proc = _holder(out, then=textwrap.dedent("""
+        import subprocess
+        from runner.artifacts.lock import descendants
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        lock.record_processes(descendants())
+        print(child.pid, flush=True)
+        time.sleep(60)
+    """).replace("\n", "\n        "))
+    child = int(proc.stdout.readline())
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # not recorded
+    try:
+        recorded = json.loads((out / ".layerwise.lock").read_text())["processes"]
+        assert [r["pid"] for r in recorded] == [child]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        os.kill(child, 0)  # still alive after its run died
+        with RunLock(out):
+            pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _running(child):
+            time.sleep(0.1)
+        assert not _running(child)
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_a_reused_pid_is_never_stopped(tmp_path):
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        assert stop_left_behind([{"pid": victim.pid, "created": 1.0}]) == []  # creation time differs
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+
+
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 # --- litter -------------------------------------------------------------------------------------
 
 
@@ -316,7 +368,7 @@ def test_litter_of_a_killed_run_is_removed_and_artifacts_kept(tmp_path):
     writer = _holder(out, then=textwrap.dedent(f"""
         import tempfile
         from pathlib import Path
-        from runner.store import atomic_dir
+        from runner.artifacts.store import atomic_dir
         out = Path({str(out)!r})
         tempfile.mkstemp(dir=out, prefix=".manifest.json.")  # as atomic_write_text leaves it
         (out / "cache").mkdir()
@@ -375,7 +427,7 @@ def test_one_line_unwraps_chains_and_train_wrappers():
 
 
 def test_errors_module_does_not_import_ray():
-    code = "import sys, runner.errors, runner.lock; assert not any(m.split('.')[0] == 'ray' for m in sys.modules)"
+    code = "import sys, runner.ops.errors, runner.artifacts.lock; assert not any(m.split('.')[0] == 'ray' for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 

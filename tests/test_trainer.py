@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from runner.batching import IGNORE, BatchSchedule, collate_training, length_buckets, padding_fraction
 from runner.config import load_config, preset_path
 from runner.models import resolve_model
-from runner.trainer import Base, Trainer, ensure_process_group, publish, target_loss
+from runner.training.batching import IGNORE, BatchSchedule, collate_training, length_buckets, padding_fraction
+from runner.training.trainer import Base, Trainer, ensure_process_group, publish, target_loss
 from tests.conftest import ROOT
 
 POISONED = "import sys; sys.modules['ray'] = None; sys.modules['polars'] = None; "
@@ -59,7 +59,7 @@ def lora_state(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 def test_trainer_imports_without_ray_or_polars():
-    result = subprocess.run([sys.executable, "-c", POISONED + "import runner.trainer, runner.memory"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-c", POISONED + "import runner.training.trainer, runner.training.memory"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -190,7 +190,7 @@ def test_the_seed_changes_init_order_and_dropout(base):
     assert any(not torch.equal(init_a[k], init_b[k]) for k in init_a if "lora_A" in k)
     assert [b.schedule.indices(s) for s in range(3)] != order_a
     b.close()
-    from runner.trainer import _step_seed
+    from runner.training.trainer import _step_seed
     assert _step_seed(0, 5, 0, 0) != _step_seed(1, 5, 0, 0) != _step_seed(1, 6, 0, 0)
 
 

@@ -11,7 +11,7 @@ read this table. Adding a stage is one record here plus one module in this packa
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -21,24 +21,50 @@ class Stage:
     name: str
     help: str
     needs: tuple[str, ...]  # the stages whose outputs it reads
-    key: str                # the plan attribute its outputs are keyed by
+    module: Callable[[], ModuleType]  # imports the stage's module on use
     ray: bool = True        # needs a Ray cluster (report does not)
 
     def load(self) -> ModuleType:
-        # Imported on use: `--dry-run` and one-line input errors never pay for Ray's import.
-        return importlib.import_module(f"runner.stages.{self.name}")
+        return self.module()
+
+
+# Imported on use, by plain imports: `--dry-run` and one-line input errors never pay for the stage
+# modules' imports (Ray, torch).
+def _train() -> ModuleType:
+    from runner.stages import train
+    return train
+
+
+def _evaluate() -> ModuleType:
+    from runner.stages import evaluate
+    return evaluate
+
+
+def _extract() -> ModuleType:
+    from runner.stages import extract
+    return extract
+
+
+def _analyze() -> ModuleType:
+    from runner.stages import analyze
+    return analyze
+
+
+def _report() -> ModuleType:
+    from runner.stages import report
+    return report
 
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("train", "LoRA-tune the multi-task model E, one control per task and the noise-floor controls",
-          needs=(), key="jobs"),
+          needs=(), module=_train),
     Stage("evaluate", "score pretrained, E and each control on every task's held-out test examples",
-          needs=("train",), key="evaluate_key"),
+          needs=("train",), module=_evaluate),
     Stage("extract", "last-token hidden states at every layer for pretrained, E and each control",
-          needs=("train",), key="extract_key"),
+          needs=("train",), module=_extract),
     Stage("analyze", "every selected measure, layer by layer, the noise floor and the findings, into Polars frames",
-          needs=("extract",), key="analyze_key"),
-    Stage("report", "figures and report.html from the frames", needs=("analyze",), key="analyze_key", ray=False),
+          needs=("extract",), module=_analyze),
+    Stage("report", "figures and report.html from the frames", needs=("analyze",), module=_report, ray=False),
 )}
 
 

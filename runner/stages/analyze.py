@@ -35,34 +35,13 @@ from analysis.roles import (
     TSNE,
     is_reseeded,
 )
+from runner.artifacts.activations import read_task_reps
+from runner.artifacts.store import atomic_write_parquet, is_current, loading, mark_done, stamp
 from runner.config import AnalysisConfig
 from runner.plan import Plan
-from runner.store import ArtifactError, atomic_write_parquet, is_current, loading, mark_done, stamp
 
 log = logging.getLogger("layerwise.analyze")
 MEASURED = (SIMILARITY, LAYER_STATS, CROSS_LAYER, TSNE, TASK_STATS)
-
-
-def _to_array(rows: pl.DataFrame, ids: list[str], where: str) -> np.ndarray:
-    layers = rows["layer"].n_unique()
-    if rows.height != layers * len(ids) or rows["example_id"].to_list() != ids * layers:
-        raise ArtifactError(f"{where} has ragged layers; delete the activations folder and re-run `layerwise extract`")
-    return rows["vector"].to_numpy().reshape(layers, len(ids), -1)
-
-
-def read_task_reps(activations: Path, task: str) -> dict[str, tuple[list[str], np.ndarray]]:
-    """model -> (example ids, [layers, n, d] float32) for one task."""
-    with loading(activations, "activations"):
-        frame = (pl.scan_parquet(activations / "*.parquet").filter(pl.col("task") == task)
-                 .select("model", "layer", "example_id", "vector").collect())
-    if frame.is_empty():
-        raise ArtifactError(f"{activations}: no activations for task {task!r}; re-run `layerwise extract`")
-    reps = {}
-    for (model,), rows in frame.group_by("model"):
-        rows = rows.sort("layer", "example_id")
-        ids = rows.filter(pl.col("layer") == rows["layer"].min())["example_id"].to_list()
-        reps[model] = (ids, _to_array(rows, ids, f"{activations}: task {task!r} model {model!r}"))
-    return reps
 
 
 def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
@@ -91,7 +70,7 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> d
     from analysis.align import align_and_mask
     from analysis.measures import measure_info
     from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
-    from runner import metrics
+    from runner.ops import metrics
 
     cfg = AnalysisConfig.model_validate(analysis)
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
@@ -141,7 +120,7 @@ def _gather(refs: dict, desc: str) -> list:
     """ray.get in completion order, with a progress bar naming what just finished."""
     import ray
 
-    from runner.console import bar
+    from runner.ops.console import bar
 
     results, progress = [], bar(len(refs), desc)
     while refs:

@@ -1,8 +1,8 @@
 """The `evaluate` stage: per-task scores of pretrained, E and every C_t (the paper's Tables 3-4).
 
 Each task is scored on its own held-out test split (disjoint from the probe set, forward templates
-only) by the paper's metric (runner.scoring). Rows stream through the shared inference actor
-(runner.actors) with the `Scoring` work plugged in; the driver turns the predictions into scores
+only) by the paper's metric (runner.inference.scoring). Rows stream through the shared inference actor
+(runner.inference.actor) with the `ScoreWork` (runner.inference.works) plugged in; the driver turns the predictions into scores
 with 95% bootstrap CIs and E - C_t gaps with paired CIs (analysis.scores), and writes
 <out>/eval.parquet, <out>/eval_gaps.parquet and <out>/eval_predictions.parquet, skipped when current.
 """
@@ -19,32 +19,12 @@ import pyarrow as pa
 
 from analysis.roles import EVAL
 from analysis.scores import gap_frame, score_frame
-from runner.config import ExperimentConfig
-from runner.models import AdaptedModel
+from runner.artifacts.store import atomic_write_parquet, is_current, mark_done, stamp
+from runner.inference.scoring import GENERATE, RANK
 from runner.plan import Plan, TaskRef
-from runner.scoring import GENERATE, RANK, predict
-from runner.store import atomic_write_parquet, is_current, mark_done, stamp
 
 log = logging.getLogger("layerwise.evaluate")
 FILES = (f"{EVAL}.parquet", "eval_gaps.parquet", "eval_predictions.parquet")
-
-
-class Scoring:
-    """Inference-actor work: one prediction per (row, model)."""
-
-    name = "evaluate"
-
-    def __init__(self, models: AdaptedModel, exp: ExperimentConfig):
-        self.models = models
-        self.options = {"max_new_tokens": exp.evaluation.max_new_tokens, "batch_size": exp.evaluation.batch_size,
-                        "max_length": exp.evaluation.max_length or exp.training.max_length}
-
-    def __call__(self, label: str, rows: pa.Table) -> pa.Table:
-        records = rows.to_pylist()
-        preds = predict(self.models.model, self.models.tokenizer, records, **self.options)
-        return pa.table({"example_id": pa.array([r["example_id"] for r in records], pa.string()),
-                         "model": pa.array([label] * len(records), pa.string()),
-                         "prediction": pa.array(preds, pa.string())})
 
 
 def eval_rows(splits: dict, refs: Sequence[TaskRef], generation_size: int | None = None) -> pl.DataFrame:
@@ -94,9 +74,9 @@ def describe(exp) -> list[str]:
 
 
 def run(exp) -> None:
-    from runner.actors import map_with_actors, model_passes
-    from runner.console import bar
-    from runner.harness import run_harness
+    from runner.inference.actor import map_with_actors, model_passes
+    from runner.inference.lm_eval import run_harness
+    from runner.ops.console import bar
 
     plan, cfg = exp.plan, exp.config
     if not cfg.evaluation.enabled:

@@ -1,7 +1,7 @@
 """The `extract` stage: last-token hidden states at every layer, streamed through Ray Data.
 
-The shared inference actor (runner.actors) runs the `Extraction` work, whose encoder
-(runner.hidden_states) keeps only the last position of each layer through forward hooks and never
+The shared inference actor (runner.inference.actor) runs the `ExtractWork` (runner.inference.works), whose encoder
+(runner.inference.encoder) keeps only the last position of each layer through forward hooks and never
 runs the LM head, on length-sorted, left-padded batches. Output: <out>/activations/<key>/*.parquet, one row per
 (example, model, layer), the vector a plain fixed-size list that Polars reads.
 """
@@ -13,39 +13,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-
-from runner.config import ExperimentConfig
-from runner.hidden_states import HiddenStateEncoder
-from runner.models import AdaptedModel
-from runner.store import atomic_dir, is_current, mark_done, stamp
+from runner.artifacts.store import atomic_dir, is_current, mark_done, stamp
 
 log = logging.getLogger("layerwise.extract")
-
-
-class Extraction:
-    """Inference-actor work: one row per (example, model, layer) with the last-token vector."""
-
-    name = "extract"
-
-    def __init__(self, models: AdaptedModel, exp: ExperimentConfig):
-        self.encoder = HiddenStateEncoder(models, exp.extraction.max_length, exp.extraction.batch_size)
-
-    def __call__(self, label: str, rows: pa.Table) -> pa.Table:
-        states = self.encoder.encode_current(rows.column("prompt").to_pylist())
-        ids, tasks = rows.column("example_id").to_pylist(), rows.column("task").to_pylist()
-        n, layers, d = states.shape
-        # Layer-major order keeps each (task, model, layer) slab contiguous for the readers.
-        flat = np.ascontiguousarray(states.transpose(1, 0, 2)).reshape(-1)
-        return pa.table({
-            "example_id": pa.array(ids * layers, pa.string()),
-            "task": pa.array(tasks * layers, pa.string()),
-            "model": pa.array([label] * (n * layers), pa.string()),
-            "layer": pa.array(np.repeat(np.arange(layers, dtype=np.int16), n)),
-            # A plain fixed-size list, not Ray's tensor extension, so Polars can read it.
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), d),
-        })
 
 
 def _inputs(plan) -> str:
@@ -65,7 +35,7 @@ def describe(exp) -> list[str]:
 
 def _watch(folder: Path, total: int, stop: threading.Event) -> None:
     """Progress from the files Ray Data has written so far (activations never pass the driver)."""
-    from runner.console import bar
+    from runner.ops.console import bar
 
     progress, seen = bar(total, "extract"), 0
     while not stop.wait(1.0):
@@ -79,8 +49,8 @@ def _watch(folder: Path, total: int, stop: threading.Event) -> None:
 def write_probe_texts(exp) -> Path:
     """<out>/probes.parquet: the rendered text of every probe and test example, so a reader can see
     what each model read (the prompts are a pure function of the config, so rewriting is cheap)."""
+    from runner.artifacts.store import atomic_write_parquet
     from runner.data import rendered_texts
-    from runner.store import atomic_write_parquet
 
     path = exp.plan.out / "probes.parquet"
     atomic_write_parquet(rendered_texts(exp.splits, list(exp.plan.tasks)), path)
@@ -89,8 +59,8 @@ def write_probe_texts(exp) -> Path:
 
 def run(exp) -> Path:
     """Write <out>/activations/<key>/*.parquet unless an identical extraction is already there."""
-    from runner.actors import blocks_of, map_with_actors, model_passes
     from runner.data import probe_frame
+    from runner.inference.actor import blocks_of, map_with_actors, model_passes
 
     plan, cfg = exp.plan, exp.config
     target = plan.activations_dir

@@ -26,7 +26,7 @@ from analysis.roles import (
     TSNE,
     UNSEEN_FRAME,
 )
-from runner.store import read_parquet
+from runner.artifacts.store import read_parquet
 
 log = logging.getLogger("layerwise.report")
 FRAMES = (CKA, SIMILARITY, LAYER_STATS, CROSS_LAYER, TSNE, TASK_STATS, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS,

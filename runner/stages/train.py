@@ -1,37 +1,23 @@
 """The `train` stage: E, every control C_t and the noise-floor controls as Ray Train runs, side by side.
 
-Each run is one `TorchTrainer` launched from a Ray Tune function trainable (the Ray 2.60 way to
-run many Train jobs at once; `Tuner(trainer)` is deprecated). The trial itself is only a driver,
-so it asks for no CPU; the trainer's workers hold the real resources, and Tune's concurrency
-limit keeps no more drivers in flight than the cluster can feed. When the runs are done,
+The launch lives in runner.training.launch. When the runs are done,
 <out>/training.parquet records every model: steps, examples seen, best validation loss, and
 whether it converged (stopped on a plateau) or hit its cap.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
 from pathlib import Path
 
 import polars as pl
 
 from analysis.roles import CONTROL, MULTITASK, TRAINING
-from runner.config import ExperimentConfig, stable_hash
-from runner.plan import Plan, TrainJob, TrainRun, group_runs
-from runner.store import SUCCESS, atomic_write_parquet, is_done
+from runner.artifacts.store import atomic_write_parquet, is_done
+from runner.plan import Plan
+from runner.training.launch import pending_jobs, run_training, training_frame
 
 log = logging.getLogger("layerwise.train")
-
-
-class TrainingFailed(RuntimeError):
-    pass
-
-
-def pending_jobs(plan: Plan) -> list[TrainJob]:
-    return [job for job in plan.jobs if not is_done(Path(job.out_dir), job.key)]
 
 
 def current(exp) -> bool:
@@ -40,7 +26,7 @@ def current(exp) -> bool:
 
 def preflight(exp) -> None:
     """Every GPU job's memory plan must fit before anything launches."""
-    from runner.memory import plan_job_memory
+    from runner.training.memory import plan_job_memory
 
     if exp.config.resources.gpus_per_worker:
         for job in exp.plan.jobs:
@@ -76,130 +62,6 @@ def _twins(plan: Plan) -> int:
     return sum(j.role == CONTROL and j.seed != plan.config.training.seed for j in plan.jobs)
 
 
-def max_concurrent(config: ExperimentConfig, runs: list[TrainRun]) -> int:
-    """The configured limit, or as many of the smallest runs as the cluster's resources hold."""
-    import ray
-
-    limit = config.resources.max_concurrent_jobs
-    if limit:
-        return limit
-    total = ray.cluster_resources()
-    smallest = min(runs, key=lambda r: r.workers)
-    fits = [total.get("CPU", 1) / (smallest.workers * smallest.cpus_per_worker)]
-    if smallest.gpus_per_worker:
-        fits.append(total.get("GPU", 0) / (smallest.workers * smallest.gpus_per_worker))
-    return max(1, math.floor(min(fits)))
-
-
-def _run_trainer(trial_config: dict, data_refs: dict, model_dir: str, storage: str, max_failures: int) -> None:
-    """Tune trial: drive one TorchTrainer (one run of one or more models) to the end."""
-    from ray import tune
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    from runner.train_worker import train_loop_per_worker
-
-    run = trial_config["run"]
-    on_gpu = run["gpus_per_worker"] > 0
-    resources = {"CPU": run["cpus_per_worker"], **({"GPU": run["gpus_per_worker"]} if on_gpu else {})}
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"run": run, "model_dir": model_dir,
-                           "data_refs": {job["key"]: data_refs[job["key"]] for job in run["jobs"]}},
-        # On GPUs, all of a run's workers share one node (E lands on the 4-GPU node, never on spot
-        # 1-GPU nodes, and its gradients all-reduce over NVLink, not the network).
-        scaling_config=ScalingConfig(num_workers=run["workers"], use_gpu=on_gpu, resources_per_worker=resources,
-                                     placement_strategy="STRICT_PACK" if on_gpu else "PACK"),
-        torch_config=TorchConfig(backend="nccl" if on_gpu else "gloo"),
-        # Named by content: a re-run of the same unfinished models resumes this run's checkpoints.
-        run_config=RunConfig(name=f"{run['id']}-{stable_hash([j['key'] for j in run['jobs']])}",
-                             storage_path=storage, failure_config=FailureConfig(max_failures=max_failures),
-                             # Resuming needs only the latest checkpoint; keeping every one filled
-                             # 7.6 GB per demo run.
-                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
-    )
-    trainer.fit()
-    # One report per finished model, from its done marker (the driver prints one line each).
-    for job in run["jobs"]:
-        info = json.loads((Path(job["out_dir"]) / SUCCESS).read_text())
-        tune.report({"model": job["id"], "role": job["role"], "steps": info.get("steps"),
-                     "best_val_loss": info.get("best_val_loss"), "converged": info.get("converged")})
-
-
-def run_training(cells: list[tuple[Plan, dict]], model_dir: str) -> list[TrainJob]:
-    """Train every unfinished model of one or more plans (a sweep's cells) in one Tune run.
-
-    `cells` pairs each plan with its task splits. Returns the models that were trained."""
-    import ray
-    from ray import tune
-
-    from runner.console import TuneProgress
-    from runner.data import training_payload
-    from runner.errors import one_line
-
-    runs, data_refs, trained = [], {}, []
-    for plan, splits in cells:
-        jobs = pending_jobs(plan)
-        for run in group_runs(jobs, plan.config.resources.controls_per_run):
-            runs.append(run.as_dict() | {"experiment": plan.config.model_dump(mode="json"),
-                                         "id": f"{plan.cell}{run.id}"})
-        data_refs |= {job.key: ray.put(training_payload(plan.config, job, splits)) for job in jobs}
-        trained += jobs
-    if not runs:
-        log.info("train: all %d models already trained, skipping", sum(len(p.jobs) for p, _ in cells))
-        return []
-    config = cells[0][0].config
-    res = config.resources
-    storage = res.storage_path or str(cells[0][0].out / "ray_storage")
-    trainable = tune.with_resources(
-        tune.with_parameters(_run_trainer, data_refs=data_refs, model_dir=model_dir, storage=storage,
-                             max_failures=res.max_failures),
-        # The trial only drives its trainer; the trainer's workers hold the real resources.
-        {"CPU": 0, "memory": 1})
-    limit = max_concurrent(config, [TrainRun(r["id"], (), r["workers"], r["cpus_per_worker"], r["gpus_per_worker"])
-                                    for r in runs])
-    log.info("train: %d models in %d Ray Train runs, up to %d at once", len(trained), len(runs), limit)
-    tuner = tune.Tuner(
-        trainable,
-        param_space={"run": tune.grid_search(runs)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=limit),
-        run_config=tune.RunConfig(name=f"train-{stable_hash([r['id'] for r in runs])}", storage_path=storage,
-                                  verbose=0, callbacks=[TuneProgress(len(trained), "train")]),
-    )
-    # Tune's own SIGINT handler would end the run "gracefully" and return unfinished results as if
-    # done; the CLI's handler stops the run and says what finished instead.
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    results = tuner.fit()
-    failed = [r for r in results if r.error]
-    if failed:
-        first = failed[0]
-        raise TrainingFailed(f"train: {len(failed)} of {len(runs)} runs failed; first: "
-                             f"{first.config['run']['id']}: {one_line(first.error)}")
-    return trained
-
-
-def training_frame(plan: Plan) -> pl.DataFrame:
-    """One row per model from its done marker, with E's exposure to each control's task."""
-    info = {job.id: json.loads((Path(job.out_dir) / SUCCESS).read_text()) for job in plan.jobs}
-    seen_by_multitask = info[MULTITASK].get("examples_by_task") or {}
-    rows = []
-    for job in plan.jobs:
-        i = info[job.id]
-        row = {"model": job.id, "label": job.label, "role": job.role, "tasks": ",".join(job.tasks),
-               "seed": job.seed, "steps": i.get("steps"), "min_steps": job.min_steps, "max_steps": job.max_steps,
-               "examples_seen": i.get("examples_seen"), "best_val_loss": i.get("best_val_loss"),
-               "converged": i.get("converged"), "stopped": i.get("stopped"), "seconds": i.get("seconds"),
-               "multitask_examples": None}
-        if job.role == CONTROL and job.tasks[0] in seen_by_multitask:
-            row["multitask_examples"] = seen_by_multitask[job.tasks[0]]
-        rows.append(row)
-    schema = {"model": pl.String, "label": pl.String, "role": pl.String, "tasks": pl.String, "seed": pl.Int64,
-              "steps": pl.Int64, "min_steps": pl.Int64, "max_steps": pl.Int64, "examples_seen": pl.Int64,
-              "best_val_loss": pl.Float64, "converged": pl.Boolean, "stopped": pl.String, "seconds": pl.Float64,
-              "multitask_examples": pl.Int64}
-    return pl.DataFrame(rows, schema=schema)
-
-
 def run(exp) -> None:
     trained = run_training([(exp.plan, exp.splits)], exp.model_dir)
     frame = training_frame(exp.plan)
@@ -209,4 +71,4 @@ def run(exp) -> None:
     stuck = frame.filter(~pl.col("converged").fill_null(False))
     if stuck.height:
         exp.notes.append(f"{stuck.height} of {frame.height} models stopped at their step cap without a plateau "
-                         f"(not converged): {', '.join(stuck['model'].to_list()[:6])}; see training.parquet")
+                         f"(not converged): {', '.join(stuck['model'].to_list())}; see training.parquet")

@@ -20,9 +20,9 @@ import time
 import polars as pl
 
 from analysis.roles import MULTITASK, PRETRAINED
+from runner.artifacts.store import atomic_write_parquet, is_done, mark_done
 from runner.config import stable_hash
 from runner.plan import Plan
-from runner.store import atomic_write_parquet, is_done, mark_done
 
 log = logging.getLogger("layerwise.evaluate")
 DEFAULT_SHOTS = {"mmlu": 0, "bbh": 3}

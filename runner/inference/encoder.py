@@ -4,7 +4,7 @@ Prompts are tokenised once, sorted by length and cut into batches of at most `ba
 and `max_tokens` padded tokens, so long prompts get small batches and short ones big batches,
 and almost no compute goes to padding. Rows are left-padded (the last real token at position -1,
 positions counted from the first real token). Forward hooks keep only the last position of each
-layer (runner.architectures.LastTokenTaps); the LM head never runs. States stay on the device
+layer (runner.models.architectures.LastTokenTaps); the LM head never runs. States stay on the device
 until the end: one copy to the host per call, not one per batch.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from runner.architectures import LastTokenTaps, decoder_layout
-from runner.batching import encode_prompt, left_pad
 from runner.models import AdaptedModel
+from runner.models.architectures import LastTokenTaps, decoder_layout
+from runner.training.batching import encode_prompt, left_pad
 
 
 def token_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:

@@ -235,7 +235,7 @@ def _publish(build_dir: Path, final: Path) -> Path:
 def _build_tiny(cfg: ModelConfig) -> Path:
     from transformers import AutoModelForCausalLM
 
-    from runner.architectures import tiny_config
+    from runner.models.architectures import tiny_config
 
     shape = cfg.tiny.model_dump()
     final = cache_root() / "models" / f"tiny-{cfg.tiny.family}-{stable_hash(shape)}"
@@ -408,40 +408,3 @@ def load_base_model(model_dir: str, device: str, dtype: torch.dtype):
 
 def _contiguous_inputs(module: torch.nn.Module, args: tuple) -> tuple:
     return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
-
-
-class AdaptedModel:
-    """One base model on one device with peft LoRA adapters swapped in place.
-
-    Adapters are loaded on first use; `use(None)` runs the bare base model (adapters disabled),
-    `use(name)` the base with that adapter. Shared by the stages that score or encode several
-    models (pretrained, E, every C_t) with one copy of the base weights.
-    """
-
-    def __init__(self, model_dir: str, device: str, dtype: torch.dtype, adapters: dict[str, str]):
-        self.tokenizer = load_tokenizer(model_dir)
-        self.device = device
-        self.adapter_paths = dict(adapters)
-        self.model = load_base_model(model_dir, device, dtype).eval()
-        if adapters:
-            from peft import PeftModel
-
-            from runner.store import loading
-
-            first = next(iter(adapters))
-            with loading(Path(adapters[first]), f"adapter {first}"):
-                self.model = PeftModel.from_pretrained(self.model, adapters[first], adapter_name=first).eval()
-
-    def use(self, adapter: str | None):
-        """A context manager under which `self.model` is the base (None) or base + `adapter`."""
-        import contextlib
-
-        if adapter is None:
-            return self.model.disable_adapter() if self.adapter_paths else contextlib.nullcontext()
-        if adapter not in self.model.peft_config:
-            from runner.store import loading
-
-            with loading(Path(self.adapter_paths[adapter]), f"adapter {adapter}"):
-                self.model.load_adapter(self.adapter_paths[adapter], adapter_name=adapter)
-        self.model.set_adapter(adapter)
-        return contextlib.nullcontext()

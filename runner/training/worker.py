@@ -1,4 +1,4 @@
-"""The Ray Train worker loop: `runner.trainer.Trainer` adapted to Ray Train.
+"""The Ray Train worker loop: `runner.training.trainer.Trainer` adapted to Ray Train.
 
 One function serves the multi-task model E (N workers) and every control C_t (one worker
 each), on CPU (fp32, gloo) and GPU (bf16, NCCL) alike. Ray's part is only this: the worker's
@@ -21,11 +21,11 @@ import ray
 import ray.train
 import torch
 
-from runner import metrics
+from runner.artifacts.store import is_done
 from runner.config import ExperimentConfig
 from runner.models import pick_device, pick_dtype
-from runner.store import is_done
-from runner.trainer import Base, Trainer, encode_payload, publish
+from runner.ops import metrics
+from runner.training.trainer import Base, Trainer, encode_payload, publish
 
 
 def train_loop_per_worker(config: dict) -> None:

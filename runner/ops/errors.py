@@ -46,7 +46,7 @@ def one_line(err: BaseException, keep: tuple[type[BaseException], ...] = ()) -> 
     """`<ExceptionType>: <first line of its message>` for the root cause of `err`, plus
     ` (worker log: <path>)` where Ray recorded one. Never raises.
 
-    Unwrapping stops at an instance of `keep` (and at `runner.store.ArtifactError`): errors whose
+    Unwrapping stops at an instance of `keep` (and at `runner.artifacts.store.ArtifactError`): errors whose
     message was written for the user, even when they were raised `from` a lower-level error.
     """
     try:
@@ -79,7 +79,7 @@ def _one_line(err: BaseException, keep: tuple[type[BaseException], ...]) -> str:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     try:
-        from runner.store import ArtifactError
+        from runner.artifacts.store import ArtifactError
     except Exception:
         return ()
     return (ArtifactError,)

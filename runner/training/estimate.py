@@ -6,7 +6,7 @@ trainer reached 58.8% MFU at the paper's setting (14,954 tokens/s, micro-batch 1
 counting 6N FLOPs per trained token (N = the transformer blocks' parameters; LoRA still runs the
 forward and both backward matmuls through the frozen weights, so 6N is what the measurement
 supports). Each job's MFU is the one measured at its memory plan's micro-batch and checkpointing
-(runner.memory.CALIBRATION); other GPUs are scaled by their dense bf16 peak (runner.memory.GPUS),
+(runner.training.memory.CALIBRATION); other GPUs are scaled by their dense bf16 peak (runner.training.memory.GPUS),
 which assumes they reach the H200's MFU. A forward-only pass (extraction, evaluation) costs 2N.
 """
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runner.config import ExperimentConfig
-from runner.memory import (
+from runner.plan import MULTITASK, Plan
+from runner.training.memory import (
     CALIBRATION,
     GPUS,
     MemoryPlan,
@@ -25,7 +26,6 @@ from runner.memory import (
     predicted_tokens_per_s,
     shape_of,
 )
-from runner.plan import MULTITASK, Plan
 
 # The paper's setting on the H200, for the dry run's one-line summary (kept for runner.dryrun).
 MFU = CALIBRATION[False][16][1]
@@ -56,7 +56,7 @@ def _shape(config: ExperimentConfig) -> ModelShape | None:
 
 
 def job_estimates(plan: Plan, gpu: str | None = None) -> list[JobEstimate] | None:
-    """One estimate per training job on `gpu` (default: resources.gpu_type, else runner.memory.DEFAULT_GPU);
+    """One estimate per training job on `gpu` (default: resources.gpu_type, else runner.training.memory.DEFAULT_GPU);
     None when the model's shape is unknown offline. A job that does not fit has memory.fits False."""
     cfg = plan.config
     shape = _shape(cfg)

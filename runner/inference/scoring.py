@@ -2,7 +2,7 @@
 stage's inference actors and directly by tests).
 
 - accuracy, classification: the OPTIONS are ranked by the summed log-probability of
-  ` option</s>` after the prompt, tokenised exactly as in training (runner.batching.encode_example);
+  ` option</s>` after the prompt, tokenised exactly as in training (runner.training.batching.encode_example);
   every (prompt, option) pair is one row of a right-padded, length-bucketed batch, and the LM head
   runs only at the positions that predict an option token;
 - rouge_l, bleu (and accuracy without options): batched greedy generation, capped at
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
-from runner.architectures import decoder_layout
-from runner.batching import IGNORE, collate_training, encode_example, encode_prompt, left_pad, length_buckets
+from runner.models.architectures import decoder_layout
+from runner.training.batching import IGNORE, collate_training, encode_example, encode_prompt, left_pad, length_buckets
 
 RANK, GENERATE = "rank", "generate"
 
@@ -36,7 +36,7 @@ def _split(encoded: tuple[list[int], list[int]]) -> tuple[list[int], list[int]]:
 def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]],
                     max_length: int, batch_size: int) -> list[list[float]]:
     """Summed log-probability of ` option</s>` after each prompt, for every option of every row,
-    tokenised exactly as in training (runner.batching.encode_example).
+    tokenised exactly as in training (runner.training.batching.encode_example).
 
     A prompt is encoded once and its key/value cache shared by all its options, which then cost
     only their own few tokens (`_shared_prompt_scores`); a row whose options truncate its prompt

@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.artifacts.store import Manifest
 from runner.config import ExperimentConfig
 from runner.data import load_all_splits, select_tasks, source_pool_sizes
 from runner.models import resolve_model
 from runner.plan import Plan, make_plan
-from runner.store import Manifest
 
 log = logging.getLogger("layerwise")
 QUIET_ENV = {
@@ -63,7 +63,7 @@ def prepare(config: ExperimentConfig, out: Path, cell: str = "", build_data: boo
 def connect(address: str | None = None, log_dir: Path | None = None, verbose: bool = False) -> None:
     """Attach to a cluster when an address is given (flag or RAY_ADDRESS), else start Ray in-process.
 
-    Workers' output is forwarded to the driver's stderr, which runner.console points at
+    Workers' output is forwarded to the driver's stderr, which runner.ops.console points at
     <out>/logs/console.log unless `verbose`; the terminal shows the runner's own lines."""
     import ray
 
@@ -80,7 +80,7 @@ def connect(address: str | None = None, log_dir: Path | None = None, verbose: bo
     job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}"))
     job_env = (job.get("runtime_env") or {}).get("env_vars") or {}
     env = {k: v for k, v in env.items() if k not in job_env}
-    from runner.console import quiet_ray
+    from runner.ops.console import quiet_ray
 
     quiet_ray(verbose)
     context = ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
@@ -88,7 +88,7 @@ def connect(address: str | None = None, log_dir: Path | None = None, verbose: bo
     log.debug("ray: %s, %s CPUs, %s GPUs, dashboard %s", "attached to " + address if address else "local",
               resources.get("CPU", 0), resources.get("GPU", 0), context.dashboard_url or "off")
     if log_dir is not None:
-        from runner.console import remember_ray_logs
+        from runner.ops.console import remember_ray_logs
 
         remember_ray_logs(log_dir)
 

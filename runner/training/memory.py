@@ -206,13 +206,13 @@ def shape_of(config: ExperimentConfig, model_dir: str | None = None) -> ModelSha
     if config.model.name in KNOWN_SHAPES:
         return KNOWN_SHAPES[config.model.name]
     raise ConfigError(f"model.name {config.model.name!r}: shape unknown offline; cache its config.json "
-                      "(`hf download MODEL config.json`) or add it to runner.memory.KNOWN_SHAPES")
+                      "(`hf download MODEL config.json`) or add it to runner.training.memory.KNOWN_SHAPES")
 
 
 def default_lora_targets(model_type: str) -> list[str]:
     """The architecture's LoRA targets (peft's per-model-type mapping); the one place to swap."""
     try:
-        from runner.architectures import default_lora_targets as lookup
+        from runner.models.architectures import default_lora_targets as lookup
     except ImportError:
         from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as mapping
 

@@ -1,5 +1,5 @@
 """The one inference actor: a base model loaded once, LoRA adapters swapped in place, a plan of
-passes per batch. Extraction and scoring are plug-ins ("works") that say what one pass computes.
+passes per batch. Extraction and scoring are plug-ins ("works", runner.inference.works) that say what one pass computes.
 
 For every Ray Data batch of rows (each row belongs to one task) the actor runs:
   pretrained (adapters off) on every row, E on every row, and each of the task's own controls
@@ -9,7 +9,6 @@ so the pretrained model, E and every C_t share one copy of the base weights per 
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ import pyarrow as pa
 import torch
 
 from analysis.roles import MULTITASK, PRETRAINED
-from runner import metrics
 from runner.config import ExperimentConfig
+from runner.inference.works import WORKS
 from runner.models import AdaptedModel, pick_device, pick_dtype
+from runner.ops import metrics
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class InferenceActor:
             torch.set_num_threads(max(1, round(exp.resources.cpus_per_worker)))
         self.models = AdaptedModel(model_dir, device, pick_dtype(exp.model, device, inference=True), adapters)
         self.passes = [ModelPass(p["label"], p["adapter"], tuple(p["tasks"]) if p["tasks"] else None) for p in passes]
-        self.work = work_class(work)(self.models, exp)
+        self.work = WORKS[work](self.models, exp)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         started = time.time()
@@ -76,15 +76,6 @@ class InferenceActor:
                 parts.append(self.work(model.label, batch.take(rows)))
         metrics.record_rows(self.work.name, batch.num_rows, time.time() - started)
         return pa.concat_tables(parts)
-
-
-# The plug-ins, by name: adding one is one entry here and a class with `name` and `__call__`.
-WORKS = {"extract": "runner.stages.extract:Extraction", "evaluate": "runner.stages.evaluate:Scoring"}
-
-
-def work_class(name: str) -> type:
-    module, attr = WORKS[name].split(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def blocks_of(table: pa.Table, actors: int, rows_per_batch: int) -> list[pa.Table]:

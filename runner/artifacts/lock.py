@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from runner.store import ArtifactError
+from runner.artifacts.store import ArtifactError
 
 LOCK_NAME = ".layerwise.lock"
 
@@ -121,7 +121,28 @@ class RunLock:
         if previous.get("pid"):
             log.info("took over a stale lock from pid %s on %s (a run started %s that did not release it)",
                      previous["pid"], previous.get("host", "an unknown host"), _when(previous.get("started")))
+            if previous.get("host") == socket.gethostname():
+                stopped = stop_left_behind(previous.get("processes") or [])
+                if stopped:
+                    log.info("stopped %d process(es) the dead run left behind: %s", len(stopped),
+                             ", ".join(map(str, stopped)))
         return self
+
+    def record_processes(self, pids: list[int]) -> None:
+        """Write the processes this run started (its local Ray) into the lock file, so that the run
+        that takes over a stale lock can stop what a killed run left behind, by PID."""
+        import psutil
+
+        if self._fd is None:
+            return
+        processes = []
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                processes.append({"pid": pid, "created": psutil.Process(pid).create_time()})
+        self.info["processes"] = processes
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, (json.dumps(self.info) + "\n").encode(), 0)
+        os.fsync(self._fd)
 
     def release(self) -> None:
         if self._fd is None:
@@ -155,6 +176,35 @@ class RunLock:
             elif not here:
                 who += f"; if {host} is down, its lock frees itself within about 90 s"
         return f"{self.out} is in use by another layerwise run ({who}); wait for it or pass another --out"
+
+
+def descendants() -> list[int]:
+    """Every living process this one started, directly or not (a local Ray's raylet, GCS, agents)."""
+    import psutil
+
+    return [child.pid for child in psutil.Process().children(recursive=True)]
+
+
+def stop_left_behind(processes: list[dict], grace_s: float = 5.0) -> list[int]:
+    """Terminate, then kill, the recorded processes that still run. A PID counts only when its
+    creation time matches the record, so a PID the system has since reused is never touched."""
+    import psutil
+
+    alive = []
+    for record in processes:
+        with contextlib.suppress(psutil.Error, KeyError, TypeError, ValueError):
+            proc = psutil.Process(int(record["pid"]))
+            if abs(proc.create_time() - float(record["created"])) < 0.01:
+                alive.append(proc)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, still = psutil.wait_procs(alive, timeout=grace_s)
+    for proc in still:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(still, timeout=grace_s)
+    return [proc.pid for proc in alive]
 
 
 def _forget_after_fork() -> None:

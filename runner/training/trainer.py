@@ -2,7 +2,7 @@
 
 `Trainer` trains one job (E or a control) on one rank of a data-parallel group that already
 exists (Ray Train makes it on the cluster; `ensure_process_group` makes a one-process group for
-tests and benchmarks). `runner.train_worker` adapts it to Ray: context, checkpoints, reports.
+tests and benchmarks). `runner.training.worker` adapts it to Ray: context, checkpoints, reports.
 
 - Batches are a pure function of the step (`BatchSchedule`), and dropout is seeded per
   (step, rank, micro-batch), so a job resumed from a checkpoint ends bit-identical.
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runner.batching import IGNORE, BatchSchedule, collate_training, encode_example, length_buckets, padding_fraction
 from runner.config import ExperimentConfig
-from runner.memory import MemoryPlan, ModelShape, gpu_named, lora_targets, plan_job_memory
+from runner.training.batching import IGNORE, BatchSchedule, collate_training, encode_example, length_buckets, padding_fraction
+from runner.training.memory import MemoryPlan, ModelShape, gpu_named, lora_targets, plan_job_memory
 
 GIB = 2**30
 Encoded = tuple[list[int], list[int]]
@@ -436,7 +436,7 @@ def publish(trainer: Trainer, out_dir: Path) -> dict:
     atomic rename, then the done marker. Returns the marker's info."""
     import polars as pl
 
-    from runner.store import atomic_dir, atomic_write_parquet, mark_done
+    from runner.artifacts.store import atomic_dir, atomic_write_parquet, mark_done
 
     trainer.restore_best()
     info = trainer.summary()

@@ -105,7 +105,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 def remove_litter(out: Path) -> list[Path]:
     """Delete the temps that killed writers left anywhere under `out`; return what was removed.
 
-    Call it only while holding `runner.lock.RunLock(out)`: the lock proves that no live run is
+    Call it only while holding `runner.artifacts.lock.RunLock(out)`: the lock proves that no live run is
     writing under `out`, so every temp there is dead. Finished artifacts never match the temp
     pattern (`.<name>.<8 random chars>`, `.build-<8 random chars>`), and hidden folders that are
     not temps (e.g. `.git`) are not entered.
@@ -460,9 +460,17 @@ class Manifest:
 
     def _load(self) -> dict:
         try:
-            return json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
             return {}
+        except (OSError, ValueError) as err:
+            log.warning("%s is damaged (%s); rebuilding it (its stage timings are lost, the artifacts are not)",
+                        self.path, _first_line(err))
+            return {}
+        if not isinstance(data, dict):
+            log.warning("%s is damaged (not a JSON object); rebuilding it", self.path)
+            return {}
+        return data
 
     def record(self, stage: str, seconds: float, **info: object) -> None:
         self.data["stages"][stage] = {"seconds": round(seconds, 3), "finished": time.time(), **info}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from runner.config import ConfigError
 from runner.models import check_model_location
+from runner.models.resolve import BUILTINS, TINY, looks_like_path
 
 
 def check_measures(exp) -> None:
@@ -44,7 +48,45 @@ def check_sizes(exp) -> None:
                               f"of {where}")
 
 
+def check_hub_model(exp) -> None:
+    """A hub id must be in the local HF cache or answer from the hub, before Ray starts."""
+    cfg = exp.config.model
+    if cfg.name == TINY or cfg.name in BUILTINS or looks_like_path(cfg.name):
+        return
+    from runner.models.resolve import _check_hub
+
+    _check_hub(cfg)
+
+
+def check_data_dir(exp) -> None:
+    data_dir = exp.config.tasks.data_dir
+    if exp.config.tasks.source in ("hub", "flan_submix") and data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise ConfigError(f"tasks.data_dir {data_dir!r}: no such folder; pass the folder holding the hub's Parquet "
+                          "copies (<data_dir>/<hub id>/<config>/<split>/*.parquet) or drop tasks.data_dir")
+
+
+def check_out(out: Path) -> None:
+    """--out must be a folder this process can create and write."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; pass a folder path (it is created if missing)")
+    existing = next(parent for parent in (out, *out.parents) if parent.exists())
+    try:  # a real write: permission bits say nothing for root, or on /proc and read-only mounts
+        if not existing.is_dir():
+            raise NotADirectoryError(existing)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
+        raise ConfigError(f"--out {out}: {existing} is not a writable folder; pass a folder you can write "
+                          "(it is created if missing)") from None
+
+
 def check_experiment(exp) -> None:
+    """Every check of the inputs a run makes before Ray starts (a dry run makes the same ones)."""
+    check_out(exp.plan.out)
     check_model_location(exp.config.model)
+    check_hub_model(exp)
+    check_data_dir(exp)
     check_sizes(exp)
     check_measures(exp)
+
