@@ -14,14 +14,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib.figure import Figure
 
-from analysis.figures.cka import cka_boxplots, cluster_grid, cross_layer_heatmaps, layer_map_figure, representative_clusters
+from analysis.figures.registry import drawn, frames_needed
+from analysis.figures.report_figures import SCORE_CKA
 from analysis.findings import DIMENSIONS_CLAIM
 from analysis.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, task_provenance
 from analysis.layer_map import has_structure, layer_ranges
@@ -30,7 +31,6 @@ from analysis.roles import (
     CKA,
     CONTROL,
     CORRELATIONS,
-    CROSS_LAYER,
     EVAL,
     FINDINGS,
     GAPS,
@@ -45,9 +45,10 @@ from analysis.roles import (
     SIMILARITY,
     TASK_STATS,
     TRAINING,
-    TSNE,
     UNSEEN,
+    UNSEEN_FRAME,
 )
+from analysis.scores import score_cka_frames
 
 REQUIRED_CKA_COLUMNS = ("experimental", "task", "cluster", "layer", CKA)
 MOVEMENT_BAR = 5.0  # the controls must move at least this many times their seed-to-seed distance
@@ -376,85 +377,22 @@ def headline_numbers(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str]
     return rows
 
 
-# ---------------------------------------------------------------- figures
+# ---------------------------------------------------------------- frames read
+
+# The frames the sections read (the figures declare theirs with @figure), and the frames the report
+# derives itself from others (score_cka joins evaluate's scores with analyze's frames, which may
+# have run in either order).
+SECTION_FRAMES = (CKA, INPUTS, FINDINGS, TRAINING, MOVEMENT, SEED_BASELINE, TASK_STATS, GAPS, LAYER_MAP, SIMILARITY,
+                  LAYER_STATS, CORRELATIONS, UNSEEN_FRAME, EVAL, "eval_gaps", HARNESS)
+DERIVED = {SCORE_CKA: (EVAL, CKA, LAYER_MAP)}
 
 
-def _figures(frames: Mapping[str, pl.DataFrame], primary: str,
-             labels: Mapping[str, str]) -> list[tuple[str, str, Callable[[], Figure]]]:
-    from analysis.figures import correlation, measures, tsne
-
-    cka = frames[CKA]
-    lm = _primary(frames, LAYER_MAP, primary)
-    lm = lm if has_structure(lm) else None
-    floor = frames.get(SEED_BASELINE)
-    seen = cka.filter(pl.col("cluster") != UNSEEN)
-    unseen = cka.filter(pl.col("cluster") == UNSEEN)
-    clusters = sorted(seen["cluster"].unique().to_list())
-    half = (len(clusters) + 1) // 2
-    figs: list[tuple[str, str, Callable[[], Figure]]] = []
-    if not seen.is_empty():
-        figs.append(("fig2_cka_by_layer", f"Figure 2 analogue: {primary} between each experimental model and the "
-                     "single-task controls, per layer; boxes: spread across seen tasks; grey band: the seed-to-seed "
-                     "noise floor (C_t against C_t retrained with another seed).",
-                     lambda: cka_boxplots(seen, lm, "Similarity with single-task controls, seen tasks", floor)))
-        rep = representative_clusters(seen)
-        figs.append(("fig3_cka_representative_clusters", "Figure 3 analogue: the two clusters best and the two worst "
-                     "encoded by the pre-trained model.",
-                     lambda: cluster_grid(seen, rep, lm, "By task cluster (representative)", floor)))
-        figs.append(("fig8_cka_clusters_1", "Figure 8 analogue: per cluster, first half.",
-                     lambda: cluster_grid(seen, clusters[:half], lm, "By task cluster (1/2)", floor)))
-        if clusters[half:]:
-            figs.append(("fig9_cka_clusters_2", "Figure 9 analogue: per cluster, second half.",
-                         lambda: cluster_grid(seen, clusters[half:], lm, "By task cluster (2/2)", floor)))
-    gaps = frames.get(GAPS)
-    if gaps is not None:
-        seen_gaps = gaps.filter((pl.col("measure") == primary) & (pl.col("group") == "seen"))
-        figs.append(("layer_map", "Layer map: mean similarity of both models to C_t, their gap with its 95% CI, and "
-                     "the noise floor; change points only where the gap stands above the floor.",
-                     lambda: layer_map_figure(seen_gaps, _primary(frames, LAYER_MAP, primary), primary)))
-    if frames.get(LAYER_MAP) is not None and frames[LAYER_MAP]["measure"].n_unique() > 1:
-        figs.append(("layer_map_by_measure", "The layer map under every selected pairwise measure.",
-                     lambda: measures.maps_by_measure(frames[LAYER_MAP])))
-    similarity = frames.get(SIMILARITY)
-    if similarity is not None and similarity["standardized"].n_unique() > 1:
-        figs.append(("standardize_effect", f"{primary} on raw against z-scored features (analysis.standardize).",
-                     lambda: measures.standardize_effect(similarity, primary)))
-    if frames.get(LAYER_STATS) is not None:
-        figs.append(("fig5_layer_measures", "Figure 5 analogue and beyond: every per-layer measure of the pretrained "
-                     "model, E and C_t (the principal-components panel is the paper's Figure 5).",
-                     lambda: measures.layer_stats_grid(frames[LAYER_STATS], lm, dict(labels))))
-    corr = frames.get(CORRELATIONS)
-    if corr is not None:
-        for stem, covariate, label in (("fig6a_corr_flesch_kincaid", "flesch_kincaid", "Figure 6a analogue: Flesch-Kincaid"),
-                                       ("fig6b_corr_coleman_liau", "coleman_liau", "Figure 6b analogue: Coleman-Liau"),
-                                       ("fig10_corr_data_size", "train_size", "Figure 10 analogue: training-set size")):
-            values = corr.filter(pl.col("measure") == covariate)["pearson_r"]
-            if values.is_not_nan().any():  # a constant covariate (equal data sizes) has no correlation to draw
-                figs.append((stem, f"{label}. Pearson r across tasks between the primary measure and the covariate, "
-                             "per layer (filled: p < 0.05; dashed: Spearman).",
-                             lambda c=covariate, t=label: correlation.correlation_figure(corr, c, lm, t)))
-    if not unseen.is_empty():
-        figs.append(("fig7_cka_unseen", "Figure 7 analogue: tasks held out of multi-task training.",
-                     lambda: cka_boxplots(unseen, lm, "Similarity with single-task controls, unseen tasks", floor)))
-    if TSNE in frames:
-        ts = frames[TSNE]
-        figs.append(("fig4_tsne_selected_layers", "Figure 4 analogue: t-SNE of every task's probes, coloured by cluster.",
-                     lambda: tsne.tsne_grid(ts, tsne.selected_layers(ts, lm), "t-SNE, selected layers")))
-        for stem, model, num in (("fig11_tsne_pretrained", PRETRAINED, 11), ("fig12_tsne_multitask", MULTITASK, 12)):
-            if (ts["model"] == model).any():
-                figs.append((stem, f"Figure {num} analogue: t-SNE of the {model} model at every layer computed.",
-                             lambda m=model: tsne.tsne_model_grid(ts, m)))
-    score_cka = frames.get("score_cka")
-    if score_cka is not None and not score_cka.is_empty():
-        from analysis.figures.scores import score_cka_figure
-
-        layers = sorted(score_cka["layers"][0]) if "layers" in score_cka.columns else []
-        figs.append(("score_vs_cka_transition", "Task score against similarity to the control over the transition layers.",
-                     lambda: score_cka_figure(score_cka, layers)))
-    if CROSS_LAYER in frames:
-        figs.append(("cross_layer_cka", "Cross-layer similarity (beyond the paper): every experimental layer against "
-                     "every control layer, mean over tasks.", lambda: cross_layer_heatmaps(frames[CROSS_LAYER])))
-    return figs
+def frames_read() -> tuple[str, ...]:
+    """Every <out>/<name>.parquet the report reads: the sections' frames and every registered figure's."""
+    names = [*SECTION_FRAMES]
+    for name in frames_needed():
+        names += DERIVED.get(name, (name,))
+    return tuple(dict.fromkeys(names))
 
 
 def _png(fig: Figure) -> bytes:
@@ -492,7 +430,9 @@ def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], primary: str
     parts += robustness_section(frames, primary)
     parts += eval_section(frames)
     parts.append("<h2 id='figures'>Figures</h2>")
-    for stem, caption, build in _figures(frames, primary, labels or {}):
+    if SCORE_CKA not in frames:
+        frames = {**frames, **score_cka_frames(frames, primary)}
+    for stem, caption, build in drawn(frames, primary, labels or {}):
         png = _png(build())
         (fig_dir / f"{stem}.png").write_bytes(png)
         parts.append(f"<figure id='{stem}'><img alt='{_esc(stem)}' src='data:image/png;base64,"

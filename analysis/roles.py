@@ -1,6 +1,7 @@
 """The study's vocabulary: the models compared, the held-out cluster and the frames, named once.
 
-`runner/` imports these names; nothing in `analysis/` or `runner/` spells them out again.
+`analysis/` and `runner/` import these names rather than spell them; the reports' prose and the
+frames' documented column values still read "pretrained", "multitask" and "control".
 """
 
 from __future__ import annotations

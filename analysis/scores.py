@@ -11,12 +11,12 @@ Every score is on a 0-100 scale, as in the paper:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
 
-from analysis.roles import CONTROL, MULTITASK, PRETRAINED
+from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP, MULTITASK, PRETRAINED
 
 METRICS = ("accuracy", "rouge_l", "bleu")
 EVAL_COLUMNS = ("model", "task", "cluster", "metric", "score", "ci_low", "ci_high", "n")
@@ -175,3 +175,17 @@ def score_cka_frame(scores: pl.DataFrame, cka: pl.DataFrame, layers: Sequence[in
             .select("experimental", "task", "cluster", "metric", "cka", "score", "control_score",
                     "score_minus_control")
             .sort("experimental", "task"))
+
+
+def score_cka_frames(frames: Mapping[str, pl.DataFrame], primary: str) -> dict[str, pl.DataFrame]:
+    """{"score_cka": scores against similarity over the transition layers of the primary measure's
+    layer map}, or {} when the eval, cka or layer_map frame is missing."""
+    from analysis.layer_map import layer_groups
+
+    if EVAL not in frames or CKA not in frames or LAYER_MAP not in frames:
+        return {}
+    layer_map = frames[LAYER_MAP].filter(pl.col("measure") == primary)
+    groups, _ = layer_groups(layer_map, sorted(frames[CKA]["layer"].unique().to_list()))
+    layers = groups["transition"]
+    joined = score_cka_frame(frames[EVAL], frames[CKA], layers)
+    return {"score_cka": joined.with_columns(pl.lit(layers, pl.List(pl.Int64)).alias("layers"))}

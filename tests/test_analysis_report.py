@@ -263,3 +263,37 @@ def test_an_older_run_without_inputs_or_provenance_says_so():
         in warnings
     assert "<td>unknown</td>" in html  # provenance, licence and synthetic cells
     assert "No task_stats frame" in "".join(inputs_section({}))
+
+
+def test_a_registered_figure_is_drawn_and_its_frame_loaded(tmp_path, frames, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from analysis.figures import registry
+    from analysis.report import frames_read
+
+    monkeypatch.setattr(registry, "FIGURES", list(registry.FIGURES))
+
+    @registry.figure("planted_figure", needs=["planted_frame"])
+    def planted(ctx):
+        height = ctx.frames["planted_frame"].height
+        return f"a planted figure of {height} rows", lambda: plt.figure()
+
+    assert "planted_frame" in frames_read()  # the runner loads what a figure needs, from the registry
+    write_report(tmp_path / "without", frames)
+    assert not (tmp_path / "without" / "figures" / "planted_figure.png").exists()  # frame missing: skipped
+    html = write_report(tmp_path / "with", {**frames, "planted_frame": pl.DataFrame({"x": [1, 2]})}).read_text()
+    assert (tmp_path / "with" / "figures" / "planted_figure.png").exists() and "a planted figure of 2 rows" in html
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.figure("planted_figure")(planted)
+
+
+def test_the_runner_loads_every_frame_the_report_reads():
+    from analysis.figures.registry import FIGURES, frames_needed
+    from analysis.report import DERIVED, SECTION_FRAMES, frames_read
+
+    read = set(frames_read())
+    assert set(SECTION_FRAMES) <= read
+    for unit in FIGURES:
+        for name in unit.needs:
+            assert set(DERIVED.get(name, (name,))) <= read, (unit.stem, name)
+    assert len({unit.stem for unit in FIGURES}) == len(FIGURES) and frames_needed()

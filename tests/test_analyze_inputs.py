@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import polars as pl
 
+from analysis.report import frames_read
 from analysis.roles import INPUTS
 from runner.config import load_config, preset_path
 from runner.experiment import prepare
-from runner.stages import analyze, report
+from runner.stages import analyze
 
 
 def _exp(model_dir: Path | str, name: str = "google/gemma-3-270m", revision: str | None = None):
@@ -45,4 +46,4 @@ def test_derive_options_carry_the_model_and_the_frame_is_an_output(tmp_path):
     opts = analyze.derive_options(exp.plan)
     assert (opts.pretrained_name, opts.pretrained_kind) == ("tiny-llama", "random_init")
     assert exp.plan.out / f"{INPUTS}.parquet" in analyze.outputs(exp.plan)
-    assert INPUTS in report.FRAMES
+    assert INPUTS in frames_read()

@@ -176,7 +176,7 @@ def test_tasks_lists_the_registry_and_writes_its_catalog(tmp_path):
     catalog = pl.read_parquet(tmp_path / "tasks.parquet")
     assert catalog.height == len(suite.resolve_tasks("all"))
     assert f"{catalog.height} tasks in {catalog['cluster'].n_unique()} clusters" in result.stdout
-    assert all(name in result.stdout for name in catalog["name"].head(5))
+    assert all(name in result.stdout for name in catalog["task"].head(5))
 
 
 def _start_sweep(out: Path) -> subprocess.Popen:

@@ -1,6 +1,7 @@
 """The per-job memory plan: micro-batch, gradient accumulation and activation checkpointing.
 
-Pure arithmetic (no torch, no Ray): the train stage and `--dry-run` call it before launch with
+Arithmetic on the model's shape (no torch, no Ray; the shape comes from the tiny config, a
+config.json in a local folder or the HF cache, or KNOWN_SHAPES): the train stage and `--dry-run` call it before launch with
 the GPU named in `resources`, and each training worker calls it again with its real device's
 memory. The global batch of a job is always kept: micro-batch x accumulation x workers.
 
@@ -18,7 +19,7 @@ The estimate of a step's peak GPU memory, per worker, for LoRA under DeepSpeed Z
 
 C_H and the overhead were fitted to one H200 (random-weight Llama-2-7B, ZeRO-2 bf16, LoRA r=8 on
 q_proj/v_proj, 1024 tokens, micro-batch 1-16): every one of the ten measured peaks in
-CALIBRATION is reproduced within 4% (tests/test_memory.py), which is what the headroom covers.
+CALIBRATION is reproduced within 10% (tests/test_memory.py), which is what the headroom covers.
 
 Which plan: among the micro-batches that divide the per-worker batch, with and without
 checkpointing, the fastest that fits by the MFU measured on the same H200 (MFU_TABLE). That is
