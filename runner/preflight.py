@@ -82,8 +82,8 @@ def check_out(out: Path) -> None:
 
 
 def check_experiment(exp) -> None:
-    """Every check of the inputs a run makes before Ray starts (a dry run makes the same ones)."""
-    check_out(exp.plan.out)
+    """Every check of the inputs a run makes before Ray starts (a dry run makes the same ones);
+    `check_out` comes first, in the CLI, before the plan is built."""
     check_model_location(exp.config.model)
     check_hub_model(exp)
     check_data_dir(exp)

@@ -98,19 +98,24 @@ def _start(out: Path) -> subprocess.Popen:
                             cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_second_run_is_refused_and_ctrl_c_stops_the_first_honestly(tmp_path):
-    out = tmp_path / "out"
-    first = _start(out)
+def _wait_for_a_trained_model(proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Read the process's stderr until its first model has finished training."""
     lines: list[str] = []
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:  # wait for the first finished model
-        line = first.stderr.readline()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
         if not line:
             break
         lines.append(line)
         if "best val loss" in line:
-            break
-    assert any("best val loss" in line for line in lines), "".join(lines)
+            return
+    raise AssertionError("no model finished training:\n" + "".join(lines))
+
+
+def test_second_run_is_refused_and_ctrl_c_stops_the_first_honestly(tmp_path):
+    out = tmp_path / "out"
+    first = _start(out)
+    _wait_for_a_trained_model(first)
 
     started = time.monotonic()
     second = subprocess.run([sys.executable, "-m", "runner", "run", "--config", str(TINY), "--out", str(out)],
@@ -190,16 +195,7 @@ def _start_sweep(out: Path) -> subprocess.Popen:
 def test_a_sweep_holds_its_out_and_ctrl_c_says_what_finished(tmp_path):
     out = tmp_path / "sweep"
     first = _start_sweep(out)
-    lines: list[str] = []
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:  # wait until training is under way
-        line = first.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "best val loss" in line:
-            break
-    assert any("best val loss" in line for line in lines), "".join(lines)
+    _wait_for_a_trained_model(first)
 
     started = time.monotonic()
     second = subprocess.run([sys.executable, "-m", "runner", "sweep", "--config", str(TINY), "--out", str(out),
