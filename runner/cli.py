@@ -59,7 +59,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
-                        help=f"experiment YAML (default: experiments/{DEFAULT_PRESET}.yaml)")
+                        help=f"experiment YAML, or a preset's name (tiny, demo, study, paper; default: {DEFAULT_PRESET})")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/<config name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.seed=1 (repeatable)")
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep_help = "fetch and build what a config needs before it runs (its model's local copy, its tasks' data); no Ray"
     prep_p = sub.add_parser("prepare", help=prep_help, description=prep_help)
     prep_p.add_argument("--config", type=Path, default=None,
-                        help=f"experiment YAML (default: experiments/{DEFAULT_PRESET}.yaml)")
+                        help=f"experiment YAML, or a preset's name (tiny, demo, study, paper; default: {DEFAULT_PRESET})")
     prep_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (repeatable)")
     tasks_p = sub.add_parser("tasks", help="list every task with its cluster, source and sizes",
@@ -248,7 +248,8 @@ def _held(session: Session, args: argparse.Namespace, work, closing) -> None:
         remove_litter(session.out)
         try:
             if any(STAGES[name].ray for name in session.stages):
-                connect(args.address, session.out / "logs", args.verbose)
+                plugins = tuple(dict.fromkeys(m for exp in session.exps for m in exp.config.analysis.plugins))
+                connect(args.address, session.out / "logs", args.verbose, plugins)
                 lock.record_processes(descendants())  # a local Ray's processes, for a later take-over
             try:
                 work()

@@ -339,9 +339,7 @@ def parse_config(data: dict, source: str | Path = "<config>") -> ExperimentConfi
 
 def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
     """Read a YAML experiment; `overrides` maps dotted keys ("training.seed") to values."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file (presets live in experiments/: tiny, demo, paper)")
+    path = config_path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -362,6 +360,24 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
     return parse_config(data, path)
 
 
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # package data; `experiments/` in a checkout
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
 def preset_path(name: str) -> Path:
-    """experiments/<name>.yaml inside the source tree (presets ship with the repo)."""
-    return Path(__file__).resolve().parent.parent / "experiments" / f"{name}.yaml"
+    """The preset `name` (runner/presets/<name>.yaml, shipped with the package)."""
+    return PRESETS_DIR / f"{name}.yaml"
+
+
+def config_path(value: str | Path) -> Path:
+    """A config file path, or a preset's name ("demo"): an existing file wins over a preset."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    if path.suffix == "" and path.name == str(value) and preset_path(path.name).is_file():
+        return preset_path(path.name)
+    raise ConfigError(f"{value}: no such config file or preset (presets: {', '.join(preset_names())}; "
+                      "pass a YAML path or a preset name)")

@@ -60,8 +60,12 @@ def prepare(config: ExperimentConfig, out: Path, cell: str = "", build_data: boo
     return Experiment(config=config, plan=plan, manifest=manifest)
 
 
-def connect(address: str | None = None, log_dir: Path | None = None, verbose: bool = False) -> None:
+def connect(address: str | None = None, log_dir: Path | None = None, verbose: bool = False,
+            plugins: tuple[str, ...] = ()) -> None:
     """Attach to a cluster when an address is given (flag or RAY_ADDRESS), else start Ray in-process.
+
+    The user's measure modules (`plugins`, analysis.plugins) travel with the job as py_modules, so the
+    analysis workers of a cluster import them as the driver did.
 
     Workers' output is forwarded to the driver's stderr, which runner.ops.console points at
     <out>/logs/console.log unless `verbose`; the terminal shows the runner's own lines."""
@@ -83,7 +87,12 @@ def connect(address: str | None = None, log_dir: Path | None = None, verbose: bo
     from runner.ops.console import quiet_ray
 
     quiet_ray(verbose)
-    context = ray.init(address=address, runtime_env={"env_vars": env}, logging_level=logging.WARNING)
+    runtime_env: dict = {"env_vars": env}
+    if plugins and "py_modules" not in (job.get("runtime_env") or {}):  # a job's own py_modules already ship code
+        from analysis.plugins import plugin_paths
+
+        runtime_env["py_modules"] = plugin_paths(plugins)
+    context = ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
     resources = ray.cluster_resources()
     log.debug("ray: %s, %s CPUs, %s GPUs, dashboard %s", "attached to " + address if address else "local",
               resources.get("CPU", 0), resources.get("GPU", 0), context.dashboard_url or "off")

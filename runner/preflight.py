@@ -10,6 +10,16 @@ from runner.models import check_model_location
 from runner.models.resolve import BUILTINS, TINY, looks_like_path
 
 
+def check_plugins(exp) -> None:
+    """The user's measure modules import and register cleanly (before their names are checked)."""
+    from analysis.plugins import PluginError, load_plugins
+
+    try:
+        load_plugins(exp.config.analysis.plugins)
+    except PluginError as err:
+        raise ConfigError(str(err)) from None
+
+
 def check_measures(exp) -> None:
     from analysis.measures import list_measures
 
@@ -88,5 +98,6 @@ def check_experiment(exp) -> None:
     check_hub_model(exp)
     check_data_dir(exp)
     check_sizes(exp)
+    check_plugins(exp)
     check_measures(exp)
 

@@ -69,10 +69,12 @@ def task_pairs(models: list[str]) -> list[tuple[str, str]]:
 def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> dict[str, pl.DataFrame]:
     from analysis.align import align_and_mask
     from analysis.measures import measure_info
+    from analysis.plugins import load_plugins
     from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
     from runner.ops import metrics
 
     cfg = AnalysisConfig.model_validate(analysis)
+    load_plugins(cfg.plugins)  # a worker process registers the user's measures before looking them up
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
     pairwise, single = measure_selection(cfg)
     primary = [(name, params) for name, params in pairwise if name == cfg.primary_measure]
