@@ -26,7 +26,7 @@ import polars as pl
 
 from analysis.align import _as_numpy, align_and_mask
 from analysis.derive import derive_frames, options_for
-from analysis.inputs import UNKNOWN
+from analysis.inputs import KINDS, UNKNOWN
 from analysis.measures import DEFAULT_MEASURES, PAPER_MEASURES, Selection, resolve
 from analysis.roles import (
     CONTROL,
@@ -213,6 +213,8 @@ def compare(
     >>> sorted(result.frames())
     ['cka', 'findings', 'gaps', 'layer_map', 'layer_stats', 'movement', 'seed_baseline', 'similarity']
     """
+    if pretrained_kind not in KINDS:
+        raise ValueError(f"pretrained_kind {pretrained_kind!r} is not one of {list(KINDS)}")
     clusters, task_stats = _clusters(tasks)
     inputs = _task_inputs(reps, clusters)
     primary = primary or PAPER_MEASURES["similarity"]

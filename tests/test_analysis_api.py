@@ -197,6 +197,15 @@ def test_bad_input_is_one_line_saying_what_to_fix(mutate, message):
     assert "\n" not in str(info.value)
 
 
+def test_pretrained_kind_is_checked_and_named_in_the_reasons():
+    with pytest.raises(ValueError, match="pretrained_kind 'chat'"):
+        analysis.compare(_planted(), TASKS, measures=["linear_cka"], pretrained_kind="chat")
+    result = analysis.compare(_planted(), TASKS, measures=["linear_cka"], draws=100, pretrained_name="m",
+                              pretrained_kind="instruction_tuned")
+    reason = result.findings.filter(pl.col("claim") == "multitask_above_pretrained_upper")["reason"][0]
+    assert "(m) is already instruction-tuned" in reason
+
+
 def test_unknown_measure_fails_before_any_work():
     with pytest.raises(KeyError, match="unknown measure 'linear_ckaa'"):
         analysis.compare(_planted(), TASKS, measures=["linear_ckaa"])
