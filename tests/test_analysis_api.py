@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -61,6 +63,13 @@ def test_import_analysis_stays_cheap():
         for name in [n for n in sys.modules if n == "analysis" or n.startswith("analysis.")]:
             del sys.modules[name]
         sys.modules.update(saved)
+
+
+def test_the_api_needs_neither_ray_nor_the_runner():
+    code = "import sys, analysis; analysis.compare; print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'runner'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
 
 
 def test_similarity_is_the_measure_on_the_same_arrays(planted):
