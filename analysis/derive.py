@@ -28,6 +28,7 @@ from analysis.findings import findings_frame
 from analysis.gaps import gap_frame, seen_tasks, task_matrix, unseen_tasks
 from analysis.inputs import UNKNOWN
 from analysis.layer_map import layer_groups, layer_map_frame
+from analysis.measures import PAPER_MEASURES, measure_info
 from analysis.roles import (
     CKA,
     CONTROL,
@@ -60,6 +61,19 @@ class DeriveOptions:
     estimator: dict | None = None      # the primary's estimator columns for cka (kernel, debiased, threshold)
     pretrained_name: str = ""          # the config's model name, as the findings' reasons name it
     pretrained_kind: str = UNKNOWN     # analysis.inputs.KINDS: base, instruction_tuned, unknown, random_init
+
+
+def options_for(pairwise: Sequence[tuple[str, dict]], single: Sequence[tuple[str, dict]], primary: str,
+                **rest) -> DeriveOptions:
+    """DeriveOptions whose measure fields follow a split selection (analysis.task_frames.split_selection):
+    every pairwise measure mapped, the paper's dimensionality measure when selected, the primary's
+    estimator columns when it is CKA-type. `rest`: the other DeriveOptions fields."""
+    dims = PAPER_MEASURES["dimensionality"]
+    info = measure_info(primary)
+    estimator = info.estimator_columns(dict(pairwise).get(primary, {})) if info.estimator is not None else None
+    return DeriveOptions(primary=primary, measures=[name for name, _ in pairwise],
+                         dimensionality=dims if dims in {name for name, _ in single} else None, estimator=estimator,
+                         **rest)
 
 
 def cka_frame(sim: pl.DataFrame, opts: DeriveOptions) -> pl.DataFrame:

@@ -24,7 +24,6 @@ import polars as pl
 
 from analysis.roles import (
     CKA,
-    CONTROL,
     CROSS_LAYER,
     EXPERIMENTALS,
     INPUTS,
@@ -33,7 +32,6 @@ from analysis.roles import (
     SIMILARITY,
     TASK_STATS,
     TSNE,
-    is_reseeded,
 )
 from runner.artifacts.activations import read_task_reps
 from runner.artifacts.store import atomic_write_parquet, is_current, loading, mark_done, stamp
@@ -46,58 +44,25 @@ MEASURED = (SIMILARITY, LAYER_STATS, CROSS_LAYER, TSNE, TASK_STATS)
 
 def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     """(pairwise, single) measures the config selects, each with its parameters."""
-    from analysis.measures import measure_info
+    from analysis.task_frames import split_selection
 
-    pairwise, single = [], []
-    for name in cfg.selected:
-        spec = (name, dict(cfg.measure_params.get(name, {})))
-        (pairwise if measure_info(name).kind == "pairwise" else single).append(spec)
-    if cfg.primary_measure not in {name for name, _ in pairwise}:
-        pairwise.insert(0, (cfg.primary_measure, dict(cfg.measure_params.get(cfg.primary_measure, {}))))
-    return pairwise, single
-
-
-def task_pairs(models: list[str]) -> list[tuple[str, str]]:
-    """Pretrained and E against C_t; each twin against C_t (the floor) and pretrained and E against
-    each twin (how far the gap moves when the control is retrained)."""
-    twins = sorted(m for m in models if is_reseeded(m))
-    pairs = [(m, CONTROL) for m in EXPERIMENTALS] + [(twin, CONTROL) for twin in twins]
-    pairs += [(m, twin) for twin in twins for m in EXPERIMENTALS]
-    return pairs
+    return split_selection([(name, dict(cfg.measure_params.get(name, {}))) for name in cfg.selected],
+                           cfg.primary_measure, cfg.measure_params.get(cfg.primary_measure, {}))
 
 
 def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> dict[str, pl.DataFrame]:
     from analysis.align import align_and_mask
-    from analysis.measures import measure_info
     from analysis.plugins import load_plugins
-    from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
+    from analysis.task_frames import task_frames
     from runner.ops import metrics
 
     cfg = AnalysisConfig.model_validate(analysis)
     load_plugins(cfg.plugins)  # a worker process registers the user's measures before looking them up
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
     pairwise, single = measure_selection(cfg)
-    primary = [(name, params) for name, params in pairwise if name == cfg.primary_measure]
-    pairs = task_pairs(list(aligned))
-    main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
-    # One pass shares every (model, layer) Gram across all measures and pairs; the resampled
-    # intervals are computed only where they are read: the primary measure against C_t.
-    sim = pairwise_frame(task, cluster, aligned, pairs, pairwise, standardize=cfg.standardize)
-    if cfg.bootstrap or cfg.permutations:
-        resampled = pairwise_frame(task, cluster, aligned, main_pairs, primary, bootstrap=cfg.bootstrap,
-                                   permutations=cfg.permutations, seed=cfg.seed, ci=cfg.ci_level,
-                                   standardize=cfg.standardize)
-        keys = ["measure", "experimental", "control"]
-        sim = pl.concat([sim.join(resampled.select(keys).unique(), on=keys, how="anti"), resampled],
-                        how="diagonal_relaxed")
-    sim = [sim]
-    if cfg.standardize:  # the report shows what standardising does to the primary measure
-        sim.append(pairwise_frame(task, cluster, aligned, main_pairs, primary, standardize=False))
-    frames = {SIMILARITY: pl.concat(sim, how="diagonal_relaxed").with_columns(pl.lit(dropped).alias("n_dropped"))}
-    if single:
-        frames[LAYER_STATS] = single_frame(task, cluster, aligned, single)
-    if cfg.cross_layer and measure_info(cfg.primary_measure).cross_layer is not None:
-        frames[CROSS_LAYER] = cross_layer_frame(task, cluster, aligned, main_pairs, primary, standardize=cfg.standardize)
+    frames = task_frames(task, cluster, aligned, pairwise, single, primary=cfg.primary_measure, n_dropped=dropped,
+                         bootstrap=cfg.bootstrap, permutations=cfg.permutations, seed=cfg.seed, ci=cfg.ci_level,
+                         standardize=cfg.standardize, cross_layer=cfg.cross_layer)
     metrics.record_pairs(frames[SIMILARITY].height)
     return frames
 
@@ -135,20 +100,14 @@ def _gather(refs: dict, desc: str) -> list:
 
 
 def derive_options(plan: Plan):
-    from analysis.derive import DeriveOptions
-    from analysis.measures import PAPER_MEASURES, measure_info
+    from analysis.derive import options_for
     from runner.models import checkpoint_kind
 
     cfg = plan.config.analysis
     pairwise, single = measure_selection(cfg)
-    dims = PAPER_MEASURES["dimensionality"]
-    primary = cfg.primary_measure
-    return DeriveOptions(primary=primary, measures=[name for name, _ in pairwise],
-                         dimensionality=dims if dims in {name for name, _ in single} else None,
-                         standardized=cfg.standardize, run_seed=plan.config.training.seed, draws=cfg.task_bootstrap,
-                         level=cfg.ci_level, seed=cfg.seed,
-                         estimator=measure_info(primary).estimator_columns(cfg.measure_params.get(primary, {})),
-                         pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model))
+    return options_for(pairwise, single, cfg.primary_measure, standardized=cfg.standardize,
+                       run_seed=plan.config.training.seed, draws=cfg.task_bootstrap, level=cfg.ci_level, seed=cfg.seed,
+                       pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model))
 
 
 def model_shape(exp) -> tuple[str | None, int | None, int | None]:

@@ -1,0 +1,78 @@
+"""One task's measured frames from its aligned activations: what the analyze stage computes per
+task, without Ray, files or a config, so the runner and analysis.api share it (one code path, one
+schema).
+
+  split_selection  a measure selection -> (pairwise, single), the primary measure always pairwise
+  task_pairs       which (experimental, control) pairs a task compares, given the models it has
+  task_frames      similarity (+ layer_stats, cross_layer) for one task
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import polars as pl
+
+from analysis.cka import ArrayLike
+from analysis.measures import Selection, measure_info
+from analysis.roles import CONTROL, CROSS_LAYER, EXPERIMENTALS, LAYER_STATS, SIMILARITY, is_reseeded
+from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
+
+Spec = tuple[str, dict[str, Any]]
+
+
+def split_selection(selection: Selection, primary: str,
+                    primary_params: Mapping[str, Any] | None = None) -> tuple[list[Spec], list[Spec]]:
+    """(pairwise, single) (name, params) specs of a selection; the primary measure is added first to the
+    pairwise ones when the selection lacks it (cka, the floor and the findings are stated in it)."""
+    pairwise: list[Spec] = []
+    single: list[Spec] = []
+    for entry in selection:
+        name, params = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1] or {}))
+        (pairwise if measure_info(name).kind == "pairwise" else single).append((name, dict(params)))
+    if primary not in {name for name, _ in pairwise}:
+        if measure_info(primary).kind != "pairwise":
+            raise ValueError(f"primary measure {primary!r} is a single measure; it must be a pairwise one")
+        pairwise.insert(0, (primary, dict(primary_params or {})))
+    return pairwise, single
+
+
+def task_pairs(models: Iterable[str]) -> list[tuple[str, str]]:
+    """Pretrained and E against C_t; each twin against C_t (the floor) and pretrained and E against
+    each twin (how far the gap moves when the control is retrained)."""
+    twins = sorted(m for m in models if is_reseeded(m))
+    pairs = [(m, CONTROL) for m in EXPERIMENTALS] + [(twin, CONTROL) for twin in twins]
+    pairs += [(m, twin) for twin in twins for m in EXPERIMENTALS]
+    return pairs
+
+
+def task_frames(task: str, cluster: str, aligned: Mapping[str, ArrayLike], pairwise: list[Spec], single: list[Spec],
+                *, primary: str, pairs: list[tuple[str, str]] | None = None, n_dropped: int = 0, bootstrap: int = 0,
+                permutations: int = 0, seed: int = 0, ci: float = 0.95, standardize: bool = False,
+                cross_layer: bool = True) -> dict[str, pl.DataFrame]:
+    """{similarity, layer_stats (with single measures), cross_layer (when asked and the primary has a
+    cross-layer form)} for one task; aligned: model -> [L, n, d], rows the same examples in every model.
+    pairs: the pairwise frame's (experimental, control) pairs, default task_pairs(aligned)."""
+    primary_spec = [(name, params) for name, params in pairwise if name == primary]
+    main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
+    # One pass shares every (model, layer) Gram across all measures and pairs; the resampled
+    # intervals are computed only where they are read: the primary measure against C_t.
+    pairs = task_pairs(aligned) if pairs is None else pairs
+    sim = pairwise_frame(task, cluster, aligned, pairs, pairwise, standardize=standardize)
+    if bootstrap or permutations:
+        resampled = pairwise_frame(task, cluster, aligned, main_pairs, primary_spec, bootstrap=bootstrap,
+                                   permutations=permutations, seed=seed, ci=ci, standardize=standardize)
+        keys = ["measure", "experimental", "control"]
+        sim = pl.concat([sim.join(resampled.select(keys).unique(), on=keys, how="anti"), resampled],
+                        how="diagonal_relaxed")
+    sims = [sim]
+    if standardize:  # the report shows what standardising does to the primary measure
+        sims.append(pairwise_frame(task, cluster, aligned, main_pairs, primary_spec, standardize=False))
+    frames = {SIMILARITY: pl.concat(sims, how="diagonal_relaxed").with_columns(pl.lit(n_dropped).alias("n_dropped"))}
+    if single:
+        frames[LAYER_STATS] = single_frame(task, cluster, aligned, single)
+    if cross_layer and measure_info(primary).cross_layer is not None:
+        frames[CROSS_LAYER] = cross_layer_frame(task, cluster, aligned, main_pairs, primary_spec,
+                                                standardize=standardize)
+    return frames
