@@ -46,4 +46,5 @@ FINDINGS = "findings"
 TRAINING = "training"
 EVAL = "eval"
 HARNESS = "harness"
+REPLICATION = "replication"      # a sweep's: per (claim, measure), does the verdict hold across its settings
 INPUTS = "inputs"                # one row: the pretrained model and the tasks' provenance (analysis.inputs)

@@ -86,11 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue a stopped run (the default: finished work is always reused)")
     for stage in STAGES.values():
         _common(sub.add_parser(stage.name, help=stage.help, description=stage.help))
-    sweep_p = sub.add_parser("sweep", help="the study over LoRA ranks x seeds, every cell trained side by side",
-                             description="the study over LoRA ranks x seeds, every cell trained side by side")
+    sweep_help = "the study over a grid of config keys (model, method, rank, seed, ...), every cell trained side by side"
+    sweep_p = sub.add_parser("sweep", help=sweep_help, description=sweep_help)
     _common(sweep_p)
-    sweep_p.add_argument("--lora-ranks", default="8", help="comma-separated LoRA ranks (default: 8)")
-    sweep_p.add_argument("--seeds", default="0,1", help="comma-separated training seeds (default: 0,1)")
+    sweep_p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                         help="sweep a dotted config key over values (repeatable; cells are the product), "
+                              "e.g. --grid model.name=gemma3-270m,smollm2-135m --grid training.method=lora,full")
+    sweep_p.add_argument("--lora-ranks", default=None, help="shorthand for --grid lora.r=..., e.g. 4,8,16")
+    sweep_p.add_argument("--seeds", default=None, help="shorthand for --grid training.seed=... (default: 0,1)")
     prep_help = "fetch and build what a config needs before it runs (its model's local copy, its tasks' data); no Ray"
     prep_p = sub.add_parser("prepare", help=prep_help, description=prep_help)
     prep_p.add_argument("--config", type=Path, default=None,
@@ -300,18 +303,21 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     from runner.dryrun import print_plan
     from runner.preflight import check_out
     from runner.stages import STAGES
-    from runner.sweep import parse_ints, prepare_sweep, run_sweep
+    from runner.sweep import prepare_sweep, run_sweep, sweep_grid
 
     config, out = _load(args)
     check_out(out)
-    ranks, seeds = parse_ints(args.lora_ranks, "--lora-ranks"), parse_ints(args.seeds, "--seeds")
-    exps = prepare_sweep(config, out, ranks, seeds, build_data=not args.dry_run)
+    grid = sweep_grid(config, args.grid, args.lora_ranks, args.seeds)
+    exps = prepare_sweep(config, out, grid, build_data=not args.dry_run)
     stages = tuple(STAGES)
     for exp in exps.values():
         _preflight(exp, stages, None if args.dry_run else stages[0])
     if args.dry_run:
+        from runner.sweep import describe_cell
+
+        first = next(iter(exps.values()))
         for cell, exp in exps.items():
-            print(f"== cell {cell.label}")
+            print("\n".join(describe_cell(cell, exp, first)))
             print_plan(exp, stages)
         return
     session = Session(list(exps.values()), stages, out, cells=[cell.label for cell in exps])

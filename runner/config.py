@@ -27,8 +27,9 @@ class _Section(BaseModel):
 class TinyModelConfig(_Section):
     """Shape of the random-initialised model used by tests (model.name: tiny-llama)."""
 
-    # The decoder family (runner.models.architectures.TESTED_FAMILIES): llama, qwen2, mistral, gemma, gpt_neox, gpt2.
-    family: str = "llama"
+    # The decoder family: runner.models.architectures.TESTED_FAMILIES (spelled here too, so a typo fails at load
+    # time, and that module stays importable without pydantic on a GPU box; a test keeps the two equal).
+    family: Literal["gemma", "gemma3_text", "gpt2", "gpt_neox", "llama", "mistral", "qwen2"] = "llama"
     hidden_size: int = Field(64, ge=8)
     num_layers: int = Field(4, ge=1)
     num_heads: int = Field(4, ge=1)
@@ -268,6 +269,13 @@ class EvaluationConfig(_Section):
     harness_tasks: list[str] = Field(default_factory=list)
 
 
+class SweepConfig(_Section):
+    """A preset's own grid for `layerwise sweep`: dotted config key -> the values to sweep, e.g.
+    {model.name: [gemma3-270m, smollm2-135m], training.seed: [0, 1]}. `--grid` adds or replaces keys."""
+
+    grid: dict[str, list[str | int | float | bool | None]] = Field(default_factory=dict)
+
+
 class ExperimentConfig(_Section):
     name: str = "experiment"
     model: ModelConfig = ModelConfig()
@@ -280,6 +288,7 @@ class ExperimentConfig(_Section):
     extraction: ExtractionConfig = ExtractionConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    sweep: SweepConfig = SweepConfig()
 
     @model_validator(mode="after")
     def _batches_split_over_workers(self) -> ExperimentConfig:

@@ -1,40 +1,67 @@
-"""`layerwise sweep`: the study over a grid of LoRA ranks x seeds, trained side by side.
+"""`layerwise sweep`: the study over a grid of any config keys, every cell trained side by side.
 
-Every (rank, seed) cell is a full experiment in <out>/r<rank>-s<seed>/. All cells' models train
-in one Tune run (so the cluster stays full), then each cell is evaluated, extracted and
-analysed. The sweep's own frames stack the cells with `lora_rank` and `seed` columns, and a
-seed-to-seed baseline, CKA between controls that differ only in their seed, shows how far
-CKA moves by chance alone.
+A grid is dotted config keys with values (`--grid model.name=a,b --grid training.method=lora,full`,
+a preset's `sweep.grid`, or the shorthands `--lora-ranks` and `--seeds`); its cells are their product.
+Every cell is a full experiment in <out>/<cell label>/. All cells' models train in one Tune run (so
+the cluster stays full), then each cell is evaluated, extracted and analysed. The sweep's own frames
+stack the cells with one column per swept key (plus `lora_rank` and `seed`, always), and a seed-to-seed
+baseline, the primary measure between controls of cells that differ only in their seed, shows how far
+it moves by chance alone.
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import yaml
+from pydantic import BaseModel
 
-from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP
+from analysis.replication import replication_frame
+from analysis.roles import CKA, CONTROL, EVAL, FINDINGS, GAPS, LAYER_MAP, REPLICATION, TRAINING
 from runner.artifacts.activations import read_task_reps
 from runner.artifacts.store import atomic_write_parquet
-from runner.config import AnalysisConfig, ConfigError, ExperimentConfig
+from runner.config import AnalysisConfig, ConfigError, ExperimentConfig, parse_config
 from runner.experiment import Experiment, prepare, run_stages
 from runner.stages import stages_after
 
 log = logging.getLogger("layerwise.sweep")
 
+SEED_KEY, RANK_KEY = "training.seed", "lora.r"
+# The two keys every sweep frame carries, under the names the frames have always used.
+COLUMNS = {RANK_KEY: "lora_rank", SEED_KEY: "seed"}
+_SHORT = {RANK_KEY: "r", SEED_KEY: "s"}  # cell folder names: r8-s0, family=qwen2-r8-s0
+
 
 @dataclass(frozen=True)
 class Cell:
-    lora_rank: int
-    seed: int
+    """One point of the grid: (dotted key, value) for every swept key, in grid order."""
+
+    values: tuple[tuple[str, Any], ...]
 
     @property
     def label(self) -> str:
-        return f"r{self.lora_rank}-s{self.seed}"
+        parts = [f"{_SHORT[key]}{value}" if key in _SHORT else f"{key.rsplit('.', 1)[-1]}={value}"
+                 for key, value in self.values]
+        return re.sub(r"[^A-Za-z0-9._=+-]", "_", "-".join(parts))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict(self.values).get(key, default)
+
+    def without(self, key: str) -> tuple[tuple[str, Any], ...]:
+        return tuple((k, v) for k, v in self.values if k != key)
+
+
+def column(key: str) -> str:
+    """A swept key's column in the sweep frames."""
+    return COLUMNS.get(key, key)
 
 
 def parse_ints(text: str, flag: str) -> list[int]:
@@ -47,18 +74,95 @@ def parse_ints(text: str, flag: str) -> list[int]:
     return values
 
 
+def _known_key(key: str) -> None:
+    """A dotted key names a field of the config (a free-form mapping, e.g. measure_params, takes any tail)."""
+    model: type[BaseModel] = ExperimentConfig
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            close = difflib.get_close_matches(part, list(fields), n=1)
+            where = ".".join(parts[:i]) or "the config"
+            hint = f"; did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close else ""
+            raise ConfigError(f"--grid {key}: {where} has no key {part!r}{hint}")
+        annotation = fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            if i == len(parts) - 1:
+                raise ConfigError(f"--grid {key}: is a section; sweep one of its keys ({', '.join(model.model_fields)})")
+        else:
+            return  # a leaf or a mapping: pydantic checks the values when each cell is built
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
+    """`KEY=V1,V2` flags to {key: values}; values are YAML scalars, as `--set` reads them."""
+    grid: dict[str, list[Any]] = {}
+    for spec in specs:
+        key, sep, text = spec.partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise ConfigError(f"--grid {spec!r}: expected KEY=V1,V2 (e.g. --grid lora.r=4,8)")
+        values = [yaml.safe_load(part) for part in text.split(",") if part.strip()]
+        if len(set(map(repr, values))) != len(values):
+            raise ConfigError(f"--grid {spec!r}: a value is listed twice")
+        if key in grid:
+            raise ConfigError(f"--grid {key}: given twice; list every value in one flag")
+        grid[key] = values
+    return grid
+
+
+def sweep_grid(base: ExperimentConfig, flags: Sequence[str] = (), lora_ranks: str | None = None,
+               seeds: str | None = None) -> dict[str, list[Any]]:
+    """The preset's grid, then --grid flags (a key there replaces the preset's), then the shorthands.
+    Every key is checked against the config's schema; with nothing swept, seeds 0,1 are."""
+    grid = {key: list(values) for key, values in base.sweep.grid.items()} | parse_grid(flags)
+    for key, text, flag in ((RANK_KEY, lora_ranks, "--lora-ranks"), (SEED_KEY, seeds, "--seeds")):
+        if text is None:
+            continue
+        if key in parse_grid(flags):
+            raise ConfigError(f"{flag} and --grid {key} both sweep {key}; keep one")
+        grid[key] = parse_ints(text, flag)
+    if not grid:  # a bare `layerwise sweep`: two seeds, the seed baseline (each cell has its own floor too)
+        grid[SEED_KEY] = [0, 1]
+    for key in grid:
+        _known_key(key)
+    return grid
+
+
+def _set(data: dict, key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[leaf] = value
+
+
 def cell_config(base: ExperimentConfig, cell: Cell) -> ExperimentConfig:
     data = base.model_dump(mode="json")
-    data["lora"]["r"], data["training"]["seed"] = cell.lora_rank, cell.seed
+    data.pop("sweep")  # a cell is one experiment; the grid belongs to the sweep
+    for key, value in cell.values:
+        _set(data, key, value)
     data["name"] = f"{base.name}-{cell.label}"
-    return ExperimentConfig.model_validate(data)
+    return parse_config(data, f"--grid cell {cell.label}")
 
 
-def prepare_sweep(base: ExperimentConfig, out: Path, ranks: list[int], seeds: list[int],
+def grid_cells(grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
+    keys = list(grid)
+    return [Cell(tuple(zip(keys, combo))) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def prepare_sweep(base: ExperimentConfig, out: Path, grid: Mapping[str, Sequence[Any]],
                   build_data: bool = True) -> dict[Cell, Experiment]:
-    cells = [Cell(r, s) for r, s in itertools.product(ranks, seeds)]
-    return {cell: prepare(cell_config(base, cell), out / cell.label, cell=f"{cell.label}/", build_data=build_data)
-            for cell in cells}
+    configs = {cell: cell_config(base, cell) for cell in grid_cells(grid)}  # every cell validates before any work
+    return {cell: prepare(config, out / cell.label, cell=f"{cell.label}/", build_data=build_data)
+            for cell, config in configs.items()}
+
+
+def cell_columns(cell: Cell, exp: Experiment) -> dict[str, Any]:
+    """The columns a cell's rows carry in the sweep frames: every swept key, plus rank and seed."""
+    cfg = exp.config
+    out = {"lora_rank": cfg.lora.r, "seed": cfg.training.seed}
+    out |= {column(key): value for key, value in cell.values if key not in COLUMNS}
+    return out
 
 
 def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: str, analysis: dict) -> pl.DataFrame:
@@ -78,56 +182,129 @@ def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: st
 
 
 def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
+    """The primary measure between the controls of every two cells that differ only in their seed."""
     import ray
 
     from runner.ops.console import bar
 
     remote, pending = ray.remote(num_cpus=1)(seed_pair_cka), {}
-    for rank in sorted({c.lora_rank for c in exps}):
-        same_rank = sorted((c for c in exps if c.lora_rank == rank), key=lambda c: c.seed)
-        for a, b in itertools.combinations(same_rank, 2):
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in exps:
+        groups.setdefault(cell.without(SEED_KEY), []).append(cell)
+    for same in groups.values():
+        same.sort(key=lambda c: exps[c].config.training.seed)
+        for a, b in itertools.combinations(same, 2):
             for task in exps[a].plan.tasks:
                 ref = remote.remote(str(exps[a].plan.activations_dir), str(exps[b].plan.activations_dir),
                                     task.name, task.cluster, exps[a].config.analysis.model_dump(mode="json"))
-                pending[ref] = (rank, a.seed, b.seed)
+                columns = {k: v for k, v in cell_columns(a, exps[a]).items() if k != "seed"}
+                pending[ref] = columns | {"seed_a": exps[a].config.training.seed, "seed_b": exps[b].config.training.seed}
     if not pending:
         return None
     frames, progress = [], bar(len(pending), "seed baseline")
-    for ref, (rank, seed_a, seed_b) in pending.items():
-        frames.append(ray.get(ref).with_columns(lora_rank=pl.lit(rank), seed_a=pl.lit(seed_a), seed_b=pl.lit(seed_b)))
+    for ref, columns in pending.items():
+        frames.append(ray.get(ref).with_columns(**{k: pl.lit(v) for k, v in columns.items()}))
         progress.update(1)
     progress.close()
-    return pl.concat(frames)
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def stack_cells(exps: dict[Cell, Experiment], name: str) -> pl.DataFrame | None:
     frames = [pl.read_parquet(exp.plan.out / f"{name}.parquet").with_columns(
-                  lora_rank=pl.lit(cell.lora_rank), seed=pl.lit(cell.seed))
+                  cell=pl.lit(cell.label), setting=pl.lit(setting_label(cell)),
+                  **{key: pl.lit(value) for key, value in cell_columns(cell, exp).items()})
               for cell, exp in exps.items() if (exp.plan.out / f"{name}.parquet").exists()]
     return pl.concat(frames, how="diagonal_relaxed") if frames else None
+
+
+def setting_label(cell: Cell) -> str:
+    """The cell's non-seed values: cells that differ only in their seed share a setting."""
+    return Cell(cell.without(SEED_KEY)).label or "base"
+
+
+def unconverged_settings(training: pl.DataFrame | None) -> list[str]:
+    """Settings with a trained model that stopped at its step cap (published models are not trained)."""
+    if training is None:
+        return []
+    trained = training.filter(pl.col("trained")) if "trained" in training.columns else training
+    return sorted(set(trained.filter(~pl.col("converged").fill_null(False))["setting"]))
+
+
+def _first_seed(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+    """One cell per setting (its lowest seed), for figures that draw one curve per setting."""
+    if frame is None:
+        return None
+    return frame.filter(pl.col("seed") == pl.col("seed").min().over("setting"))
 
 
 def run_sweep(exps: dict[Cell, Experiment], out: Path,
               on_cell: Callable[[str], None] = lambda label: None) -> dict[str, pl.DataFrame]:
     """Train every cell's models in one Tune run, then run each cell's later stages; `on_cell` hears
-    of each cell that has finished."""
+    of each cell that has finished. Then the stacked frames, the seed baseline, the replication
+    table across settings and the sweep's report."""
     from runner.training.launch import run_training
 
-    first = next(iter(exps.values()))
-    run_training([(exp.plan, exp.splits) for exp in exps.values()], first.model_dir)
+    bases: dict[str, str] = {}  # cells on the same base share its local copy
+    for exp in exps.values():
+        key = exp.config.digest("model")
+        exp._model_dir = bases.setdefault(key, exp.model_dir)
+    run_training([(exp.plan, exp.splits, exp.model_dir) for exp in exps.values()])
     for cell, exp in exps.items():
         log.info("sweep: cell %s", cell.label)
-        exp._model_dir = first.model_dir  # one base model for every cell
         run_stages(exp, ("train", *stages_after("train")))  # train: writes the cell's training.parquet
         on_cell(cell.label)
-    frames = {name: frame for name in (CKA, EVAL, LAYER_MAP)
+    frames = {name: frame for name in (CKA, EVAL, LAYER_MAP, FINDINGS, GAPS, TRAINING)
               if (frame := stack_cells(exps, name)) is not None}
     baseline = seed_baseline(exps)
     if baseline is not None:
         frames["seed_baseline"] = baseline
+    if FINDINGS in frames:
+        frames[REPLICATION] = replication_frame(frames[FINDINGS], unconverged=unconverged_settings(frames.get(TRAINING)))
     for name, frame in frames.items():
         atomic_write_parquet(frame, out / f"{name}.parquet")
     from analysis.figures.sweep import write_sweep_figure
+    from analysis.sweep_report import write_sweep_report
 
     write_sweep_figure(frames[CKA], frames.get("seed_baseline"), out / "figures" / "sweep_cka_by_rank.png")
+    first = next(iter(exps.values()))
+    unconverged = set(unconverged_settings(frames.get(TRAINING)))
+    cells = [{"label": cell.label, "setting": setting_label(cell), "values": cell.values,
+              "converged": setting_label(cell) not in unconverged} for cell in exps]
+    figure_frames = {**frames, GAPS: _first_seed(frames.get(GAPS)), LAYER_MAP: _first_seed(frames.get(LAYER_MAP))}
+    write_sweep_report(out, {k: v for k, v in figure_frames.items() if v is not None}, cells,
+                       primary=first.config.analysis.primary_measure, swept=[key for key, _ in next(iter(exps)).values])
     return frames
+
+
+def _flat(data: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out |= _flat(value, f"{dotted}.")
+        else:
+            out[dotted] = value
+    return out
+
+
+def describe_cell(cell: Cell, exp: Experiment, first: Experiment) -> list[str]:
+    """What a dry run says of a cell before its plan: its grid values, every config key in which it
+    differs from the first cell (so nothing differs silently), and its GPU-hours on the cluster."""
+    from runner.training.estimate import forward_gpu_hours, job_estimates, totals
+
+    mine, theirs = _flat(exp.config.model_dump(mode="json")), _flat(first.config.model_dump(mode="json"))
+    differs = sorted(key for key in mine.keys() | theirs.keys() if key != "name" and mine.get(key) != theirs.get(key))
+    grid = ", ".join(f"{key}={value}" for key, value in cell.values)
+    unexplained = [key for key in differs if key not in dict(cell.values)]
+    lines = [f"== cell {cell.label}: {grid}",
+             f"   differs from cell {first.plan.cell.rstrip('/')} in: {', '.join(differs) or 'nothing'}"
+             + (f" (not grid keys: {', '.join(unexplained)})" if unexplained else "")]
+    estimates = job_estimates(exp.plan)
+    if estimates is None:
+        lines.append(f"   GPU-hours: unknown (the shape of {exp.config.model.name!r} is not known offline)")
+    else:
+        total = totals(estimates)
+        hours = lambda h: f"{h:,.1f}" if h >= 0.1 else f"{h:.1e}"
+        lines.append(f"   GPU-hours on {estimates[0].gpu} (upper bound): training {hours(total['total'])}, "
+                     f"extraction and evaluation {hours(forward_gpu_hours(exp.plan) or 0.0)}")
+    return lines

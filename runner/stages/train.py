@@ -63,7 +63,7 @@ def _twins(plan: Plan) -> int:
 
 
 def run(exp) -> None:
-    trained = run_training([(exp.plan, exp.splits)], exp.model_dir)
+    trained = run_training([(exp.plan, exp.splits, exp.model_dir)])
     frame = training_frame(exp.plan)
     atomic_write_parquet(frame, exp.plan.out / f"{TRAINING}.parquet")
     if trained:

@@ -48,7 +48,7 @@ def max_concurrent(config: ExperimentConfig, runs: list[TrainRun]) -> int:
     return max(1, math.floor(min(fits)))
 
 
-def _run_trainer(trial_config: dict, data_refs: dict, model_dir: str, storage: str, max_failures: int) -> None:
+def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures: int) -> None:
     """Tune trial: drive one TorchTrainer (one run of one or more models) to the end."""
     from ray import tune
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -61,7 +61,7 @@ def _run_trainer(trial_config: dict, data_refs: dict, model_dir: str, storage: s
     resources = {"CPU": run["cpus_per_worker"], **({"GPU": run["gpus_per_worker"]} if on_gpu else {})}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": run, "model_dir": model_dir,
+        train_loop_config={"run": run, "model_dir": run["model_dir"],
                            "data_refs": {job["key"]: data_refs[job["key"]] for job in run["jobs"]}},
         # On GPUs, all of a run's workers share one node (E lands on the 4-GPU node, never on spot
         # 1-GPU nodes, and its gradients all-reduce over NVLink, not the network).
@@ -83,10 +83,11 @@ def _run_trainer(trial_config: dict, data_refs: dict, model_dir: str, storage: s
                      "best_val_loss": info.get("best_val_loss"), "converged": info.get("converged")})
 
 
-def run_training(cells: list[tuple[Plan, dict]], model_dir: str) -> list[TrainJob]:
+def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     """Train every unfinished model of one or more plans (a sweep's cells) in one Tune run.
 
-    `cells` pairs each plan with its task splits. Returns the models that were trained."""
+    `cells` holds each plan with its task splits and its base model's local folder (a sweep over
+    model.name trains cells on different bases side by side). Returns the models that were trained."""
     import ray
     from ray import tune
 
@@ -95,21 +96,21 @@ def run_training(cells: list[tuple[Plan, dict]], model_dir: str) -> list[TrainJo
     from runner.ops.errors import one_line
 
     runs, data_refs, trained = [], {}, []
-    for plan, splits in cells:
+    for plan, splits, model_dir in cells:
         jobs = pending_jobs(plan)
         for run in group_runs(jobs, plan.config.resources.controls_per_run):
             runs.append(run.as_dict() | {"experiment": plan.config.model_dump(mode="json"),
-                                         "id": f"{plan.cell}{run.id}"})
+                                         "id": f"{plan.cell}{run.id}", "model_dir": model_dir})
         data_refs |= {job.key: ray.put(training_payload(plan.config, job, splits)) for job in jobs}
         trained += jobs
     if not runs:
-        log.info("train: all %d models already trained, skipping", sum(len(p.jobs) for p, _ in cells))
+        log.info("train: all %d models already trained, skipping", sum(len(cell[0].jobs) for cell in cells))
         return []
     config = cells[0][0].config
     res = config.resources
     storage = res.storage_path or str(cells[0][0].out / "ray_storage")
     trainable = tune.with_resources(
-        tune.with_parameters(_run_trainer, data_refs=data_refs, model_dir=model_dir, storage=storage,
+        tune.with_parameters(_run_trainer, data_refs=data_refs, storage=storage,
                              max_failures=res.max_failures),
         # The trial only drives its trainer; the trainer's workers hold the real resources.
         {"CPU": 0, "memory": 1})
