@@ -62,7 +62,7 @@ def test_registry_lists_every_measure_with_its_record():
             assert isinstance(info.higher_is_similar, bool)
         else:
             assert info.meaning
-    assert measure_info("rbf_cka").params == {"threshold": 1.0, "debiased": False}
+    assert measure_info("rbf_cka").params == {"threshold": 1.0, "debiased": False, "sigma": None}
     assert measure_info("mutual_knn").params == {"k": 10} and measure_info("pca99").params == {"threshold": 0.99}
     assert measure_info("linear_cka").params == {}
     for name in ("linear_cka", "debiased_cka", "rbf_cka"):

@@ -25,6 +25,12 @@ from analysis.cka import safe_ratio
 from analysis.measures.registry import register
 from analysis.measures.view import SAME, View
 
+PLATONIC = "minyoungg/platonic-rep metrics.py"
+_NEIGHBOURS = ("rows L2-normalised first, neighbours by cosine, self excluded, ties to the lower index, k capped at "
+               "n - 1 (platonic-rep's measure_alignment.py normalises the rows before its metrics; the "
+               "similarity-repository's platonic entry calls the metric on the rows as given, i.e. neighbours by "
+               "inner product: the same value when rows have equal norms)")
+
 
 def capped_k(k: int, n: int) -> int:
     if k < 1:
@@ -36,6 +42,10 @@ def capped_k(k: int, n: int) -> int:
     "mutual_knn", kind="pairwise", higher_is_similar=True,
     description="Mutual k-NN: mean over examples of the shared fraction of their k cosine nearest neighbours",
     meaning="1 = every example has the same k neighbours in both; about k/(n-1) by chance",
+    ids={"mutual_knn-topk={k}": {}},
+    conventions={"neighbours": _NEIGHBOURS, "centring": "none (as the reference)",
+                 "value": "mean over examples of |N_k^X(i) ∩ N_k^Y(i)| / k"},
+    reference=f"{PLATONIC}: AlignmentMetrics.mutual_knn (on F.normalize'd rows, measure_alignment.py)",
 )
 def mutual_knn(x: View, y: View, *, k: int = 10) -> float:
     if x.n < 2:
@@ -69,6 +79,11 @@ def _self_similarity(view: View, k: int) -> float:
     "cknna", kind="pairwise", higher_is_similar=True,
     description="CKNNA: CKA (unbiased HSIC) restricted to pairs that are k-nearest neighbours in both (Huh et al., 2024)",
     meaning="1 = identical local (k-NN) kernel structure; ~0 for unrelated neighbourhoods",
+    ids={"cknna-topk={k}": {}},
+    conventions={"neighbours": _NEIGHBOURS, "kernel": "cosine Gram of the L2-normalised rows, masked to mutual neighbours",
+                 "hsic": "Song et al. (2012) unbiased, eq. 5, on the masked (non-symmetric) kernels",
+                 "denominator": "no 1e-6 added (the reference adds it); an undefined one gives nan"},
+    reference=f"{PLATONIC}: AlignmentMetrics.cknna(topk, unbiased=True)",
 )
 def cknna(x: View, y: View, *, k: int = 10) -> float:
     if k < 2:
