@@ -23,7 +23,7 @@ from analysis.cka import (
 from analysis.measures.registry import register
 from analysis.measures.view import MATRIX, View
 
-KORNBLITH = "google-research/google-research representation_similarity/demo.py"
+KORNBLITH = "google-research/google-research representation_similarity/Demo.ipynb"
 _HSIC = {"biased": "Gretton et al. (2005): tr(K H L H) (hsic=gretton)",
          "unbiased": "Song et al. (2012) eq. 5, via U-centred Grams (hsic=song)"}
 _CENTRING = "none needed on X: the Gram is centred (H K H, or U-centring for the unbiased HSIC)"

@@ -102,8 +102,10 @@ def describe_measure(measure: Measure) -> str:
     """One plain-text block: name, kind, description, parameters, ids, conventions, what it follows."""
     direction = "" if measure.higher_is_similar is None else (
         ", higher = more similar" if measure.higher_is_similar else ", higher = less similar")
-    lines = [f"{measure.name}  ({measure.kind}{direction})", f"  {measure.description}",
-             f"  parameters: {_values(measure.params)}"]
+    lines = [f"{measure.name}  ({measure.kind}{direction})", f"  {measure.description}"]
+    if measure.standard_id:
+        lines.append(f"  as {measure.standard_id}")
+    lines.append(f"  parameters: {_values(measure.params)}")
     if measure.ids:
         lines.append("  ids:")
         width = max(len(t) for t in measure.ids)

@@ -47,8 +47,8 @@ def _rank_z(view: View) -> np.ndarray | None:
     conventions={"rdm": "correlation distance, 1 - Pearson correlation of two examples' rows (over features)",
                  "compare": "Spearman correlation (ties share their average rank) of the upper triangles, i < j",
                  "centring": "none beyond the correlation's own (each row centred over its features)"},
-    reference="rsagroup/rsatoolbox rsatoolbox/rdm/calc.py: calc_rdm(method='correlation') + "
-              "rsatoolbox/rdm/compare.py: compare(method='spearman')",
+    reference="rsagroup/rsatoolbox src/rsatoolbox/rdm/calc.py: calc_rdm(method='correlation') + "
+              "src/rsatoolbox/rdm/compare.py: compare(method='spearman')",
 )
 def rsa(x: View, y: View) -> float:
     if x.n < 3:
