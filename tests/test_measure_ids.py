@@ -106,6 +106,17 @@ def test_call_time_parameters_still_override_an_id():
     assert get_measure("mutual_knn-topk=3")(x, y) != get_measure("mutual_knn-topk=10")(x, y)
 
 
+def test_a_selection_may_name_ids_but_each_measure_once():
+    from analysis.measures import resolve
+
+    chosen = resolve(["pwcca-score", ("cka-kernel=(rbf-sigma=2)-hsic=gretton-score", {"debiased": True})], "pairwise")
+    assert [(m.name, p) for m, p in chosen] == [
+        ("pwcca", {"threshold": None, "convention": "google_svcca"}),
+        ("rbf_cka", {"threshold": 1.0, "debiased": True, "sigma": 2.0})]
+    with pytest.raises(ValueError):
+        resolve(["pwcca", "pwcca-score"])  # one measure, two settings: its rows would mix
+
+
 def test_default_conventions_are_unchanged():
     """The registered defaults (what existing frames hold) are still the project's conventions."""
     x, y = uncentred_pair(11, 70, 12, 8)

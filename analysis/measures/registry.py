@@ -181,9 +181,9 @@ def resolve(selection: Selection, kind: Kind | None = None) -> list[tuple[Measur
         measure = measure_info(name)
         if kind is not None and measure.kind != kind:
             raise ValueError(f"{name} is a {measure.kind} measure; expected {kind} ones here")
-        if name in seen:
-            raise ValueError(f"{name} is selected twice; rows of one measure must have one setting")
-        seen.add(name)
+        if measure.name in seen:  # by registered name: "pwcca" and "pwcca-score" are one measure's rows
+            raise ValueError(f"{measure.name} is selected twice; rows of one measure must have one setting")
+        seen.add(measure.name)
         out.append((measure, measure.resolve_params(params)))
     return out
 
