@@ -102,6 +102,52 @@ def ref_cknna(x, y, k=10):
     return sim(kx, ly) / np.sqrt(sim(kx, kx) * sim(ly, ly))
 
 
+def _platonic_knn(feats, topk):
+    """platonic-rep metrics.py compute_nearest_neighbors: (feats @ feats.T), diagonal -1e8, top-k by argsort."""
+    g = feats @ feats.T
+    np.fill_diagonal(g, -1e8)
+    return np.argsort(-g, axis=1, kind="stable")[:, :topk]
+
+
+def ref_platonic_mutual_knn(x, y, topk=10):
+    """platonic-rep AlignmentMetrics.mutual_knn on the rows as given (the similarity-repository's
+    platonic/mutual_knn_topk: no normalisation), in numpy."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    knn_a, knn_b = _platonic_knn(x, topk), _platonic_knn(y, topk)
+    n = knn_a.shape[0]
+    mask_a, mask_b = np.zeros((n, n)), np.zeros((n, n))
+    rows = np.arange(n)[:, None]
+    mask_a[rows, knn_a] = 1.0
+    mask_b[rows, knn_b] = 1.0
+    return ((mask_a * mask_b).sum(axis=1) / topk).mean()
+
+
+def ref_platonic_cknna(x, y, topk=10):
+    """platonic-rep AlignmentMetrics.cknna(unbiased=True) on the rows as given (K = X Xᵀ), without its 1e-6."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(x)
+
+    def hsic_unbiased(a, b):
+        at, bt = a.copy(), b.copy()
+        np.fill_diagonal(at, 0.0)
+        np.fill_diagonal(bt, 0.0)
+        return (np.sum(at * bt.T) + at.sum() * bt.sum() / ((n - 1) * (n - 2)) - 2 * np.sum(at @ bt) / (n - 2)) / (n * (n - 3))
+
+    def similarity(k, l):
+        masks = []
+        for g in (k, l):
+            h = g.copy()
+            np.fill_diagonal(h, -np.inf)
+            m = np.zeros((n, n))
+            np.put_along_axis(m, np.argsort(-h, axis=1, kind="stable")[:, :topk], 1.0, axis=1)
+            masks.append(m)
+        mask = masks[0] * masks[1]
+        return hsic_unbiased(mask * k, mask * l)
+
+    kx, ly = x @ x.T, y @ y.T
+    return similarity(kx, ly) / np.sqrt(similarity(kx, kx) * similarity(ly, ly))
+
+
 def ref_pca_scores(x, threshold):
     """Scores on the top principal components explaining `threshold` of the variance (SVD of Xc)."""
     u, s, _ = np.linalg.svd(centre(x), full_matrices=False)

@@ -17,6 +17,8 @@ from tests.references import (
     ref_linear_cka,
     ref_mutual_knn,
     ref_pca_scores,
+    ref_platonic_cknna,
+    ref_platonic_mutual_knn,
     ref_procrustes,
     ref_pwcca,
     ref_rbf_cka,
@@ -56,6 +58,8 @@ ORIGINALS = {
     "mutual_knn-topk=10": lambda x, y: ref_mutual_knn(x, y, 10),
     "mutual_knn-topk=4": lambda x, y: ref_mutual_knn(x, y, 4),
     "cknna-topk=10": lambda x, y: ref_cknna(x, y, 10),
+    "mutual_knn-topk=10-unnormalized": lambda x, y: ref_platonic_mutual_knn(x, y, 10),
+    "cknna-topk=10-unnormalized": lambda x, y: ref_platonic_cknna(x, y, 10),
     "pwcca-score": ref_google_pwcca,
     "pwcca-var=0.99-score": lambda x, y: ref_google_pwcca(pca99(x), pca99(y)),
     "pwcca-var=0.99-whitened-centered-score": ref_pwcca,
@@ -127,6 +131,10 @@ def test_default_conventions_are_unchanged():
     # and the options are real differences, so the ids that name them say something
     assert abs(get_measure("rbf_cka")(x, y, sigma=1.0) - get_measure("rbf_cka")(x, y)) > 1e-3
     assert abs(get_measure("pwcca-score")(x, y) - get_measure("pwcca")(x, y)) > 1e-4
+    assert get_measure("mutual_knn-topk=10-unnormalized")(x, y) != get_measure("mutual_knn")(x, y)
+    # with unit-norm rows, cosine and inner-product neighbours are the same
+    xn, yn = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
+    assert abs(get_measure("cknna-topk=10-unnormalized")(xn, yn) - get_measure("cknna")(x, y)) < 1e-9
 
 
 def test_google_pwcca_fails_where_the_original_does():
