@@ -18,8 +18,8 @@ L1 weights are not invariant to that choice, so PWCCA is then not unique (the de
 code's, ambiguity): the value is one valid choice, between min(ρ) and 1.
 
 pwcca(convention="google_svcca") is google/svcca's compute_pwcca itself (threshold=None: on the
-matrices as given, as the original; a threshold: on their principal component scores). It differs
-from the default in two ways: its "directions" are the canonical rotation applied to the
+matrices as given, as the original; a threshold: on their principal component scores). Besides the
+default's PCA step it differs from the default in two ways: its "directions" are the canonical rotation applied to the
 unwhitened centred neurons, coef_xᵀ (X - μ) + μ with coef_x = u.T of svd(Σxx^{-1/2} Σxy Σyy^{-1/2})
 (not the whitened canonical variates; the i-th neuron's mean μ_i is added to the i-th direction),
 orthonormalised by QR; and its weights take the uncentred neurons. On uncentred data the value then
@@ -96,6 +96,8 @@ def svcca(x: View, y: View, *, threshold: float = 0.99) -> float:
                     "u.T (X - μ) + μ, QR-orthonormalised, of the side with fewer neurons",
         "weights": "whitened: α_i = Σ_j |<h_i, z_j>| over the centred neurons z_j; google_svcca: over the uncentred "
                    "neurons; normalised to sum 1",
+        "ids": "pwcca-score is google/svcca's compute_pwcca as the similarity-repository registers it (svcca/pwcca); "
+               "the var= and -whitened-centered ids are this project's spelling",
         "failures": "google_svcca is nan where the original fails: as many neurons as examples or more, a singular "
                     "covariance; its value on uncentred data depends on LAPACK's singular-vector signs",
     },

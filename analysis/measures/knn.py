@@ -34,7 +34,7 @@ _NEIGHBOURS = ("normalize=True (default): rows L2-normalised first, neighbours b
                "measure_alignment.py normalises the rows before its metrics (it also clamps outliers at the 0.95 "
                "quantile of |x| first, prepare_features; this project does not); normalize=False: the rows as "
                "given, neighbours by inner product, as the similarity-repository's platonic entry calls the metric "
-               "(id suffix -unnormalized). Self excluded, ties to the lower index, k capped at n - 1")
+               "(id suffix -unnormalized, this project's spelling). Self excluded, ties to the lower index, k capped at n - 1")
 
 
 def _neighbours(view: View, k: int, normalize: bool) -> np.ndarray:

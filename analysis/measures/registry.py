@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from analysis.measures.ids import bind_id, check_ids, example_ids
+from analysis.measures.ids import bind_id, check_ids, describe_measure, example_ids
 from analysis.measures.view import ArrayLike, View
 
 Kind = Literal["pairwise", "single"]
@@ -190,6 +190,4 @@ def resolve(selection: Selection, kind: Kind | None = None) -> list[tuple[Measur
 
 def describe(names: Sequence[str] | None = None) -> str:
     """Plain text, one block per measure: name, kind, standard ids, conventions, original implementation."""
-    from analysis.measures.ids import describe_measure
-
     return "\n\n".join(describe_measure(measure_info(n)) for n in (names or list_measures()))
