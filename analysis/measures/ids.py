@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import textwrap
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,12 @@ def describe_measure(measure: Measure) -> str:
         lines.append("  ids: none in the similarity-repository convention")
     if measure.conventions:
         lines.append("  conventions:")
-        lines += [f"    {key}: {text}" for key, text in measure.conventions.items()]
-    lines.append(f"  follows: {measure.reference or 'its definition only (no original code)'}")
+        lines += [_wrapped(f"    {key}: {text}") for key, text in measure.conventions.items()]
+    lines.append(_wrapped(f"  follows: {measure.reference or 'its definition only (no original code)'}"))
     return "\n".join(lines)
+
+
+def _wrapped(line: str, width: int = 110) -> str:
+    """A long entry over several lines, continuation lines indented under its text (readable in a terminal)."""
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
