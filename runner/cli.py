@@ -1,4 +1,4 @@
-"""`layerwise` command line: one subcommand per stage (from the stage table), plus run, sweep and tasks.
+"""`layerwise` command line: one subcommand per stage (from the stage table), plus run, sweep, tasks and measures.
 
 Everything that can be checked without Ray is checked first (config, task names, sizes, paths,
 the model's location); then the run takes a lock on its output folder, clears what a killed run
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_p.add_argument("--preview", metavar="TASK", help="show a task's templates rendered on examples")
     tasks_p.add_argument("--source", choices=("offline", "packaged", "hub", "flan_submix"), default=None,
                          help="where the rows come from (default: the config's, else packaged)")
+    measures_help = "list every measure: its kind, standard ids, conventions and the original code it follows"
+    measures_p = sub.add_parser("measures", help=measures_help, description=measures_help)
+    measures_p.add_argument("names", nargs="*", metavar="NAME", help="only these measures (names or standard ids)")
     return parser
 
 
@@ -146,6 +149,15 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
     if args.out:
         from runner.artifacts.store import atomic_write_parquet
         atomic_write_parquet(catalog, Path(args.out) / "tasks.parquet")
+
+
+def _cmd_measures(args: argparse.Namespace) -> None:
+    from analysis.measures import describe
+
+    try:
+        print(describe(args.names or None))
+    except KeyError as err:  # an unknown name or id is the user's to fix: one line, exit 2
+        raise ConfigError(err.args[0]) from None
 
 
 def _cmd_prepare(args: argparse.Namespace) -> None:
@@ -349,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "tasks":
             _cmd_tasks(args)
+        elif args.command == "measures":
+            _cmd_measures(args)
         elif args.command == "prepare":
             _cmd_prepare(args)
         elif args.command == "sweep":

@@ -102,6 +102,52 @@ def ref_cknna(x, y, k=10):
     return sim(kx, ly) / np.sqrt(sim(kx, kx) * sim(ly, ly))
 
 
+def _platonic_knn(feats, topk):
+    """platonic-rep metrics.py compute_nearest_neighbors: (feats @ feats.T), diagonal -1e8, top-k by argsort."""
+    g = feats @ feats.T
+    np.fill_diagonal(g, -1e8)
+    return np.argsort(-g, axis=1, kind="stable")[:, :topk]
+
+
+def ref_platonic_mutual_knn(x, y, topk=10):
+    """platonic-rep AlignmentMetrics.mutual_knn on the rows as given (the similarity-repository's
+    platonic/mutual_knn_topk: no normalisation), in numpy."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    knn_a, knn_b = _platonic_knn(x, topk), _platonic_knn(y, topk)
+    n = knn_a.shape[0]
+    mask_a, mask_b = np.zeros((n, n)), np.zeros((n, n))
+    rows = np.arange(n)[:, None]
+    mask_a[rows, knn_a] = 1.0
+    mask_b[rows, knn_b] = 1.0
+    return ((mask_a * mask_b).sum(axis=1) / topk).mean()
+
+
+def ref_platonic_cknna(x, y, topk=10):
+    """platonic-rep AlignmentMetrics.cknna(unbiased=True) on the rows as given (K = X Xᵀ), without its 1e-6."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(x)
+
+    def hsic_unbiased(a, b):
+        at, bt = a.copy(), b.copy()
+        np.fill_diagonal(at, 0.0)
+        np.fill_diagonal(bt, 0.0)
+        return (np.sum(at * bt.T) + at.sum() * bt.sum() / ((n - 1) * (n - 2)) - 2 * np.sum(at @ bt) / (n - 2)) / (n * (n - 3))
+
+    def similarity(k, l):
+        masks = []
+        for g in (k, l):
+            h = g.copy()
+            np.fill_diagonal(h, -np.inf)
+            m = np.zeros((n, n))
+            np.put_along_axis(m, np.argsort(-h, axis=1, kind="stable")[:, :topk], 1.0, axis=1)
+            masks.append(m)
+        mask = masks[0] * masks[1]
+        return hsic_unbiased(mask * k, mask * l)
+
+    kx, ly = x @ x.T, y @ y.T
+    return similarity(kx, ly) / np.sqrt(similarity(kx, kx) * similarity(ly, ly))
+
+
 def ref_pca_scores(x, threshold):
     """Scores on the top principal components explaining `threshold` of the variance (SVD of Xc)."""
     u, s, _ = np.linalg.svd(centre(x), full_matrices=False)
@@ -137,6 +183,73 @@ def ref_pwcca(x, y, threshold=0.99):
     p, _ = np.linalg.qr(variates)
     weights = np.abs(p.T @ neurons).sum(axis=1)
     return np.sum(weights / weights.sum() * rho)
+
+
+def ref_rbf_gram_sigma(x, sigma):
+    """minyoungg/platonic-rep metrics.py AlignmentMetrics.cka(kernel_metric='rbf'): an absolute bandwidth,
+    K = exp(-cdist(x, x)² / (2 rbf_sigma²)) (Kornblith's gram_rbf instead scales σ by the median distance)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.exp(-cdist(x, x) ** 2 / (2 * sigma**2))
+
+
+def ref_rbf_cka_sigma(x, y, sigma=1.0, debiased=False):
+    """platonic-rep's cka / unbiased_cka with kernel_metric='rbf' (hsic_biased / hsic_unbiased), without its
+    1e-6 in the denominator."""
+    return ref_cka_of_grams(ref_rbf_gram_sigma(x, sigma), ref_rbf_gram_sigma(y, sigma), debiased)
+
+
+def _google_cca(acts1, acts2):
+    """google/svcca cca_core.py get_cca_similarity (epsilon=0), acts shaped (neurons, datapoints):
+    u, s, v of svd(Σxx^{-1/2} Σxy Σyy^{-1/2}) after its covariance rescaling, and the neuron means."""
+    assert acts1.shape[1] == acts2.shape[1], "dimensions don't match"
+    assert acts1.shape[0] < acts1.shape[1], "input must be number of neurons by datapoints"
+    numx = acts1.shape[0]
+    covariance = np.cov(acts1, acts2)
+    sigmaxx, sigmaxy = covariance[:numx, :numx], covariance[:numx, numx:]
+    sigmayy = covariance[numx:, numx:]
+    xmax, ymax = np.max(np.abs(sigmaxx)), np.max(np.abs(sigmayy))
+    sigmaxx, sigmayy, sigmaxy = sigmaxx / xmax, sigmayy / ymax, sigmaxy / np.sqrt(xmax * ymax)
+
+    def positivedef_matrix_sqrt(array):
+        w, v = np.linalg.eigh(array)
+        return np.dot(v, np.dot(np.diag(np.sqrt(w)), np.conj(v).T))
+
+    invsqrt_xx = positivedef_matrix_sqrt(np.linalg.pinv(sigmaxx))
+    invsqrt_yy = positivedef_matrix_sqrt(np.linalg.pinv(sigmayy))
+    u, s, v = np.linalg.svd(np.dot(invsqrt_xx, np.dot(sigmaxy, invsqrt_yy)))
+    return {"coef_x": u.T, "coef_y": v, "cca_coef1": np.abs(s), "cca_coef2": np.abs(s),
+            "neuron_means1": np.mean(acts1, axis=1, keepdims=True), "neuron_means2": np.mean(acts2, axis=1, keepdims=True)}
+
+
+def ref_google_pwcca(x, y):
+    """google/svcca pwcca.py compute_pwcca(x.T, y.T)[0], with PR #9's fix (the second side's directions from
+    acts2, where the original indexes acts1 with acts2's mask). Fails (AssertionError) when x has d >= n."""
+    acts1, acts2 = np.asarray(x, dtype=np.float64).T, np.asarray(y, dtype=np.float64).T
+    sresults = _google_cca(acts1, acts2)
+    if acts1.shape[0] <= acts2.shape[0]:  # x_idxs, y_idxs are all True at epsilon = 0
+        dirns = np.dot(sresults["coef_x"], acts1 - sresults["neuron_means1"]) + sresults["neuron_means1"]
+        coefs, acts = sresults["cca_coef1"], acts1
+    else:
+        dirns = np.dot(sresults["coef_y"], acts2 - sresults["neuron_means2"]) + sresults["neuron_means2"]
+        coefs, acts = sresults["cca_coef2"], acts2
+    p, _ = np.linalg.qr(dirns.T)
+    weights = np.sum(np.abs(np.dot(p.T, acts.T)), axis=1)
+    weights = weights / np.sum(weights)
+    return np.sum(weights * coefs)
+
+
+def ref_sklearn_pca(x, var):
+    """The similarity-repository's preprocessing/pca-var99: sklearn PCA(n_components=var).fit_transform."""
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=var).fit_transform(np.asarray(x, dtype=np.float64))
+
+
+def ref_google_svcca(x, y, var=0.99):
+    """The similarity-repository's svcca-var=0.99-score: pca-var99, then google/svcca's get_cca_similarity,
+    mean of cca_coef1."""
+    a, b = ref_sklearn_pca(x, var), ref_sklearn_pca(y, var)
+    return np.mean(_google_cca(a.T, b.T)["cca_coef1"])
 
 
 def ref_procrustes(x, y):

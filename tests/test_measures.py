@@ -62,8 +62,9 @@ def test_registry_lists_every_measure_with_its_record():
             assert isinstance(info.higher_is_similar, bool)
         else:
             assert info.meaning
-    assert measure_info("rbf_cka").params == {"threshold": 1.0, "debiased": False}
-    assert measure_info("mutual_knn").params == {"k": 10} and measure_info("pca99").params == {"threshold": 0.99}
+    assert measure_info("rbf_cka").params == {"threshold": 1.0, "debiased": False, "sigma": None}
+    assert measure_info("mutual_knn").params == {"k": 10, "normalize": True}
+    assert measure_info("pca99").params == {"threshold": 0.99}
     assert measure_info("linear_cka").params == {}
     for name in ("linear_cka", "debiased_cka", "rbf_cka"):
         assert measure_info(name).estimator is not None and measure_info(name).cross_layer is not None
@@ -339,7 +340,7 @@ def test_resolve_checks_the_selection():
     from analysis.measures import resolve
 
     chosen = resolve(["linear_cka", ("mutual_knn", {"k": 5})], "pairwise")
-    assert [(m.name, p) for m, p in chosen] == [("linear_cka", {}), ("mutual_knn", {"k": 5})]
+    assert [(m.name, p) for m, p in chosen] == [("linear_cka", {}), ("mutual_knn", {"k": 5, "normalize": True})]
     with pytest.raises(ValueError):
         resolve(["linear_cka", "linear_cka"])
     with pytest.raises(ValueError):

@@ -3,6 +3,8 @@
     from analysis.measures import get_measure, list_measures, measure_info
     get_measure("linear_cka")(x, y)          # pairwise: two row-aligned n x d matrices -> float
     get_measure("pca99")(x, threshold=0.95)   # single: one matrix -> float
+    get_measure("cka-kernel=linear-hsic=song-score")(x, y)   # a standard id (analysis.measures.ids)
+    print(describe())                         # every measure: ids, conventions, the code it follows
 
 To add a measure: write a module here with a function on views decorated by @register, and import
 it below. Nothing else names it.
@@ -14,6 +16,7 @@ from analysis.measures.registry import (
     Kind,
     Measure,
     Selection,
+    describe,
     get_measure,
     list_measures,
     measure_info,
@@ -29,6 +32,6 @@ from analysis.measures import pca99, twonn, entropy, massive  # noqa: F401, E402
 # isort: on
 
 __all__ = [
-    "DEFAULT_MEASURES", "PAPER_MEASURES", "Kind", "Measure", "Selection", "View", "get_measure", "list_measures", "measure_info",
-    "register", "resolve", "standardize",
+    "DEFAULT_MEASURES", "PAPER_MEASURES", "Kind", "Measure", "Selection", "View", "describe", "get_measure", "list_measures",
+    "measure_info", "register", "resolve", "standardize",
 ]

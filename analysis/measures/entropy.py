@@ -20,6 +20,10 @@ from analysis.measures.view import View
     "prompt_entropy", kind="single",
     description="Matrix-based Renyi entropy (order alpha, default 1 = von Neumann) of the normalised cosine Gram",
     meaning="nats in [0, log n]: low = examples collapse onto few directions, high = spread evenly",
+    conventions={"normalisation": "rows L2-normalised (cosine Gram), the Gram divided by its trace",
+                 "centring": "none", "units": "nats (natural log)"},
+    reference="Skean et al. (2025)'s matrix-based prompt entropy (their code, OFSkean/information_flow, not compared "
+              "line by line here)",
 )
 def prompt_entropy(x: View, *, alpha: float = 1.0) -> float:
     k = x.cosine

@@ -9,6 +9,10 @@ reference implementation (minyoungg/platonic-rep, metrics.py and measure_alignme
                  K, L cosine Grams; Mx_ij = [j ∈ N_k^X(i)]; M = Mx ∧ My (pairs neighbours in both);
                  HSIC_u is Song et al.'s (2012) unbiased HSIC, eq. 5, on these (non-symmetric) matrices.
 
+normalize=False uses the rows as given (neighbours and kernel by inner product), as the
+similarity-repository's platonic entries do (they call the metric on raw rows; platonic-rep's own
+pipeline normalises first, the default here).
+
 k is capped at n - 1. M∘K is not symmetric (i may be among j's neighbours but not j among i's), so
 Song's cross term 1ᵀ(M∘K)(M∘L)1 and with it cknna(X, Y) differ slightly from cknna(Y, X), as in the
 reference. Departure from the reference: it adds 1e-6 to cknna's denominator, whose HSIC terms
@@ -23,7 +27,25 @@ import numpy as np
 
 from analysis.cka import safe_ratio
 from analysis.measures.registry import register
-from analysis.measures.view import SAME, View
+from analysis.measures.view import MATRIX, SAME, View, top_k_mask
+
+PLATONIC = "minyoungg/platonic-rep metrics.py"
+_NEIGHBOURS = ("normalize=True (default): rows L2-normalised first, neighbours by cosine, as platonic-rep's "
+               "measure_alignment.py normalises the rows before its metrics (it also clamps outliers at the 0.95 "
+               "quantile of |x| first, prepare_features; this project does not); normalize=False: the rows as "
+               "given, neighbours by inner product, as the similarity-repository's platonic entry calls the metric "
+               "(id suffix -unnormalized, this project's spelling). Self excluded, ties to the lower index, k capped at n - 1")
+
+
+def _neighbours(view: View, k: int, normalize: bool) -> np.ndarray:
+    """The k-NN mask: by cosine (view.knn), or by inner product on the rows as given."""
+    if normalize:
+        return view.knn(k)
+    return view.cached(("knn_inner", k), lambda v: top_k_mask(v.inner, k), MATRIX)
+
+
+def _kernel(view: View, normalize: bool) -> np.ndarray:
+    return view.cosine if normalize else view.inner
 
 
 def capped_k(k: int, n: int) -> int:
@@ -36,12 +58,16 @@ def capped_k(k: int, n: int) -> int:
     "mutual_knn", kind="pairwise", higher_is_similar=True,
     description="Mutual k-NN: mean over examples of the shared fraction of their k cosine nearest neighbours",
     meaning="1 = every example has the same k neighbours in both; about k/(n-1) by chance",
+    ids={"mutual_knn-topk={k}": {"normalize": True}, "mutual_knn-topk={k}-unnormalized": {"normalize": False}},
+    conventions={"neighbours": _NEIGHBOURS, "centring": "none (as the reference)",
+                 "value": "mean over examples of |N_k^X(i) ∩ N_k^Y(i)| / k"},
+    reference=f"{PLATONIC}: AlignmentMetrics.mutual_knn (on F.normalize'd rows, measure_alignment.py)",
 )
-def mutual_knn(x: View, y: View, *, k: int = 10) -> float:
+def mutual_knn(x: View, y: View, *, k: int = 10, normalize: bool = True) -> float:
     if x.n < 2:
         return float("nan")
     k = capped_k(k, x.n)
-    shared = np.count_nonzero(x.knn(k) & y.knn(k))  # Σ_i |N_k^X(i) ∩ N_k^Y(i)|
+    shared = np.count_nonzero(_neighbours(x, k, normalize) & _neighbours(y, k, normalize))  # Σ_i |N_k^X(i) ∩ N_k^Y(i)|
     return shared / (x.n * k)
 
 
@@ -55,28 +81,33 @@ def hsic_unbiased(a: np.ndarray, b: np.ndarray) -> float:
     return float((trace_ab + sums - 2.0 * cross / (n - 2)) / (n * (n - 3)))
 
 
-def _self_similarity(view: View, k: int) -> float:
+def _self_similarity(view: View, k: int, normalize: bool = True) -> float:
     """HSIC_u(Mx∘K, Mx∘K): cknna's normaliser, once per view (it is permutation-invariant)."""
 
     def compute(v: View) -> float:
-        masked = np.where(v.knn(k), v.cosine, 0.0)
+        masked = np.where(_neighbours(v, k, normalize), _kernel(v, normalize), 0.0)
         return hsic_unbiased(masked, masked)
 
-    return view.cached(("cknna_self", k), compute, SAME)
+    return view.cached(("cknna_self", k) if normalize else ("cknna_self_inner", k), compute, SAME)
 
 
 @register(
     "cknna", kind="pairwise", higher_is_similar=True,
     description="CKNNA: CKA (unbiased HSIC) restricted to pairs that are k-nearest neighbours in both (Huh et al., 2024)",
     meaning="1 = identical local (k-NN) kernel structure; ~0 for unrelated neighbourhoods",
+    ids={"cknna-topk={k}": {"normalize": True}, "cknna-topk={k}-unnormalized": {"normalize": False}},
+    conventions={"neighbours": _NEIGHBOURS, "kernel": "the cosine Gram (normalize=False: X Xᵀ), masked to mutual neighbours",
+                 "hsic": "Song et al. (2012) unbiased, eq. 5, on the masked (non-symmetric) kernels",
+                 "denominator": "no 1e-6 added (the reference adds it); an undefined one gives nan"},
+    reference=f"{PLATONIC}: AlignmentMetrics.cknna(topk, unbiased=True)",
 )
-def cknna(x: View, y: View, *, k: int = 10) -> float:
+def cknna(x: View, y: View, *, k: int = 10, normalize: bool = True) -> float:
     if k < 2:
         raise ValueError(f"cknna needs k >= 2 (as the reference), got {k}")
     if x.n < 4:  # unbiased HSIC needs n >= 4
         return float("nan")
     k = capped_k(k, x.n)
-    both = x.knn(k) & y.knn(k)
-    sim_xy = hsic_unbiased(np.where(both, x.cosine, 0.0), np.where(both, y.cosine, 0.0))
-    denominator = _self_similarity(x, k) * _self_similarity(y, k)
+    both = _neighbours(x, k, normalize) & _neighbours(y, k, normalize)
+    sim_xy = hsic_unbiased(np.where(both, _kernel(x, normalize), 0.0), np.where(both, _kernel(y, normalize), 0.0))
+    denominator = _self_similarity(x, k, normalize) * _self_similarity(y, k, normalize)
     return safe_ratio(sim_xy, np.sqrt(denominator)) if denominator > 0 else float("nan")

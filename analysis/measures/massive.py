@@ -31,6 +31,8 @@ def _max_and_median_abs(x) -> tuple[float, float]:
     "massive_ratio", kind="single",
     description="max |activation| / median |activation| over the layer's matrix (massive activations)",
     meaning="a ratio >= 1: ~3-5 for Gaussian-like activations, 100s when a few massive dimensions dominate",
+    conventions={"entries": "every entry of the n x d matrix, absolute values", "centring": "none"},
+    reference="Sun et al. (2024)'s max / median magnitude ratio (its definition only)",
 )
 def massive_ratio(x: View) -> float:
     peak, typical = _max_and_median_abs(x.x)

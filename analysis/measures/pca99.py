@@ -33,6 +33,10 @@ def n_components_for(spectrum: np.ndarray, threshold: float = 0.99) -> int:
     "pca99", kind="single",
     description="Number of principal components explaining `threshold` (99%) of the variance",
     meaning="a count in [0, min(n-1, d)]: how many directions the layer spreads its examples over",
+    conventions={"centring": "columns centred", "spectrum": "squared singular values of the centred matrix",
+                 "count": "the smallest k with cumulative explained ratio >= threshold (sklearn's PCA(n_components="
+                          "threshold) takes > threshold: they differ only on an exact tie)"},
+    reference="scikit-learn sklearn/decomposition/_pca.py: PCA(n_components=threshold).n_components_",
 )
 def pca99(x: View, *, threshold: float = 0.99) -> float:
     return float(n_components_for(x.spectrum, threshold))

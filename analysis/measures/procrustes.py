@@ -34,6 +34,14 @@ def _scores(view: View) -> np.ndarray:
     "procrustes", kind="pairwise", higher_is_similar=True,
     description="Orthogonal Procrustes similarity ||X̃ᵀỸ||_* = 1 - d²/2 on centred, Frobenius-normalised X, Y",
     meaning="1 = identical up to rotation and isotropic scale; lower = further apart after the best rotation",
+    ids={"procrustes-score": {}},
+    conventions={"centring": "columns centred", "normalisation": "each matrix scaled to unit Frobenius norm",
+                 "distance": "the score is ||X̃ᵀỸ||_* = cos(angular Procrustes distance) = 1 - d²/2, d the "
+                             "Euclidean Procrustes distance on the normalised matrices (procrustes-distance=angular "
+                             "is its arccos)",
+                 "alignment": "orthogonal Q (rotations and reflections), no scaling beyond the normalisation"},
+    reference="ahwillia/netrep netrep/metrics/linear.py: LinearMetric(alpha=1, center_columns=True, "
+              "score_method='angular'); score = cos of its distance",
 )
 def procrustes(x: View, y: View) -> float:
     fx, fy = _scores(x), _scores(y)

@@ -9,6 +9,14 @@ Its keyword-only arguments are its parameters and their defaults. Everything els
 runner) finds measures here by name, so adding one is one module and one decorator (the peft lesson).
 Code outside the measure modules never spells a measure's name: it loops over the configured
 selection, or asks PAPER_MEASURES for the measures the paper's claims are stated in.
+
+The record also says how the field names the measure and what it follows (analysis.measures.ids):
+`ids` are the measure's standard ids in the similarity-repository convention (nacloos/similarity-
+repository, similarity/standardization.py), each mapped to the parameter values it fixes, e.g.
+{"cka-kernel=(rbf-sigma={sigma})-hsic=gretton-score": {"debiased": False}} ({sigma} is read off the
+id); `conventions` the choices a reader must know to compare values across papers; `reference` the
+original implementation it follows (repo: function). get_measure/measure_info accept an id and
+return the registration with the id's values as its defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from analysis.measures.ids import bind_id, check_ids, describe_measure, example_ids
 from analysis.measures.view import ArrayLike, View
 
 Kind = Literal["pairwise", "single"]
@@ -51,6 +60,11 @@ class Measure:
     estimator: Mapping[str, Any] | None = None
     # Batched every-layer-against-every-layer form: (xs [Lx,n,d], ys [Ly,n,d], **params) -> [Lx, Ly].
     cross_layer: Callable[..., np.ndarray] | None = None
+    # Standard ids (similarity-repository convention) -> the parameter values each fixes.
+    ids: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    conventions: Mapping[str, str] = field(default_factory=dict)  # e.g. {"centring": "columns, before the Gram"}
+    reference: str = ""  # the original implementation it follows: "owner/repo path: function"
+    standard_id: str = ""  # set on a registration bound to one id by get_measure(id)
 
     def resolve_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with `params`; unknown names raise, ints given as floats (YAML) become ints."""
@@ -103,8 +117,12 @@ def register(
     meaning: str = "",
     estimator: Mapping[str, Any] | None = None,
     cross_layer: Callable[..., np.ndarray] | None = None,
+    ids: Mapping[str, Mapping[str, Any]] | None = None,
+    conventions: Mapping[str, str] | None = None,
+    reference: str = "",
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Decorator: register `fn` under `name`; its keyword-only arguments are the parameters."""
+    """Decorator: register `fn` under `name`; its keyword-only arguments are the parameters.
+    `ids`, `conventions` and `reference`: see the module docstring."""
 
     def decorate(fn: Callable[..., float]) -> Callable[..., float]:
         if name in _REGISTRY:
@@ -117,24 +135,33 @@ def register(
             raise ValueError(f"{name}: kind must be 'pairwise' or 'single', not {kind!r}")
         signature = inspect.signature(fn).parameters.values()
         params = {p.name: p.default for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY}
-        _REGISTRY[name] = Measure(name, kind, fn, description, params, higher_is_similar, meaning, estimator, cross_layer)
+        measure = Measure(name, kind, fn, description, params, higher_is_similar, meaning, estimator, cross_layer,
+                          dict(ids or {}), dict(conventions or {}), reference)
+        check_ids(measure, _REGISTRY.values())
+        _REGISTRY[name] = measure
         return fn
 
     return decorate
 
 
 def measure_info(name: str) -> Measure:
-    """The registration of `name`; unknown names raise KeyError with the known ones."""
-    try:
+    """The registration of `name`, or of a standard id (bound to the id's parameter values, see
+    analysis.measures.ids); unknown ones raise a one-line KeyError with the closest match."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown measure {name!r}.{hint} Known: {', '.join(_REGISTRY)}") from None
+    bound = bind_id(str(name), _REGISTRY.values())
+    if bound is not None:
+        return bound
+    candidates = list(_REGISTRY) + [i for m in _REGISTRY.values() for i in example_ids(m)]
+    close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise KeyError(f"unknown measure {name!r}.{hint} Known: {', '.join(_REGISTRY)} "
+                   "(and their standard ids: `layerwise measures`)") from None
 
 
 def get_measure(name: str) -> Measure:
-    """The measure as a plain callable: f(x, y, **params) or f(x, **params) -> float."""
+    """The measure as a plain callable: f(x, y, **params) or f(x, **params) -> float. `name` is a
+    registered name or a standard id, e.g. "cka-kernel=linear-hsic=song-score"."""
     return measure_info(name)
 
 
@@ -154,8 +181,13 @@ def resolve(selection: Selection, kind: Kind | None = None) -> list[tuple[Measur
         measure = measure_info(name)
         if kind is not None and measure.kind != kind:
             raise ValueError(f"{name} is a {measure.kind} measure; expected {kind} ones here")
-        if name in seen:
-            raise ValueError(f"{name} is selected twice; rows of one measure must have one setting")
-        seen.add(name)
+        if measure.name in seen:  # by registered name: "pwcca" and "pwcca-score" are one measure's rows
+            raise ValueError(f"{measure.name} is selected twice; rows of one measure must have one setting")
+        seen.add(measure.name)
         out.append((measure, measure.resolve_params(params)))
     return out
+
+
+def describe(names: Sequence[str] | None = None) -> str:
+    """Plain text, one block per measure: name, kind, standard ids, conventions, original implementation."""
+    return "\n\n".join(describe_measure(measure_info(n)) for n in (names or list_measures()))

@@ -43,6 +43,12 @@ def _rank_z(view: View) -> np.ndarray | None:
     "rsa", kind="pairwise", higher_is_similar=True,
     description="RSA: Spearman correlation between the upper triangles of the RDMs (1 - Pearson correlation of rows)",
     meaning="1 = the same ordering of example dissimilarities; 0 = unrelated",
+    ids={"rsa-rdm=correlation-compare=spearman": {}},
+    conventions={"rdm": "correlation distance, 1 - Pearson correlation of two examples' rows (over features)",
+                 "compare": "Spearman correlation (ties share their average rank) of the upper triangles, i < j",
+                 "centring": "none beyond the correlation's own (each row centred over its features)"},
+    reference="rsagroup/rsatoolbox src/rsatoolbox/rdm/calc.py: calc_rdm(method='correlation') + "
+              "src/rsatoolbox/rdm/compare.py: compare(method='spearman')",
 )
 def rsa(x: View, y: View) -> float:
     if x.n < 3:

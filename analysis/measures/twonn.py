@@ -19,6 +19,10 @@ from analysis.measures.view import View
     "twonn_id", kind="single",
     description="TwoNN intrinsic dimension from the ratio of second- to first-nearest-neighbour distances",
     meaning="an estimated manifold dimension (>= 0): how many directions the examples vary along locally",
+    conventions={"distance": "Euclidean, on the rows as given", "fit": "least squares through the origin of "
+                 "-log(1 - i/N) on log μ_(i), the largest discard_fraction of the μ left out",
+                 "duplicates": "points with r1 = 0 left out"},
+    reference="scikit-learn-contrib/scikit-dimension skdim/id/_TwoNN.py: TwoNN(discard_fraction=0.1)",
 )
 def twonn_id(x: View, *, discard_fraction: float = 0.1) -> float:
     d2 = x.sq_dists.copy()
