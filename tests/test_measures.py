@@ -114,7 +114,8 @@ def test_measure_names_appear_only_where_allowed():
     root = Path(__file__).resolve().parents[1]
     names = "|".join(re.escape(n) for n in list_measures())
     pattern = re.compile(rf"[\"']({names})[\"']")
-    allowed = {root / "runner" / "config.py"}
+    # The config documents names in comments; the analysis API's docstring example calls measures as a user would.
+    allowed = {root / "runner" / "config.py", root / "analysis" / "api.py"}
     offenders = []
     for package in ("analysis", "runner", "tasks"):
         for path in (root / package).rglob("*.py"):
