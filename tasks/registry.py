@@ -150,7 +150,7 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
 def resolve_tasks(selection: Sequence[str] | str) -> list[TaskSpec]:
     """Expand task names, cluster names, "paper", "unseen", "seen"/"training", "real" and "all".
 
-    Order-preserving and de-duplicated. "paper" is the authors' 69 tasks; "all" adds the real-text
+    Order-preserving and de-duplicated. "paper" is the authors' list (paper_tasks.yaml); "all" adds the real-text
     stand-ins; "seen"/"training" are every task outside the unseen cluster; "real" is every task
     with real text in a package (tasks.source: packaged).
     """

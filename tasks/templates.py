@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.registry import get_task
-from tasks.spec import TaskSpec
+from tasks.spec import TaskFileError, TaskSpec
 from tasks.template_bank import NUM_TEMPLATES, TEMPLATES
 
 
@@ -73,4 +73,8 @@ def render(spec: TaskSpec, row: Mapping[str, Any], template_id: int) -> tuple[st
     options = [str(o) for o in (row.get("options") or spec.options or [])]
     show = bool(options) and "{options_}" in prompt_t
     values = {**spec.constants, **row, "options_": options_block(options) if show else ""}
-    return prompt_t.format_map(values), target_t.format_map(values), options if show else []
+    try:
+        return prompt_t.format_map(values), target_t.format_map(values), options if show else []
+    except KeyError as err:  # an inline template naming a field its rows lack
+        raise TaskFileError(f"{spec.origin}: task {spec.name!r}: template {template_id} uses unknown field {err} "
+                            f"(the rows have: {', '.join(sorted(values))})") from None

@@ -69,6 +69,9 @@ def _canonical(spec: TaskSpec, role: str, raw: datasets.Dataset) -> list[dict]:
     for i, r in enumerate(raw):
         row: dict = {field: "" if r[col] is None else str(r[col]) for field, col in src.fields.items()}
         if spec.is_classification:
+            if src.options and not isinstance(r[src.options], list):
+                raise _fail(path, spec, f"row {i + 1}: column {src.options!r} must hold a list of choices, "
+                                        f"got {type(r[src.options]).__name__}")
             options = [str(o) for o in (r[src.options] or [])] if src.options else list(spec.options or [])
             label = _option_index(r[src.target], options)
             if label is None:
