@@ -104,7 +104,7 @@ def _clusters() -> dict[str, tuple[str, ...]]:
 
 
 class _Clusters(Mapping[str, tuple[str, ...]]):
-    """cluster name -> task names; iterates over cluster names in the paper's order.
+    """cluster name -> task names; iterates over the paper's clusters in its order, then the user's own.
 
     Lazy so that importing tasks does not parse the YAML.
     """
