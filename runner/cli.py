@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_p.add_argument("--preview", metavar="TASK", help="show a task's templates rendered on examples")
     tasks_p.add_argument("--source", choices=("offline", "packaged", "hub", "flan_submix"), default=None,
                          help="where the rows come from (default: the config's, else packaged)")
+    tasks_p.add_argument("--include", action="append", default=[], metavar="PATH",
+                         help="also list the tasks of these task YAML files or folders (repeatable); "
+                              "with no --config, list only those")
     measures_help = "list every measure: its kind, standard ids, conventions and the original code it follows"
     measures_p = sub.add_parser("measures", help=measures_help, description=measures_help)
     measures_p.add_argument("names", nargs="*", metavar="NAME", help="only these measures (names or standard ids)")
@@ -134,6 +137,10 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
     if args.config:
         config, _ = _load(argparse.Namespace(config=args.config, overrides=[]))
         selection, source = config.tasks.select, source or config.tasks.source
+    if args.include:  # the user's task files join whatever the config included
+        suite.include([*suite.registry.included(), *args.include])
+        if not args.config:
+            selection = [spec.name for spec in suite.all_tasks() if spec.origin != str(suite.registry.REGISTRY_PATH)]
     source = source or "packaged"
     if args.preview:
         print(suite.preview(args.preview, source=source))
@@ -305,9 +312,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from runner.artifacts.store import ArtifactError
     from runner.models import ModelUnavailableError
     from runner.training.launch import TrainingFailed
-    from tasks import TaskSourceError, UnknownTaskError
+    from tasks import TaskFileError, TaskSourceError, UnknownTaskError
 
-    return (ConfigError, UnknownTaskError, TaskSourceError, ModelUnavailableError, ArtifactError, TrainingFailed,
+    return (ConfigError, UnknownTaskError, TaskSourceError, TaskFileError, ModelUnavailableError, ArtifactError, TrainingFailed,
             FileNotFoundError)
 
 

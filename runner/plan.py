@@ -180,6 +180,15 @@ def _mixture_rates(config: ExperimentConfig, sizes: dict[str, int]) -> dict[str,
     return mixing_rates(sizes, cap=config.tasks.mixture_cap)
 
 
+def _user_files(names: list[str]) -> dict[str, dict[str, str]]:
+    """The content stamps of the user's task files: editing a row retrains what read it."""
+    from tasks import get_task
+    from tasks.userfiles import content_stamp
+
+    stamps = {name: content_stamp(spec) for name in names if (spec := get_task(name)).files is not None}
+    return {"user_files": stamps} if stamps else {}
+
+
 def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: str = "",
               pool_size: int | dict[str, int | None] | None = None) -> Plan:
     """`pool_size`: training rows each task's source holds (the offline mini-Flan's 512; per task for
@@ -188,7 +197,7 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     names = [t.name for t in tasks]
     sizes = train_sizes(config, tasks, pool_size)
     data_key = stable_hash({"tasks": config.model_dump(mode="json")["tasks"], "selected": names,
-                            "probe_size": config.extraction.probe_size})
+                            "probe_size": config.extraction.probe_size, **_user_files(names)})
     # What a trained adapter depends on: base model, data, LoRA, optimisation, precision. The
     # seed is the job's own (a noise-floor twin differs from its control in the seed alone).
     # model.checkpoint only declares what the base model is: it changes the findings' words, not a model.

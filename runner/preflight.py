@@ -38,6 +38,7 @@ def check_sizes(exp) -> None:
     """Split sizes against each task's pools, where the pools' sizes are known up front (the
     mini-Flan's fixed pools; the packaged real text once built, which `prepare` does first)."""
     from runner.data import held_out_sizes
+    from tasks import get_task
 
     cfg = exp.config
     held = cfg.extraction.probe_size + cfg.tasks.test_size
@@ -45,7 +46,8 @@ def check_sizes(exp) -> None:
         pools = held_out_sizes(cfg, [ref])[ref.name]
         if pools is None:
             continue  # hub sizes are known once the data is loaded; load_splits says it in one line then
-        where = f"task {ref.name} (source {cfg.tasks.source})"
+        files = get_task(ref.name).files
+        where = f"task {ref.name} ({'its files, ' + files.origin if files else 'source ' + cfg.tasks.source})"
         if held > pools["heldout"]:
             raise ConfigError(f"extraction.probe_size + tasks.test_size = {held} exceeds the {pools['heldout']} held-out "
                               f"examples of {where}; lower one of them")

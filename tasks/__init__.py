@@ -7,9 +7,9 @@ from tasks import templates
 from tasks.catalog import catalog
 from tasks.mixture import build_mixture, cap_train_sets, cluster_caps, mixing_rates
 from tasks.preview import preview
-from tasks.registry import CLUSTERS, PAPER_TASKS, UnknownTaskError, all_tasks, get_task, resolve_tasks
+from tasks.registry import CLUSTERS, PAPER_TASKS, UnknownTaskError, all_tasks, get_task, include, resolve_tasks
 from tasks.sources import SOURCES, TaskSourceError
-from tasks.spec import CLUSTER_TITLES, HubSource, TaskSpec
+from tasks.spec import CLUSTER_TITLES, HubSource, TaskFileError, TaskSpec, cluster_title
 from tasks.splits import TaskSplits, load_splits
 from tasks.stats import task_statistics
 
@@ -19,6 +19,7 @@ __all__ = [
     "PAPER_TASKS",
     "SOURCES",
     "HubSource",
+    "TaskFileError",
     "TaskSourceError",
     "TaskSpec",
     "TaskSplits",
@@ -27,8 +28,10 @@ __all__ = [
     "build_mixture",
     "cap_train_sets",
     "catalog",
+    "cluster_title",
     "cluster_caps",
     "get_task",
+    "include",
     "load_splits",
     "mixing_rates",
     "preview",

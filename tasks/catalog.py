@@ -8,7 +8,7 @@ import polars as pl
 
 from tasks.registry import resolve_tasks
 from tasks.sources import provenance
-from tasks.template_bank import TEMPLATES
+from tasks.templates import template_pairs
 
 
 def catalog(source: str = "packaged", selection: Sequence[str] = ("all",)) -> pl.DataFrame:
@@ -22,7 +22,11 @@ def catalog(source: str = "packaged", selection: Sequence[str] = ("all",)) -> pl
     rows = []
     for spec in resolve_tasks(selection):
         p = provenance(spec, source)
-        if source == "packaged" and spec.packaged is not None:
+        if spec.files is not None:  # a user's files: small and local, read (and checked) here
+            from tasks.userfiles import file_pool_sizes
+
+            sizes = file_pool_sizes(spec)
+        elif source == "packaged" and spec.packaged is not None:
             sizes = pool_sizes(spec) or {}
         elif source in ("offline", "packaged") and spec.generator is not None:
             sizes = dict(POOL_SIZES)
@@ -30,7 +34,7 @@ def catalog(source: str = "packaged", selection: Sequence[str] = ("all",)) -> pl
             sizes = {}
         rows.append({
             "task": spec.name, "cluster": spec.cluster, "unseen": spec.unseen, "metric": spec.metric,
-            "templates": len(TEMPLATES[spec.format]), "synthetic": p.synthetic, "provenance": p.text,
+            "templates": len(template_pairs(spec)), "synthetic": p.synthetic, "provenance": p.text,
             "licence": p.licence, "hub_id": spec.hub.id or "", "train": sizes.get("train"), "validation": sizes.get("validation"),
             "heldout": sizes.get("heldout"),
         })

@@ -6,99 +6,83 @@ import difflib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from types import MappingProxyType
 
 import yaml
 
-from tasks.spec import CLUSTER_TITLES, METRICS, HubSource, PackagedSource, TaskSpec
+from tasks.entry import parse_entry
+from tasks.spec import CLUSTER_TITLES, TaskFileError, TaskSpec
 
 REGISTRY_PATH = Path(__file__).with_name("registry.yaml")
+PAPER_TASKS_PATH = Path(__file__).with_name("paper_tasks.yaml")
 
-# The authors' list (zsquaredz/layer_by_layer, analysis/flan_tasks.lst), verbatim order.
-PAPER_TASKS: tuple[str, ...] = (
-    "aeslc", "ag_news_subset", "anli_r1", "anli_r2", "anli_r3", "arc_challenge", "arc_easy",
-    "bool_q", "cb", "cnn_dailymail", "cola", "common_gen", "copa", "coqa", "cosmos_qa", "dart",
-    "definite_pronoun_resolution", "drop", "e2e_nlg", "fix_punct", "gigaword", "glue_mrpc",
-    "glue_qqp", "hellaswag", "imdb_reviews", "math_dataset", "mnli_matched", "mnli_mismatched",
-    "multi_news", "multirc", "natural_questions", "newsroom", "openbookqa",
-    "opinion_abstracts_idebate", "opinion_abstracts_rotten_tomatoes", "para_crawl_enes",
-    "paws_wiki", "piqa", "qnli", "quac", "record", "rte", "samsum", "sentiment140", "snli",
-    "squad_v1", "squad_v2", "sst2", "story_cloze", "stsb", "trec", "trivia_qa", "true_case",
-    "web_nlg_en", "wic", "wiki_lingua_english_en", "winogrande", "wmt14_enfr",
-    "wmt16_translate_csen", "wmt16_translate_deen", "wmt16_translate_fien",
-    "wmt16_translate_roen", "wmt16_translate_ruen", "wmt16_translate_tren", "wnli",
-    "word_segment", "wsc", "xsum", "yelp_polarity_reviews",
-)
+# The authors' list (zsquaredz/layer_by_layer, analysis/flan_tasks.lst), verbatim order; data in paper_tasks.yaml.
+PAPER_TASKS: tuple[str, ...] = tuple(yaml.safe_load(PAPER_TASKS_PATH.read_text())["paper_tasks"])
+
+# The user's task files (tasks.include) that join the registry in this process; see `include`.
+_included: tuple[Path, ...] = ()
 
 
 class UnknownTaskError(ValueError):
     """A task/cluster name that the registry does not know. The message is one line."""
 
 
-def _hub(raw: Mapping) -> HubSource:
-    label_map = raw.get("label_map")
-    return HubSource(
-        id=raw.get("id"),
-        config=None if raw.get("config") is None else str(raw["config"]),
-        splits=MappingProxyType(dict(raw.get("splits", {}))),
-        revision=raw.get("revision"),
-        fields=MappingProxyType(dict(raw.get("fields", {}))),
-        label=raw.get("label"),
-        label_map=None if label_map is None else MappingProxyType({int(k): int(v) for k, v in label_map.items()}),
-        adapter=raw.get("adapter"),
-        note=raw.get("note"),
-    )
+def include(paths: Sequence[str | Path]) -> None:
+    """Make the tasks of these YAML files (a folder: every *.yaml in it) part of the registry, in
+    place of any included before. Lazy: the files are read on the first lookup, so a process that
+    never looks a task up (a Ray worker handed rendered rows) never reads them."""
+    global _included
+    resolved = tuple(Path(p).expanduser().resolve() for p in paths)
+    if resolved != _included:
+        _included = resolved
+        _registry.cache_clear()
 
 
-def _packaged(raw: Mapping | None) -> PackagedSource | None:
-    if raw is None:
-        return None
-    known = {"package", "file", "reader", "licence", "note"}
-    return PackagedSource(package=raw["package"], file=raw["file"], reader=raw["reader"],
-                          args=MappingProxyType({k: v for k, v in raw.items() if k not in known}),
-                          licence=raw.get("licence", ""), note=raw.get("note", ""))
+def included() -> tuple[Path, ...]:
+    """The paths passed to the last `include`, absolute."""
+    return _included
 
 
-def _spec(raw: Mapping, defaults: Mapping) -> TaskSpec:
-    entry = {**defaults, **raw}
-    options = entry.get("options")
-    spec = TaskSpec(
-        name=entry["name"],
-        cluster=entry["cluster"],
-        metric=entry["metric"],
-        format=entry["format"],
-        options=None if options is None else tuple(str(o) for o in options),
-        unseen=bool(entry.get("unseen", False)),
-        hub=_hub(entry.get("hub") or {"id": None, "note": "no hub source: real text from source='packaged' only"}),
-        submix_name=entry.get("submix"),
-        flan_cluster=entry.get("flan", entry["cluster"]),
-        generator=entry.get("gen"),
-        constants=MappingProxyType(dict(entry.get("const", {}))),
-        per_row_options=bool(entry.get("per_row_options", False)),
-        doc=entry.get("doc", ""),
-        packaged=_packaged(entry.get("packaged")),
-        clip=tuple(entry.get("clip", ())),
-    )
-    if spec.cluster not in CLUSTER_TITLES:
-        raise ValueError(f"registry.yaml: task {spec.name!r} has unknown cluster {spec.cluster!r}")
-    if spec.metric not in METRICS:
-        raise ValueError(f"registry.yaml: task {spec.name!r} has unknown metric {spec.metric!r}")
-    if spec.unseen != (spec.cluster == "unseen"):
-        raise ValueError(f"registry.yaml: task {spec.name!r}: unseen flag disagrees with its cluster")
-    if spec.generator is None and spec.packaged is None:
-        raise ValueError(f"registry.yaml: task {spec.name!r} has neither a mini-Flan generator (gen) nor real text (packaged)")
-    return spec
+def task_files(paths: Sequence[Path]) -> list[Path]:
+    """The YAML files behind tasks.include: files as given, folders expanded to their *.yaml."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+            if not found:
+                raise TaskFileError(f"tasks.include: {path}: no *.yaml task files in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise TaskFileError(f"tasks.include: {path}: no such file or folder; pass task YAML files or folders of them")
+    return list(dict.fromkeys(files))
+
+
+def _read(path: Path, user: bool) -> list[TaskSpec]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise TaskFileError(f"{path}:{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("tasks"), list):
+        raise TaskFileError(f"{path}: expected a mapping with a tasks: list (the schema of tasks/registry.yaml)")
+    defaults = data.get("defaults") or {}
+    return [parse_entry(raw, defaults, path, user) for raw in data["tasks"]]
 
 
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, TaskSpec]:
-    data = yaml.safe_load(REGISTRY_PATH.read_text())
     specs: dict[str, TaskSpec] = {}
-    for raw in data["tasks"]:
-        spec = _spec(raw, data.get("defaults", {}))
-        if spec.name in specs:
-            raise ValueError(f"registry.yaml: duplicate task {spec.name!r}")
-        specs[spec.name] = spec
+    sources = [(REGISTRY_PATH, False)] + [(path, True) for path in task_files(_included)]
+    for path, user in sources:
+        for spec in _read(path, user):
+            if user and (spec.name in SELECTORS or spec.name in CLUSTER_TITLES):
+                raise TaskFileError(f"{path}: task {spec.name!r}: the name is a selector or a cluster; rename the task")
+            if spec.name in specs:
+                other = specs[spec.name].origin
+                raise TaskFileError(f"{path}: task {spec.name!r} is already defined in {other}; rename one of them")
+            specs[spec.name] = spec
     return specs
 
 
@@ -107,15 +91,20 @@ def all_tasks() -> list[TaskSpec]:
     return list(_registry().values())
 
 
+def cluster_names() -> list[str]:
+    """The paper's 12 clusters in the paper's order, then the user's own in order of appearance."""
+    return list(dict.fromkeys([*CLUSTER_TITLES, *(spec.cluster for spec in all_tasks())]))
+
+
 def _clusters() -> dict[str, tuple[str, ...]]:
-    by_cluster: dict[str, list[str]] = {c: [] for c in CLUSTER_TITLES}
+    by_cluster: dict[str, list[str]] = {c: [] for c in cluster_names()}
     for spec in all_tasks():
         by_cluster[spec.cluster].append(spec.name)
     return {c: tuple(names) for c, names in by_cluster.items()}
 
 
 class _Clusters(Mapping[str, tuple[str, ...]]):
-    """cluster name -> task names; iterates over cluster names in the paper's order.
+    """cluster name -> task names; iterates over the paper's clusters in its order, then the user's own.
 
     Lazy so that importing tasks does not parse the YAML.
     """
@@ -124,10 +113,10 @@ class _Clusters(Mapping[str, tuple[str, ...]]):
         return _clusters()[key]
 
     def __iter__(self):
-        return iter(CLUSTER_TITLES)
+        return iter(cluster_names())
 
     def __len__(self) -> int:
-        return len(CLUSTER_TITLES)
+        return len(cluster_names())
 
     def __repr__(self) -> str:
         return f"CLUSTERS({dict(self)!r})"
@@ -139,7 +128,7 @@ SELECTORS = ("paper", "unseen", "all", "seen", "training", "real")
 
 
 def _valid_names() -> list[str]:
-    return [*SELECTORS, *CLUSTER_TITLES, *_registry()]
+    return [*SELECTORS, *cluster_names(), *_registry()]
 
 
 def _unknown(name: str) -> UnknownTaskError:
@@ -161,13 +150,13 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
 def resolve_tasks(selection: Sequence[str] | str) -> list[TaskSpec]:
     """Expand task names, cluster names, "paper", "unseen", "seen"/"training", "real" and "all".
 
-    Order-preserving and de-duplicated. "paper" is the authors' 69 tasks; "all" adds the real-text
+    Order-preserving and de-duplicated. "paper" is the authors' list (paper_tasks.yaml); "all" adds the real-text
     stand-ins; "seen"/"training" are every task outside the unseen cluster; "real" is every task
     with real text in a package (tasks.source: packaged).
     """
     if isinstance(selection, str):
         selection = [selection]
-    reg = _registry()
+    reg, clusters = _registry(), _clusters()
     out: dict[str, TaskSpec] = {}
     for item in selection:
         key = str(item).strip()
@@ -177,8 +166,8 @@ def resolve_tasks(selection: Sequence[str] | str) -> list[TaskSpec]:
             names = [n for n, s in reg.items() if not s.unseen]
         elif key == "real":
             names = [n for n, s in reg.items() if s.packaged is not None]
-        elif key in CLUSTER_TITLES:
-            names = _clusters()[key]
+        elif key in clusters:
+            names = clusters[key]
         elif key in reg:
             names = [key]
         else:

@@ -57,6 +57,10 @@ class Provenance:
 
 def provenance(spec: TaskSpec, source: str) -> Provenance:
     """The provenance of `spec`'s rows under `source` (what `layerwise tasks` and task_stats show)."""
+    if spec.files is not None:  # a user's files are read whatever the source
+        from tasks.userfiles import files_provenance
+
+        return Provenance(files_provenance(spec), "the user's own data", False)
     if source == "packaged" and spec.packaged is not None:
         from tasks.packaged import provenance as packaged_provenance
 

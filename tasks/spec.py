@@ -26,6 +26,16 @@ CLUSTER_TITLES: dict[str, str] = {
 }
 
 
+class TaskFileError(ValueError):
+    """A task file (registry.yaml or a user's) or its rows cannot be used. One line naming the file
+    and the entry, saying what to fix."""
+
+
+def cluster_title(cluster: str) -> str:
+    """The display title of a cluster: the paper's, else derived from a user's cluster name."""
+    return CLUSTER_TITLES.get(cluster) or cluster.replace("_", " ").replace("-", " ").strip().capitalize()
+
+
 @dataclass(frozen=True)
 class HubSource:
     """Where a task lives on the Hugging Face hub and how its rows map to template fields.
@@ -65,6 +75,21 @@ class PackagedSource:
 
 
 @dataclass(frozen=True)
+class FileSource:
+    """A user's task read from local files (JSONL, CSV or Parquet, by extension).
+
+    `files` maps a split role (train, validation, test) to an absolute path; `fields` maps a template
+    field to a column; `target` names the answer's column (for classification: an option's text or
+    its index); `options` the column of per-row choices, if any. `origin` is the task YAML."""
+
+    files: Mapping[str, str]
+    fields: Mapping[str, str]
+    target: str
+    options: str | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     cluster: str
@@ -84,6 +109,11 @@ class TaskSpec:
     # Every other field stays whole: cutting a question, a sentence with a blank or one side of a
     # translation pair would change the task, so those are bounded by choosing rows instead.
     clip: tuple[str, ...] = ()
+    # A user's task: rows from local files (always, whatever tasks.source is) and its own templates
+    # ((prompt, target) format strings) in place of the bank's `format` family.
+    files: FileSource | None = None
+    templates: tuple[tuple[str, str], ...] | None = None
+    origin: str = "registry.yaml"  # the YAML file the entry came from, for error messages
 
     @property
     def hub_id(self) -> str | None:

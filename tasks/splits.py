@@ -11,7 +11,7 @@ import numpy as np
 
 from tasks.registry import get_task
 from tasks.sources import SOURCES, Provenance, hub_pools, offline_pools, packaged_pools, provenance, submix_pools
-from tasks.spec import TaskSpec
+from tasks.spec import TaskFileError, TaskSpec
 from tasks.templates import render, template_id_for
 from tasks.text import clip_words
 
@@ -97,7 +97,11 @@ def load_splits(task: str | TaskSpec, *, source: str = "offline", probe_size: in
         raise ValueError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     caps = [c for c in (max_train, per_dataset_cap) if c is not None]
     train_cap = min(caps) if caps else None
-    if source == "offline":
+    if spec.files is not None:  # a user's task always reads its own files
+        from tasks.userfiles import file_pools
+
+        pools = file_pools(spec)
+    elif source == "offline":
         pools = offline_pools(spec)
     elif source == "packaged":
         pools = packaged_pools(spec)
@@ -108,6 +112,10 @@ def load_splits(task: str | TaskSpec, *, source: str = "offline", probe_size: in
 
     held, val_pool, train_pool = pools["heldout"], pools["validation"], pools["train"]
     if probe_size + test_size > len(held):
+        if spec.files is not None:
+            raise TaskFileError(f"{spec.files.files['test']}: task {spec.name!r}: extraction.probe_size + "
+                                f"tasks.test_size = {probe_size + test_size} exceed its {len(held)} test rows; "
+                                "add rows or lower them")
         raise ValueError(f"{spec.name}: probe_size + test_size = {probe_size + test_size} exceeds the "
                          f"{len(held)} held-out examples of source '{source}'")
     rng = _rng(spec.name, seed)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.registry import get_task
-from tasks.spec import TaskSpec
+from tasks.spec import TaskFileError, TaskSpec
 from tasks.template_bank import NUM_TEMPLATES, TEMPLATES
 
 
@@ -29,10 +29,15 @@ class Template:
         return "{options_}" in self.prompt
 
 
+def template_pairs(spec: TaskSpec) -> tuple[tuple[str, str], ...]:
+    """(prompt, target) format strings: the task's inline templates, else its bank family's ten."""
+    return spec.templates or tuple(TEMPLATES[spec.format])
+
+
 def list_templates(task: str | TaskSpec) -> list[Template]:
-    """The task's ten templates, in round-robin order."""
+    """The task's templates (ten for a bank family), in round-robin order."""
     spec = get_task(task)
-    return [Template(spec.name, i, p, t) for i, (p, t) in enumerate(TEMPLATES[spec.format])]
+    return [Template(spec.name, i, p, t) for i, (p, t) in enumerate(template_pairs(spec))]
 
 
 def template_fields(task: str | TaskSpec) -> set[str]:
@@ -53,7 +58,7 @@ def template_id_for(index: int, forward_only: bool = False, task: str | TaskSpec
     """Round-robin assignment by example index, as FLAN cycles its templates. `forward_only` cycles
     through the task's forward templates alone (a scored test example must ask for the answer)."""
     if not forward_only:
-        return index % NUM_TEMPLATES
+        return index % (NUM_TEMPLATES if task is None else len(template_pairs(get_task(task))))
     forward = [t.id for t in list_templates(task) if not t.inverted]
     return forward[index % len(forward)]
 
@@ -64,8 +69,12 @@ def render(spec: TaskSpec, row: Mapping[str, Any], template_id: int) -> tuple[st
     `row` holds the canonical fields, `answer`, and for classification `options`.
     Options are listed only for forward templates that ask to choose among them.
     """
-    prompt_t, target_t = TEMPLATES[spec.format][template_id]
+    prompt_t, target_t = template_pairs(spec)[template_id]
     options = [str(o) for o in (row.get("options") or spec.options or [])]
     show = bool(options) and "{options_}" in prompt_t
     values = {**spec.constants, **row, "options_": options_block(options) if show else ""}
-    return prompt_t.format_map(values), target_t.format_map(values), options if show else []
+    try:
+        return prompt_t.format_map(values), target_t.format_map(values), options if show else []
+    except KeyError as err:  # an inline template naming a field its rows lack
+        raise TaskFileError(f"{spec.origin}: task {spec.name!r}: template {template_id} uses unknown field {err} "
+                            f"(the rows have: {', '.join(sorted(values))})") from None

@@ -18,7 +18,7 @@ import pyarrow as pa
 import torch
 
 from analysis.roles import MULTITASK, PRETRAINED
-from runner.config import ExperimentConfig
+from runner.config import ExperimentConfig, use_tasks
 from runner.inference.works import WORKS
 from runner.models import AdaptedModel, pick_device, pick_dtype
 from runner.ops import metrics
@@ -57,6 +57,7 @@ class InferenceActor:
 
     def __init__(self, experiment: dict, model_dir: str, adapters: dict[str, str], passes: list[dict], work: str):
         exp = ExperimentConfig.model_validate(experiment)
+        use_tasks(exp)
         device = pick_device(exp.model)
         if device == "cpu":
             torch.set_num_threads(max(1, round(exp.resources.cpus_per_worker)))

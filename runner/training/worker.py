@@ -22,7 +22,7 @@ import ray.train
 import torch
 
 from runner.artifacts.store import is_done
-from runner.config import ExperimentConfig
+from runner.config import ExperimentConfig, use_tasks
 from runner.models import pick_device, pick_dtype
 from runner.ops import metrics
 from runner.training.trainer import Base, Trainer, encode_payload, publish
@@ -31,6 +31,7 @@ from runner.training.trainer import Base, Trainer, encode_payload, publish
 def train_loop_per_worker(config: dict) -> None:
     """Train every unfinished model of one run, in order, on this worker group."""
     exp = ExperimentConfig.model_validate(config["run"]["experiment"])
+    use_tasks(exp)
     device = pick_device(exp.model)
     # DeepSpeed picks its accelerator at import: make it follow the configured device.
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if device == "cuda" else "cpu")
