@@ -45,15 +45,18 @@ def replication_verdict(holds: int, contradicted: int) -> str:
 
 def _reason(holds: int, contradicted: int, undecided: int, excluded: list[str], verdict: str) -> str:
     decided = holds + contradicted
-    counted = decided + undecided
-    parts = [f"holds in {holds} of {decided} decided setting{'s' if decided != 1 else ''}"
-             + (f", contradicted in {contradicted}" if contradicted else "")
-             + (f"; {undecided} inconclusive" if undecided else "")]
-    if verdict == INCONCLUSIVE and decided < 2 and not contradicted:
-        parts.append("a replication needs at least two decided settings" if counted else "no setting counted")
+    if decided + undecided == 0:
+        text = "no setting counted"
+    else:
+        text = f"holds in {holds} of {decided} decided setting{'s' if decided != 1 else ''}" if decided else \
+            "no setting decided"
+        text += f", contradicted in {contradicted}" if contradicted else ""
+        text += f"; {undecided} inconclusive" if undecided else ""
+        if verdict == INCONCLUSIVE and decided == 1:
+            text += "; a replication needs at least two decided settings"
     if excluded:
-        parts.append(f"{len(excluded)} excluded, models not converged: {', '.join(excluded)}")
-    return "; ".join(parts)
+        text += f"; excluded (models not converged): {', '.join(excluded)}"
+    return text
 
 
 def replication_frame(findings: pl.DataFrame, *, unconverged: Sequence[str] = (), setting_column: str = "setting",

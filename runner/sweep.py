@@ -160,8 +160,14 @@ def prepare_sweep(base: ExperimentConfig, out: Path, grid: Mapping[str, Sequence
 def cell_columns(cell: Cell, exp: Experiment) -> dict[str, Any]:
     """The columns a cell's rows carry in the sweep frames: every swept key, plus rank and seed."""
     cfg = exp.config
+    data = cfg.model_dump(mode="json")
     out = {"lora_rank": cfg.lora.r, "seed": cfg.training.seed}
-    out |= {column(key): value for key, value in cell.values if key not in COLUMNS}
+    for key, _ in cell.values:  # the validated value ("1e-4" on the command line is a float here)
+        if key not in COLUMNS:
+            node = data
+            for part in key.split("."):
+                node = node[part]
+            out[column(key)] = node
     return out
 
 

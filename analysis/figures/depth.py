@@ -55,6 +55,7 @@ def depth_figure(gaps: pl.DataFrame, layer_map: pl.DataFrame | None, *, measure:
     strip.set_ylim(-0.5, len(settings) - 0.5)
     strip.set_xlim(0, 1)
     strip.set_xlabel("relative depth (layer / number of blocks; 0 = embeddings)")
-    strip.legend(handles=[Patch(color=SHADE[f], label=f) for f in FUNCTIONS], fontsize=7, ncol=3, loc="upper center",
-                 bbox_to_anchor=(0.5, -0.9), frameon=False)
+    strip.legend(handles=[Patch(color=SHADE[f], label=f) for f in FUNCTIONS], fontsize=7, ncol=3, loc="lower right",
+                 bbox_to_anchor=(1.0, 1.0), frameon=False)
+    strip.set_title("layer map (blank: not above the noise floor)", fontsize=8, loc="left")
     return fig
