@@ -121,6 +121,10 @@ class TrainingConfig(_Section):
     # Train the multi-task model E on the mixture. false: only the controls are trained, and the
     # experimental models are model.experimental (published checkpoints) and the pretrained model.
     multitask: bool = True
+    # lora: a LoRA adapter on the frozen base (the paper's method; `lora` section). full: every weight is
+    # trained, with the same schedule, early stopping, exposure and noise-floor rules, and saved as a model
+    # folder (config.json + safetensors) instead of an adapter.
+    method: Literal["lora", "full"] = "lora"
     lr: float = Field(5e-5, gt=0.0)
     # The learning rate over a job's steps: linear warmup, then constant, or a linear or cosine
     # decay to zero at the job's step cap (HF Trainer's default is linear, as the paper used).

@@ -252,28 +252,36 @@ class MemoryEstimate:
     """Peak GiB of one worker's training step, by part."""
 
     weights: float
-    lora_state: float
+    trainable_state: float  # the trained parameters' gradients and optimizer state (and a LoRA adapter's weights)
     overhead: float
     activations: float
 
     @property
     def total(self) -> float:
-        return self.weights + self.lora_state + self.overhead + self.activations
+        return self.weights + self.trainable_state + self.overhead + self.activations
 
 
 def estimate_memory(shape: ModelShape, *, micro_batch: int, max_length: int, checkpointing: bool, lora_r: int,
                     targets: list[str], lora_dropout: float, dtype_bytes: int = 2, workers: int = 1,
-                    zero_stage: int = 2) -> MemoryEstimate:
+                    zero_stage: int = 2, method: str = "lora") -> MemoryEstimate:
     b, h, i = dtype_bytes, shape.hidden, shape.intermediate
-    lora = shape.lora_params(lora_r, targets)
-    # Adapter weights + grads in the model dtype; fp32 master, grad and Adam m, v (partitioned by ZeRO>=1).
-    fp32_state = 16 * lora if b == 2 else 12 * lora
-    lora_bytes = 2 * b * lora + fp32_state / (workers if zero_stage >= 1 else 1)
-    dropout = (b + 1) * sum(a for a, _ in shape.targeted_dims(targets)) if lora_dropout > 0 else 0
+    shard = lambda stage: workers if zero_stage >= stage else 1  # ZeRO-1 shards optimizer state, ZeRO-2 gradients too
+    if method == "full":
+        # Every weight: its gradient in the model dtype, fp32 master, grad and Adam m, v.
+        trained = shape.params
+        fp32_state = 16 * trained if b == 2 else 12 * trained
+        state_bytes = b * trained / shard(2) + fp32_state / shard(1)
+        dropout = 0
+    else:
+        # Adapter weights + grads in the model dtype; fp32 master, grad and Adam m, v (partitioned by ZeRO>=1).
+        trained = shape.lora_params(lora_r, targets)
+        fp32_state = 16 * trained if b == 2 else 12 * trained
+        state_bytes = 2 * b * trained + fp32_state / shard(1)
+        dropout = (b + 1) * sum(a for a, _ in shape.targeted_dims(targets)) if lora_dropout > 0 else 0
     layer = b * (C_H * h + C_I * i) + dropout  # bytes saved per token by one layer
     head = TARGET_FRACTION * shape.vocab * (b + 8)  # logits, their fp32 log-softmax and its gradient
     per_token = (shape.layers * b * h + 2 * layer if checkpointing else shape.layers * layer) + head
-    return MemoryEstimate(weights=shape.params * b / GIB, lora_state=lora_bytes / GIB, overhead=OVERHEAD_GIB,
+    return MemoryEstimate(weights=shape.params * b / GIB, trainable_state=state_bytes / GIB, overhead=OVERHEAD_GIB,
                           activations=micro_batch * max_length * per_token / GIB)
 
 
@@ -354,7 +362,8 @@ def plan_job_memory(config: ExperimentConfig, job, device_memory_gib: float | No
     def candidate(micro: int, ckpt: bool) -> MemoryPlan:
         est = estimate_memory(shape, micro_batch=micro, max_length=t.max_length, checkpointing=ckpt,
                               lora_r=config.lora.r, targets=targets, lora_dropout=config.lora.dropout,
-                              dtype_bytes=_dtype_bytes(config), workers=workers, zero_stage=config.deepspeed.zero_stage)
+                              dtype_bytes=_dtype_bytes(config), workers=workers, zero_stage=config.deepspeed.zero_stage,
+                              method=t.method)
         return MemoryPlan(micro_batch=micro, accumulation=per_worker // micro, checkpointing=ckpt, workers=workers,
                           batch_size=batch, estimated_gib=est.total, capacity_gib=capacity,
                           fits=est.total <= capacity, device="cuda", gpu=gpu,

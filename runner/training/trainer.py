@@ -1,4 +1,4 @@
-"""The LoRA + DeepSpeed training step without Ray: build, step, validate, save.
+"""The LoRA (or full fine-tuning) + DeepSpeed training step without Ray: build, step, validate, save.
 
 `Trainer` trains one job (E or a control) on one rank of a data-parallel group that already
 exists (Ray Train makes it on the cluster; `ensure_process_group` makes a one-process group for
@@ -15,6 +15,8 @@ tests and benchmarks). `runner.training.worker` adapts it to Ray: context, check
   `training.control_min_steps`), at `max_steps` otherwise.
 - The base model (and tokenizer) can be loaded once and reused by several jobs in a row: each
   job adds a fresh LoRA adapter and builds its own optimizer and engine, and `close` removes them.
+  With training.method full, a job trains every weight of the base and `close` puts the base's own
+  weights back (kept on the CPU), so the next job starts from the pretrained model too.
 
 Imports neither Ray nor polars (a lent GPU box has neither); publishing imports polars lazily.
 """
@@ -40,7 +42,7 @@ from runner.training.memory import MemoryPlan, ModelShape, gpu_named, lora_targe
 GIB = 2**30
 Encoded = tuple[list[int], list[int]]
 STATE_FILE = "loop_state.json"
-BEST_FILE = "best_adapter.pt"
+BEST_FILE = "best_state.pt"
 DS_TAG = "engine"  # not "latest": DeepSpeed writes a file of that name beside the tag folder
 
 
@@ -196,7 +198,8 @@ class LoopState:
 
 
 class Trainer:
-    """One training job on one rank: a fresh LoRA adapter on `base`, its optimizer and engine."""
+    """One training job on one rank: a fresh LoRA adapter on `base` (or, with training.method full, the
+    base's own weights), its optimizer and engine."""
 
     def __init__(self, exp: ExperimentConfig, job: dict, base: Base, train: list[Encoded], val: list[Encoded],
                  train_tasks: list[str] | None = None, *, rank: int = 0, world: int = 1,
@@ -223,8 +226,14 @@ class Trainer:
         self._train_targets = np.array([_targets(example) for example in train], dtype=np.int64)
         self._train_lengths = self.schedule.lengths
         self.state = LoopState(job=job["id"])
-        self.best_adapter: dict[str, torch.Tensor] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._pristine: dict[str, torch.Tensor] | None = None
         self._build()
+
+    @property
+    def full(self) -> bool:
+        """Full fine-tuning: every weight trains, and the model is saved whole."""
+        return self.exp.training.method == "full"
 
     # -- build --
     def _plan_memory(self) -> MemoryPlan:
@@ -245,9 +254,15 @@ class Trainer:
         model.config.use_cache = False
         _checkpointing(model, self.memory.checkpointing)
         torch.manual_seed(self.seed)  # the LoRA initialisation: the job's seed, the same on every rank
-        self.model = get_peft_model(model, LoraConfig(
-            r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=lora_targets(self.exp, model.config.model_type), task_type="CAUSAL_LM"))
+        if self.full:
+            self._pristine = _cpu_copy(model.state_dict())
+            for p in model.parameters():
+                p.requires_grad_(True)
+            self.model = model
+        else:
+            self.model = get_peft_model(model, LoraConfig(
+                r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                target_modules=lora_targets(self.exp, model.config.model_type), task_type="CAUSAL_LM"))
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=self.exp.training.lr, weight_decay=self.exp.training.weight_decay)
         self.engine, *_ = deepspeed.initialize(model=_TargetLoss(self.model), optimizer=optimizer,
@@ -323,13 +338,11 @@ class Trainer:
 
     def evaluate(self, train_loss: float) -> dict:
         """Validate, keep the best adapter, decide whether to stop; returns the curve point."""
-        from peft import get_peft_model_state_dict
-
         s, t = self.state, self.exp.training
         val = self.validate()
         if val < s.best_val:
             s.best_val = val
-            self.best_adapter = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(self.model).items()}
+            self.best_state = self.trained_state()
         if val < s.plateau_ref - t.min_delta:
             s.plateau_ref, s.bad_evals = val, 0
         else:
@@ -341,6 +354,14 @@ class Trainer:
         point = {"step": s.step, "train_loss": train_loss, "val_loss": val, "best_val_loss": s.best_val}
         s.curve.append(point)
         return point
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """What this job changed, on the CPU: the adapter's tensors, or every weight (full fine-tuning)."""
+        if self.full:
+            return _cpu_copy(self.model.state_dict())
+        from peft import get_peft_model_state_dict
+
+        return _cpu_copy(get_peft_model_state_dict(self.model))
 
     def exposure_met(self) -> bool:
         """Whether every task of `min_examples` has been seen that often in the steps taken (exact:
@@ -381,7 +402,7 @@ class Trainer:
         self.engine.save_checkpoint(str(folder), tag=DS_TAG, exclude_frozen_parameters=True)
         if self.rank == 0:
             (folder / STATE_FILE).write_text(json.dumps(self.state.__dict__))
-            torch.save(self.best_adapter, folder / BEST_FILE)
+            torch.save(self.best_state, folder / BEST_FILE)
 
     def load_checkpoint(self, folder: Path) -> bool:
         """Resume from `folder` if it is this job's; False (and nothing loaded) otherwise."""
@@ -393,15 +414,19 @@ class Trainer:
             return False
         self.engine.load_checkpoint(str(folder), tag=DS_TAG, load_module_strict=False)
         self.state = LoopState(**saved)
-        self.best_adapter = torch.load(folder / BEST_FILE, weights_only=True)
+        self.best_state = torch.load(folder / BEST_FILE, weights_only=True)
         return True
 
     # -- results --
     def restore_best(self) -> None:
+        if self.best_state is None:
+            return
+        if self.full:
+            self.model.load_state_dict(self.best_state)
+            return
         from peft import set_peft_model_state_dict
 
-        if self.best_adapter is not None:
-            set_peft_model_state_dict(self.model, self.best_adapter)
+        set_peft_model_state_dict(self.model, self.best_state)
 
     def summary(self) -> dict:
         """The done marker's info: exact counts, since batches are a pure function of the step."""
@@ -409,21 +434,33 @@ class Trainer:
         seen = self.schedule.stats(s.step, self.memory.micro_batch, self.train_tasks)
         return {"steps": s.step, "examples_seen": seen["examples_seen"], "examples_by_task": seen["examples_by_task"],
                 "tokens_seen": seen["tokens_seen"], "best_val_loss": s.best_val, "converged": s.stopped == "plateau",
-                "stopped": s.stopped, "seed": self.seed, "lora_r": self.exp.lora.r,
+                "stopped": s.stopped, "seed": self.seed, "method": self.exp.training.method,
+                "lora_r": None if self.full else self.exp.lora.r,
                 "padding_fraction": round(seen["padding_fraction"], 4),
                 "val_padding_fraction": round(self.validation_padding(), 4),
                 "seconds": round(s.seconds, 3), "memory_plan": self.memory.describe()}
 
     def close(self) -> None:
-        """Remove this job's adapter and engine from the base, so the next job starts clean."""
+        """Remove this job's adapter (or its weights) and engine from the base, so the next job starts clean."""
         self.engine.destroy()
-        self.base.model = self.model.unload()  # the original modules, without LoRA layers
+        if self.full:
+            self.model.load_state_dict(self._pristine)  # the pretrained weights again
+            self._pristine = None
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            self.base.model = self.model
+        else:
+            self.base.model = self.model.unload()  # the original modules, without LoRA layers
         if hasattr(self.base.model, "peft_config"):
             del self.base.model.peft_config
         _checkpointing(self.base.model, False)
-        self.engine = self.model = self.best_adapter = None
+        self.engine = self.model = self.best_state = None
         if self.base.device == "cuda":
             torch.cuda.empty_cache()
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _targets(example: Encoded) -> int:
@@ -432,8 +469,9 @@ def _targets(example: Encoded) -> int:
 
 
 def publish(trainer: Trainer, out_dir: Path) -> dict:
-    """Rank 0: the best adapter (standard peft layout), curve.parquet and training.json in one
-    atomic rename, then the done marker. Returns the marker's info."""
+    """Rank 0: the best adapter (standard peft layout), or with full fine-tuning the best model (config.json,
+    safetensors and the tokenizer: a folder `from_pretrained` loads), curve.parquet and training.json in
+    one atomic rename, then the done marker. Returns the marker's info."""
     import polars as pl
 
     from runner.artifacts.store import atomic_dir, atomic_write_parquet, mark_done
@@ -443,6 +481,8 @@ def publish(trainer: Trainer, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         trainer.model.save_pretrained(tmp)
+        if trainer.full and trainer.base.tokenizer is not None:
+            trainer.base.tokenizer.save_pretrained(tmp)
         atomic_write_parquet(pl.DataFrame(trainer.state.curve), tmp / "curve.parquet")
         (tmp / "training.json").write_text(json.dumps(info, indent=2))
     mark_done(out_dir, trainer.job["key"], **info)
