@@ -51,6 +51,9 @@ class Measure:
     estimator: Mapping[str, Any] | None = None
     # Batched every-layer-against-every-layer form: (xs [Lx,n,d], ys [Ly,n,d], **params) -> [Lx, Ly].
     cross_layer: Callable[..., np.ndarray] | None = None
+    # Pairwise: the value of two identical representations (1 for every built-in similarity, 0 for a
+    # distance); chance-calibration rescales to it (analysis.calibration). None = unknown: no calibrated score.
+    perfect: float | None = None
 
     def resolve_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with `params`; unknown names raise, ints given as floats (YAML) become ints."""
@@ -103,6 +106,7 @@ def register(
     meaning: str = "",
     estimator: Mapping[str, Any] | None = None,
     cross_layer: Callable[..., np.ndarray] | None = None,
+    perfect: float | None = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator: register `fn` under `name`; its keyword-only arguments are the parameters."""
 
@@ -117,7 +121,8 @@ def register(
             raise ValueError(f"{name}: kind must be 'pairwise' or 'single', not {kind!r}")
         signature = inspect.signature(fn).parameters.values()
         params = {p.name: p.default for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY}
-        _REGISTRY[name] = Measure(name, kind, fn, description, params, higher_is_similar, meaning, estimator, cross_layer)
+        _REGISTRY[name] = Measure(name, kind, fn, description, params, higher_is_similar, meaning, estimator, cross_layer,
+                                  perfect)
         return fn
 
     return decorate
