@@ -53,7 +53,8 @@ def calibrate(measure: str | Measure, x: ArrayLike, y: ArrayLike, *, permutation
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x, y = rng.normal(size=(32, 512)), rng.normal(size=(32, 512))
-    >>> out = calibrate("linear_cka", x, y, permutations=99)
+    >>> from analysis.measures import PAPER_MEASURES
+    >>> out = calibrate(PAPER_MEASURES["similarity"], x, y, permutations=99)   # linear CKA
     >>> round(out["score"], 2), abs(out["calibrated"]) < 0.15, out["p_value"] > 0.05
     (0.94, True, True)
     """

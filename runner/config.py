@@ -246,7 +246,8 @@ class AnalysisConfig(_Section):
     standardize: bool = False
     # Confidence intervals per (task, layer) from this many seeded half-sample resamples; 0 = none.
     bootstrap: int = Field(0, ge=0)
-    # Permutation null per (task, layer): this many shuffles of the control's rows; 0 = none.
+    # Permutation null per (task, layer) of the primary measure against C_t: this many shuffles of the
+    # control's rows; 0 = none.
     permutations: int = Field(0, ge=0)
     # {permutations: N}: the permutation null for EVERY selected pairwise measure and pair (the one above
     # covers the primary measure against C_t only), adding null_mean, null_q95, p_value and calibrated =

@@ -194,3 +194,40 @@ def test_calibrate_config_default_and_off():
     assert parse_config({}).analysis.calibrate is None
     assert parse_config({"analysis": {"calibrate": {}}}).analysis.calibrate.permutations == 200
     assert parse_config({"analysis": {"calibrate": {"permutations": 200}, "permutations": 200}}).analysis.calibrate
+
+
+def test_every_declared_perfect_value_is_what_identical_inputs_score():
+    from analysis.measures import list_measures, measure_info
+
+    x = np.random.default_rng(10).standard_normal((40, 12))
+    declared = [name for name in list_measures("pairwise") if measure_info(name).perfect is not None]
+    assert declared == list_measures("pairwise")  # every built-in similarity can be calibrated
+    for name in declared:
+        assert get_measure(name)(x, x) == pytest.approx(measure_info(name).perfect, abs=1e-9), name
+
+
+def test_undefined_scores_stay_undefined():
+    x = np.random.default_rng(11).standard_normal((20, 5))
+    out = calibrate("linear_cka", x, np.ones((20, 5)), permutations=9)
+    assert all(np.isnan(out[k]) for k in ("score", "null_mean", "p_value", "calibrated")) and out["n_permutations"] == 0
+    with pytest.raises(ValueError, match="pairwise"):
+        calibrate("pca99", x, x)
+    with pytest.raises(ValueError, match=">= 1"):
+        calibrate("linear_cka", x, x, permutations=0)
+
+
+def test_compare_passes_calibration_through_to_the_similarity_frame():
+    rng = np.random.default_rng(12)
+    tasks = {"rte": "nli", "piqa": "commonsense"}
+    reps = {m: {t: rng.standard_normal((2, 16, 6)) for t in tasks} for m in ("pretrained", "multitask", "control")}
+    sim = analysis.compare(reps, tasks, measures=["linear_cka", "rsa"], draws=200, calibrate=9).similarity
+    assert sim.select(NULL_COLUMNS).null_count().sum_horizontal().item() == 0
+    assert set(sim["measure"]) == {"linear_cka", "rsa"} and (sim["n_permutations"] == 9).all()
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import analysis.calibration
+
+    assert doctest.testmod(analysis.calibration).failed == 0
