@@ -178,6 +178,7 @@ def compare(
     control_seed: int = 0,
     bootstrap: int = 0,
     permutations: int = 0,
+    calibrate: int = 0,
     standardize: bool = False,
     cross_layer: bool = False,
     pretrained_name: str = "",
@@ -191,7 +192,9 @@ def compare(
     primary: the pairwise measure behind cka, the noise floor and the headline findings, default the
     paper's (linear_cka). draws/level/seed: the across-task bootstrap of gaps, layer map and findings;
     control_seed: the main controls' training seed (seed_baseline's seed_a); bootstrap/permutations:
-    per-(task, layer) half-sample CIs and permutation null of the primary measure; pretrained_name and
+    per-(task, layer) half-sample CIs and permutation null of the primary measure; calibrate: that many
+    permutations for every measure and pair, with the chance-calibrated score (analysis.calibration)
+    in `similarity`; pretrained_name and
     pretrained_kind (analysis.inputs.KINDS) go into the findings' reasons. Gaps and verdicts need >= 5
     seen tasks for intervals and reseeded controls for a floor; with fewer they are inconclusive.
 
@@ -225,7 +228,7 @@ def compare(
         aligned, dropped = _aligned(task, models)
         per_task.append(task_frames(task, clusters[task], aligned, pairwise, single, primary=primary,
                                     pairs=_pairs(list(aligned)), n_dropped=dropped, bootstrap=bootstrap,
-                                    permutations=permutations, seed=seed, ci=level, standardize=standardize,
+                                    permutations=permutations, calibrate=calibrate, seed=seed, ci=level, standardize=standardize,
                                     cross_layer=cross_layer))
     frames = {name: pl.concat([f[name] for f in per_task if name in f], how="diagonal_relaxed")
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}

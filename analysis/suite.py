@@ -2,7 +2,8 @@
 (see analysis.align); numpy/torch arrays in, Polars frames out.
 
   pairwise_frame     experimental vs control, per layer, every selected pairwise measure, with
-                     optional half-sample confidence intervals and a permutation null
+                     optional half-sample confidence intervals and a permutation null (with the
+                     chance-calibrated score: analysis.calibration)
   single_frame       every selected single measure of every model's layers
   cross_layer_frame  every experimental layer against every control layer (CKA-type measures)
 
@@ -47,10 +48,12 @@ def _draws(n: int, bootstrap: int, permutations: int, seed: int) -> tuple[list[n
     recomputed per draw, as for a fresh sample.
     Permutation: shuffle the control's rows against the experimental's. Every cached quantity of the
     control is permutation-equivariant, so the permuted view permutes them instead of recomputing.
+    The two kinds draw from independent streams of `seed`, so the permutations depend on (n, P, seed)
+    only: a frame with or without half-samples, and analysis.calibrate, see the same null.
     """
-    rng = np.random.default_rng(seed)
-    boot = [rng.choice(n, size=n // 2, replace=False) for _ in range(bootstrap)]
-    perms = [rng.permutation(n) for _ in range(permutations)]
+    boot_rng, perm_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    boot = [boot_rng.choice(n, size=n // 2, replace=False) for _ in range(bootstrap)]
+    perms = [perm_rng.permutation(n) for _ in range(permutations)]
     return boot, perms
 
 
@@ -59,6 +62,20 @@ def _evaluate(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair], left: M
     """[measures, pairs] of measure(left[experimental], right[control])."""
     return np.array([[m.compute(left[e], right[c], **params) for e, c in pairs] for m, params in chosen],
                     dtype=np.float64).reshape(len(chosen), len(pairs))
+
+
+def _permutation_null(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair], views: Mapping[str, View],
+                      perms: Sequence[np.ndarray]) -> np.ndarray:
+    """[measures, pairs, P] of measure(experimental, control with its rows shuffled by each perm). The
+    shuffled control is views[c].permute(perm): its Grams (and every other cached quantity) are the
+    parent's, permuted (P K Pᵀ is an index, not a GEMM), so a permutation costs the measure's pairing
+    step only; the experimental's view is shared as is."""
+    controls = list(dict.fromkeys(c for _, c in pairs))
+    null = np.full((len(chosen), len(pairs), len(perms)), np.nan)
+    for r, perm in enumerate(perms):
+        shuffled = {c: views[c].permute(perm) for c in controls}
+        null[:, :, r] = _evaluate(chosen, pairs, views, shuffled)
+    return null
 
 
 def _quiet_nan(fn, *args, **kwargs):
@@ -74,16 +91,33 @@ def _interval(values: np.ndarray, boot: np.ndarray, ci: float) -> dict[str, np.n
     return {"ci_low": lo + shift, "ci_high": hi + shift, "n_bootstrap": np.isfinite(boot).sum(axis=-1)}
 
 
-def _null_stats(values: np.ndarray, null: np.ndarray, higher: np.ndarray) -> dict[str, np.ndarray]:
-    """One-sided in the measure's direction: p = (1 + #{null at least as similar}) / (1 + P); null_q95 is
-    the 5%-level critical value (the 95th percentile when higher means more similar, else the 5th)."""
+def _null_stats(values: np.ndarray, null: np.ndarray, higher: np.ndarray, perfect: np.ndarray) -> dict[str, np.ndarray]:
+    """One-sided in the measure's direction: p_value = (1 + #{null at least as similar}) / (1 + P); null_q95
+    is the 5%-level critical value (the 95th percentile when higher means more similar, else the 5th);
+    calibrated = (value - null_mean) / (perfect - null_mean), see adjusted."""
     count = np.isfinite(null).sum(axis=-1)
     q95, q05 = _quiet_nan(np.nanquantile, null, [0.95, 0.05], axis=-1)
     obs = values[..., None]
     exceed = np.where(higher[..., None], null >= obs, null <= obs).sum(axis=-1)
     p = np.where(np.isfinite(values), (1 + exceed) / (1 + count), np.nan)
-    return {"null_mean": _quiet_nan(np.nanmean, null, axis=-1), "null_q95": np.where(higher, q95, q05),
-            "p_perm": p, "n_permutations": count}
+    mean = _quiet_nan(np.nanmean, null, axis=-1)
+    return {"null_mean": mean, "null_q95": np.where(higher, q95, q05), "p_value": p, "n_permutations": count,
+            "calibrated": adjusted(values, mean, perfect)}
+
+
+def adjusted(values: np.ndarray, null_mean: np.ndarray, perfect: np.ndarray) -> np.ndarray:
+    """The chance-adjusted score (s - E[s_null]) / (perfect - E[s_null]) (as the adjusted Rand index):
+    0 on average for unrelated data, 1 for identical representations, negative below chance. `perfect`
+    is the measure's value for identical inputs (Measure.perfect; 1 for the built-in similarities, so
+    (s - m0) / (1 - m0)); the formula holds for either direction (a distance with perfect 0 gives
+    1 - s / m0). nan where `perfect` is unknown (nan) or the null is already at or beyond it (no headroom)."""
+    values, null_mean, perfect = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (values, null_mean, perfect)))
+    headroom = perfect - null_mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (values - null_mean) / headroom
+    # A null at the perfect value (or past it) leaves nothing to rescale: the score is undefined, not huge.
+    ok = np.isfinite(out) & (np.abs(headroom) > 1e-12 * np.maximum(1.0, np.abs(perfect)))
+    return np.where(ok, out, np.nan)
 
 
 _INT_COLUMNS = {"layer", "control_layer", "n", "d", "n_bootstrap", "n_permutations"}
@@ -129,8 +163,11 @@ def pairwise_frame(
     Columns: measure, experimental, control, task, cluster, layer, value (null where undefined), n,
     standardized; with bootstrap > 0: ci_low, ci_high (level `ci`, from seeded half-samples without
     replacement re-centred on value: see _draws for why not the plain bootstrap), n_bootstrap (draws
-    with a defined value); with permutations > 0: null_mean, null_q95, p_perm (one-sided,
-    (1 + #{null >= value}) / (1 + P)), n_permutations.
+    with a defined value); with permutations > 0, the permutation null of every selected measure and
+    pair (the control's rows shuffled; Grams permuted, not recomputed): null_mean, null_q95, p_value
+    (one-sided, (1 + #{null >= value}) / (1 + P)), n_permutations and calibrated, the chance-adjusted
+    score (value - null_mean) / (perfect - null_mean) (null where the measure declares no `perfect`
+    value; see adjusted). analysis.calibrate gives the same numbers for one pair of matrices.
     """
     chosen = resolve(measures, "pairwise")
     pairs = [(str(e), str(c)) for e, c in pairs]
@@ -139,7 +176,6 @@ def pairwise_frame(
     models = list(dict.fromkeys(m for pair in pairs for m in pair))
     _check_models(reps, models)
     n_layers, n = _n_layers({m: reps[m] for m in models})
-    controls = list(dict.fromkeys(c for _, c in pairs))
     boot_idx, perm_idx = _draws(n, bootstrap, permutations, seed)
 
     shape = (len(chosen), len(pairs), n_layers)
@@ -152,9 +188,8 @@ def pairwise_frame(
         for b, idx in enumerate(boot_idx):
             half = {m: v.subset(idx) for m, v in views.items()}
             boot[:, :, layer, b] = _evaluate(chosen, pairs, half, half)
-        for r, perm in enumerate(perm_idx):
-            shuffled = {c: views[c].permute(perm) for c in controls}
-            null[:, :, layer, r] = _evaluate(chosen, pairs, views, shuffled)
+        if perm_idx:
+            null[:, :, layer] = _permutation_null(chosen, pairs, views, perm_idx)
 
     which_measure, which_pair, which_layer = (a.ravel() for a in np.indices(shape))
     columns: dict[str, object] = {
@@ -172,7 +207,8 @@ def pairwise_frame(
         columns |= _interval(values, boot, ci)
     if permutations:
         higher = np.array([m.higher_is_similar for m, _ in chosen], dtype=bool)[:, None, None]
-        columns |= _null_stats(values, null, np.broadcast_to(higher, shape))
+        perfect = np.array([np.nan if m.perfect is None else m.perfect for m, _ in chosen])[:, None, None]
+        columns |= _null_stats(values, null, np.broadcast_to(higher, shape), np.broadcast_to(perfect, shape))
     return _frame(columns, values.size)
 
 

@@ -49,26 +49,32 @@ def task_pairs(models: Iterable[str]) -> list[tuple[str, str]]:
 
 def task_frames(task: str, cluster: str, aligned: Mapping[str, ArrayLike], pairwise: list[Spec], single: list[Spec],
                 *, primary: str, pairs: list[tuple[str, str]] | None = None, n_dropped: int = 0, bootstrap: int = 0,
-                permutations: int = 0, seed: int = 0, ci: float = 0.95, standardize: bool = False,
+                permutations: int = 0, calibrate: int = 0, seed: int = 0, ci: float = 0.95, standardize: bool = False,
                 cross_layer: bool = True) -> dict[str, pl.DataFrame]:
     """{similarity, layer_stats (with single measures), cross_layer (when asked and the primary has a
     cross-layer form)} for one task; aligned: model -> [L, n, d], rows the same examples in every model.
-    pairs: the pairwise frame's (experimental, control) pairs, default task_pairs(aligned)."""
+    pairs: the pairwise frame's (experimental, control) pairs, default task_pairs(aligned).
+    bootstrap / permutations: half-sample intervals / permutation null of the primary measure against
+    C_t only; calibrate > 0: that many permutations for EVERY measure and pair (null_mean, null_q95,
+    p_value, n_permutations, calibrated on every row), superseding `permutations`."""
     primary_spec = [(name, params) for name, params in pairwise if name == primary]
     main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
-    # One pass shares every (model, layer) Gram across all measures and pairs; the resampled
-    # intervals are computed only where they are read: the primary measure against C_t.
+    # One pass shares every (model, layer) Gram across all measures and pairs (and, calibrating, across
+    # every permutation); the half-sample intervals, and without calibration the null, are computed only
+    # where they are read: the primary measure against C_t.
     pairs = task_pairs(aligned) if pairs is None else pairs
-    sim = pairwise_frame(task, cluster, aligned, pairs, pairwise, standardize=standardize)
-    if bootstrap or permutations:
+    sim = pairwise_frame(task, cluster, aligned, pairs, pairwise, permutations=calibrate, seed=seed, standardize=standardize)
+    primary_null = 0 if calibrate else permutations
+    if bootstrap or primary_null:
         resampled = pairwise_frame(task, cluster, aligned, main_pairs, primary_spec, bootstrap=bootstrap,
-                                   permutations=permutations, seed=seed, ci=ci, standardize=standardize)
-        keys = ["measure", "experimental", "control"]
-        sim = pl.concat([sim.join(resampled.select(keys).unique(), on=keys, how="anti"), resampled],
-                        how="diagonal_relaxed")
+                                   permutations=primary_null, seed=seed, ci=ci, standardize=standardize)
+        keys = ["measure", "experimental", "control", "layer"]
+        extra = [c for c in resampled.columns if c not in sim.columns]  # intervals (+ the primary's null)
+        sim = sim.join(resampled.select(keys + extra), on=keys, how="left", maintain_order="left")
     sims = [sim]
     if standardize:  # the report shows what standardising does to the primary measure
-        sims.append(pairwise_frame(task, cluster, aligned, main_pairs, primary_spec, standardize=False))
+        sims.append(pairwise_frame(task, cluster, aligned, main_pairs, primary_spec, permutations=calibrate, seed=seed,
+                                   standardize=False))
     frames = {SIMILARITY: pl.concat(sims, how="diagonal_relaxed").with_columns(pl.lit(n_dropped).alias("n_dropped"))}
     if single:
         frames[LAYER_STATS] = single_frame(task, cluster, aligned, single)

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -221,6 +221,13 @@ class ExtractionConfig(_Section):
     batch_size: int = Field(16, ge=1)
 
 
+class CalibrateConfig(_Section):
+    """Chance calibration (analysis.calibration): every pairwise measure and pair against a permutation null."""
+
+    # Shuffles of the control's rows per (measure, pair, task, layer); p_value resolves to 1 / (1 + permutations).
+    permutations: int = Field(200, ge=1)
+
+
 class AnalysisConfig(_Section):
     # The user's measure modules, imported before the analysis (and on its Ray workers): each registers
     # measures with analysis.measures.register, then names them in `measures` like built-ins.
@@ -250,8 +257,21 @@ class AnalysisConfig(_Section):
     standardize: bool = False
     # Confidence intervals per (task, layer) from this many seeded half-sample resamples; 0 = none.
     bootstrap: int = Field(0, ge=0)
-    # Permutation null per (task, layer): this many shuffles of the control's rows; 0 = none.
+    # Permutation null per (task, layer) of the primary measure against C_t: this many shuffles of the
+    # control's rows; 0 = none.
     permutations: int = Field(0, ge=0)
+    # {permutations: N}: the permutation null for EVERY selected pairwise measure and pair (the one above
+    # covers the primary measure against C_t only), adding null_mean, null_q95, p_value and calibrated =
+    # (value - null_mean) / (perfect - null_mean) to similarity.parquet; it then supersedes `permutations`
+    # (both set must agree). null = off.
+    calibrate: CalibrateConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_null(self) -> AnalysisConfig:
+        if self.calibrate and self.permutations and self.permutations != self.calibrate.permutations:
+            raise ValueError(f"permutations {self.permutations} and calibrate.permutations {self.calibrate.permutations} "
+                             "disagree; set one (calibrate's null covers the primary measure too)")
+        return self
     # Resamples of tasks behind every across-task interval (per-layer gaps, the layer map, findings).
     task_bootstrap: int = Field(2000, ge=100)
     ci_level: float = Field(0.95, gt=0.5, lt=1)
@@ -343,9 +363,12 @@ def _section_for(loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] = ExperimentConfig
     for part in loc:
         field = model.model_fields.get(str(part))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+        ann = field.annotation if field else None
+        if type(None) in get_args(ann):  # an optional section, `X | None`: its class X
+            ann = next(a for a in get_args(ann) if a is not type(None))
+        if not isinstance(ann, type) or not issubclass(ann, BaseModel):
             return None
-        model = field.annotation
+        model = ann
     return model
 
 

@@ -70,7 +70,7 @@ def test_undefined_values_are_null():
     f = pairwise_frame("rte", "nli", reps, PAIRS, ["linear_cka", "mutual_knn"], bootstrap=5, permutations=5)
     assert f.filter(pl.col("layer") == 0)["value"].null_count() == 4
     assert f.filter(pl.col("layer") == 1)["value"].null_count() == 0
-    assert f.filter(pl.col("layer") == 0)["p_perm"].null_count() == 4
+    assert f.filter(pl.col("layer") == 0)["p_value"].null_count() == 4
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_estimate():
@@ -121,14 +121,14 @@ def test_permutation_null_separates_related_from_unrelated():
     reps = reps_for(np.random.default_rng(2))
     pairs = [("multitask", "control"), ("unrelated", "control")]
     f = pairwise_frame("rte", "nli", reps, pairs, ["debiased_cka", "mutual_knn", "rsa"], permutations=99)
-    assert f.columns[-4:] == ["null_mean", "null_q95", "p_perm", "n_permutations"]
+    assert f.columns[-5:] == ["null_mean", "null_q95", "p_value", "n_permutations", "calibrated"]
     assert (f["n_permutations"] == 99).all()
     for name in ("debiased_cka", "mutual_knn", "rsa"):
         rel = f.filter((pl.col("experimental") == "multitask") & (pl.col("measure") == name))
         unrel = f.filter((pl.col("experimental") == "unrelated") & (pl.col("measure") == name))
-        assert (rel["p_perm"] == 0.01).all(), name  # (1 + 0) / (1 + 99)
+        assert (rel["p_value"] == 0.01).all(), name  # (1 + 0) / (1 + 99)
         assert (rel["value"] > rel["null_q95"]).all(), name
-        assert unrel["p_perm"].min() > 0.01, name
+        assert unrel["p_value"].min() > 0.01, name
     debiased = f.filter((pl.col("experimental") == "unrelated") & (pl.col("measure") == "debiased_cka"))
     assert abs(debiased["null_mean"].mean()) < 0.05  # debiased null is centred near 0
     knn = f.filter(pl.col("measure") == "mutual_knn")

@@ -64,7 +64,7 @@ def _scores(view: View, threshold: float | None) -> np.ndarray:
 
 
 @register(
-    "svcca", kind="pairwise", higher_is_similar=True,
+    "svcca", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="SVCCA: mean canonical correlation between the top principal components (99% variance) of X and Y",
     meaning="1 = the two principal subspaces coincide; 0 = orthogonal",
     ids={"svcca-var={threshold}-score": {}},
@@ -82,7 +82,7 @@ def svcca(x: View, y: View, *, threshold: float = 0.99) -> float:
 
 
 @register(
-    "pwcca", kind="pairwise", higher_is_similar=True,
+    "pwcca", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="PWCCA: canonical correlations weighted by how much of the neurons each canonical variate accounts for",
     meaning="1 = the principal subspaces coincide; weights favour the variates the neurons load on",
     ids={"pwcca-var={threshold}-whitened-centered-score": {"convention": "whitened"},

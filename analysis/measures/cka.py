@@ -44,7 +44,7 @@ def _cross_linear(debiased: bool):
 
 
 @register(
-    "linear_cka", kind="pairwise", higher_is_similar=True,
+    "linear_cka", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="Linear CKA: <HKH, HLH> / (||HKH|| ||HLH||), K = X Xᵀ (the paper's estimator; biased at small n)",
     meaning="1 = identical up to rotation and isotropic scale; ~0 for independent data only at large n",
     estimator={"kernel": "linear", "debiased": False, "threshold": None},
@@ -58,7 +58,7 @@ def linear_cka(x: View, y: View) -> float:
 
 
 @register(
-    "debiased_cka", kind="pairwise", higher_is_similar=True,
+    "debiased_cka", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="Linear CKA with Song et al.'s unbiased HSIC (U-centred Grams): ~0 for independent data at any n",
     meaning="1 = identical up to rotation and isotropic scale; ~0 (may be < 0) for independent data",
     estimator={"kernel": "linear", "debiased": True, "threshold": None},
@@ -107,7 +107,7 @@ def _cross_rbf(xs, ys, threshold: float = 1.0, debiased: bool = False, sigma: fl
 
 
 @register(
-    "rbf_cka", kind="pairwise", higher_is_similar=True,
+    "rbf_cka", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="RBF-kernel CKA, bandwidth sigma = threshold x median pairwise distance (per matrix), or an absolute sigma",
     meaning="1 = identical up to rotation, shift and isotropic scale",
     estimator={"kernel": "rbf", "debiased": False, "threshold": 1.0},

@@ -55,7 +55,7 @@ def capped_k(k: int, n: int) -> int:
 
 
 @register(
-    "mutual_knn", kind="pairwise", higher_is_similar=True,
+    "mutual_knn", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="Mutual k-NN: mean over examples of the shared fraction of their k cosine nearest neighbours",
     meaning="1 = every example has the same k neighbours in both; about k/(n-1) by chance",
     ids={"mutual_knn-topk={k}": {"normalize": True}, "mutual_knn-topk={k}-unnormalized": {"normalize": False}},
@@ -92,7 +92,7 @@ def _self_similarity(view: View, k: int, normalize: bool = True) -> float:
 
 
 @register(
-    "cknna", kind="pairwise", higher_is_similar=True,
+    "cknna", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="CKNNA: CKA (unbiased HSIC) restricted to pairs that are k-nearest neighbours in both (Huh et al., 2024)",
     meaning="1 = identical local (k-NN) kernel structure; ~0 for unrelated neighbourhoods",
     ids={"cknna-topk={k}": {"normalize": True}, "cknna-topk={k}-unnormalized": {"normalize": False}},

@@ -31,7 +31,7 @@ def _scores(view: View) -> np.ndarray:
 
 
 @register(
-    "procrustes", kind="pairwise", higher_is_similar=True,
+    "procrustes", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="Orthogonal Procrustes similarity ||X̃ᵀỸ||_* = 1 - d²/2 on centred, Frobenius-normalised X, Y",
     meaning="1 = identical up to rotation and isotropic scale; lower = further apart after the best rotation",
     ids={"procrustes-score": {}},

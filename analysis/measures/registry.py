@@ -65,6 +65,9 @@ class Measure:
     conventions: Mapping[str, str] = field(default_factory=dict)  # e.g. {"centring": "columns, before the Gram"}
     reference: str = ""  # the original implementation it follows: "owner/repo path: function"
     standard_id: str = ""  # set on a registration bound to one id by get_measure(id)
+    # Pairwise: the value of two identical representations (1 for every built-in similarity, 0 for a
+    # distance); chance-calibration rescales to it (analysis.calibration). None = unknown: no calibrated score.
+    perfect: float | None = None
 
     def resolve_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults overlaid with `params`; unknown names raise, ints given as floats (YAML) become ints."""
@@ -120,6 +123,7 @@ def register(
     ids: Mapping[str, Mapping[str, Any]] | None = None,
     conventions: Mapping[str, str] | None = None,
     reference: str = "",
+    perfect: float | None = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator: register `fn` under `name`; its keyword-only arguments are the parameters.
     `ids`, `conventions` and `reference`: see the module docstring."""
@@ -136,7 +140,7 @@ def register(
         signature = inspect.signature(fn).parameters.values()
         params = {p.name: p.default for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY}
         measure = Measure(name, kind, fn, description, params, higher_is_similar, meaning, estimator, cross_layer,
-                          dict(ids or {}), dict(conventions or {}), reference)
+                          dict(ids or {}), dict(conventions or {}), reference, perfect=perfect)
         check_ids(measure, _REGISTRY.values())
         _REGISTRY[name] = measure
         return fn

@@ -40,7 +40,7 @@ def _rank_z(view: View) -> np.ndarray | None:
 
 
 @register(
-    "rsa", kind="pairwise", higher_is_similar=True,
+    "rsa", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="RSA: Spearman correlation between the upper triangles of the RDMs (1 - Pearson correlation of rows)",
     meaning="1 = the same ordering of example dissimilarities; 0 = unrelated",
     ids={"rsa-rdm=correlation-compare=spearman": {}},

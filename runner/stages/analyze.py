@@ -61,7 +61,8 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> d
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
     pairwise, single = measure_selection(cfg)
     frames = task_frames(task, cluster, aligned, pairwise, single, primary=cfg.primary_measure, n_dropped=dropped,
-                         bootstrap=cfg.bootstrap, permutations=cfg.permutations, seed=cfg.seed, ci=cfg.ci_level,
+                         bootstrap=cfg.bootstrap, permutations=cfg.permutations,
+                         calibrate=cfg.calibrate.permutations if cfg.calibrate else 0, seed=cfg.seed, ci=cfg.ci_level,
                          standardize=cfg.standardize, cross_layer=cfg.cross_layer)
     metrics.record_pairs(frames[SIMILARITY].height)
     return frames
