@@ -322,12 +322,12 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     from runner.dryrun import print_plan
     from runner.preflight import check_out
     from runner.stages import STAGES
-    from runner.sweep import prepare_sweep, run_sweep, sweep_grid
+    from runner.sweep import prepare_sweep, run_sweep, sweep_cells
 
     config, out = _load(args)
     check_out(out)
-    grid = sweep_grid(config, args.grid, args.lora_ranks, args.seeds)
-    exps = prepare_sweep(config, out, grid, build_data=not args.dry_run)
+    cells = sweep_cells(config, args.grid, args.lora_ranks, args.seeds)
+    exps = prepare_sweep(config, out, cells, build_data=not args.dry_run)
     stages = tuple(STAGES)
     for exp in exps.values():
         _preflight(exp, stages, None if args.dry_run else stages[0])

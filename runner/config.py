@@ -304,6 +304,9 @@ class SweepConfig(_Section):
     {model.name: [gemma3-270m, smollm2-135m], training.seed: [0, 1]}. `--grid` adds or replaces keys."""
 
     grid: dict[str, list[str | int | float | bool | None]] = Field(default_factory=dict)
+    # Explicit cells instead of (or multiplied with) a product: each maps dotted keys to one value, e.g. a
+    # full fine-tuning cell with its own learning rate. The cells are these x the grid's product.
+    cells: list[dict[str, str | int | float | bool | None]] = Field(default_factory=list)
 
 
 class ExperimentConfig(_Section):
@@ -379,9 +382,9 @@ def parse_config(data: dict, source: str | Path = "<config>") -> ExperimentConfi
         raise ConfigError(_one_line(Path(source), err)) from None
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
-    """Read a YAML experiment; `overrides` maps dotted keys ("training.seed") to values."""
-    path = config_path(path)
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's mapping, with `extends: <preset or path>` resolved: the file's sections are laid
+    over its parent's, key by key (a list or a value replaces the parent's; a mapping merges into it)."""
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -393,6 +396,27 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentCo
                           "pass --config demo")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    parent_path = config_path(parent if Path(str(parent)).is_absolute() or Path(str(parent)).suffix == ""
+                              else path.parent / str(parent))
+    if parent_path.resolve() in seen:
+        raise ConfigError(f"{path}: extends {parent!r} again (a cycle of `extends`)")
+    return _merged(_read_yaml(parent_path, (*seen, path.resolve())), data)
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    """Read a YAML experiment; `overrides` maps dotted keys ("training.seed") to values."""
+    path = config_path(path)
+    data = _read_yaml(path)
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

@@ -15,7 +15,7 @@ import difflib
 import itertools
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ _SHORT = {RANK_KEY: "r", SEED_KEY: "s"}  # cell folder names: r8-s0, family=qwen
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of the grid: (dotted key, value) for every swept key, in grid order."""
+    """One point of the sweep: (dotted key, value) for every swept key, in order."""
 
     values: tuple[tuple[str, Any], ...]
 
@@ -122,11 +122,24 @@ def sweep_grid(base: ExperimentConfig, flags: Sequence[str] = (), lora_ranks: st
         if key in parse_grid(flags):
             raise ConfigError(f"{flag} and --grid {key} both sweep {key}; keep one")
         grid[key] = parse_ints(text, flag)
-    if not grid:  # a bare `layerwise sweep`: two seeds, the seed baseline (each cell has its own floor too)
+    if not grid and not base.sweep.cells:  # a bare `layerwise sweep`: two seeds, the seed baseline
         grid[SEED_KEY] = [0, 1]
     for key in grid:
         _known_key(key)
     return grid
+
+
+def sweep_cells(base: ExperimentConfig, flags: Sequence[str] = (), lora_ranks: str | None = None,
+                seeds: str | None = None) -> list[Cell]:
+    """The preset's explicit cells (sweep.cells; one empty cell when it has none) x the grid's product."""
+    grid = sweep_grid(base, flags, lora_ranks, seeds)
+    explicit = [dict(cell) for cell in base.sweep.cells] or [{}]
+    for cell in explicit:
+        for key in cell:
+            _known_key(key)
+            if key in grid:
+                raise ConfigError(f"sweep: {key} is both in sweep.cells and in the grid; keep one")
+    return [Cell((*cell.items(), *point.values)) for cell in explicit for point in grid_cells(grid)]
 
 
 def _set(data: dict, key: str, value: Any) -> None:
@@ -150,19 +163,27 @@ def grid_cells(grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
     return [Cell(tuple(zip(keys, combo))) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def prepare_sweep(base: ExperimentConfig, out: Path, grid: Mapping[str, Sequence[Any]],
+def prepare_sweep(base: ExperimentConfig, out: Path, cells: Sequence[Cell],
                   build_data: bool = True) -> dict[Cell, Experiment]:
-    configs = {cell: cell_config(base, cell) for cell in grid_cells(grid)}  # every cell validates before any work
+    if len({cell.label for cell in cells}) != len(cells):
+        raise ConfigError("sweep: two cells have the same values; each cell must differ")
+    configs = {cell: cell_config(base, cell) for cell in cells}  # every cell validates before any work
     return {cell: prepare(config, out / cell.label, cell=f"{cell.label}/", build_data=build_data)
             for cell, config in configs.items()}
 
 
-def cell_columns(cell: Cell, exp: Experiment) -> dict[str, Any]:
-    """The columns a cell's rows carry in the sweep frames: every swept key, plus rank and seed."""
+def swept_keys(cells: Iterable[Cell]) -> list[str]:
+    """Every key any cell sets, in first-seen order."""
+    return list(dict.fromkeys(key for cell in cells for key, _ in cell.values))
+
+
+def cell_columns(exp: Experiment, keys: Sequence[str]) -> dict[str, Any]:
+    """The columns a cell's rows carry in the sweep frames: every swept key's value in this cell's
+    config (also where another cell set it), plus rank and seed."""
     cfg = exp.config
     data = cfg.model_dump(mode="json")
     out = {"lora_rank": cfg.lora.r, "seed": cfg.training.seed}
-    for key, _ in cell.values:  # the validated value ("1e-4" on the command line is a float here)
+    for key in keys:  # the validated value ("1e-4" on the command line is a float here)
         if key not in COLUMNS:
             node = data
             for part in key.split("."):
@@ -203,7 +224,7 @@ def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
             for task in exps[a].plan.tasks:
                 ref = remote.remote(str(exps[a].plan.activations_dir), str(exps[b].plan.activations_dir),
                                     task.name, task.cluster, exps[a].config.analysis.model_dump(mode="json"))
-                columns = {k: v for k, v in cell_columns(a, exps[a]).items() if k != "seed"}
+                columns = {k: v for k, v in cell_columns(exps[a], swept_keys(exps)).items() if k != "seed"}
                 pending[ref] = columns | {"seed_a": exps[a].config.training.seed, "seed_b": exps[b].config.training.seed}
     if not pending:
         return None
@@ -218,7 +239,7 @@ def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
 def stack_cells(exps: dict[Cell, Experiment], name: str) -> pl.DataFrame | None:
     frames = [pl.read_parquet(exp.plan.out / f"{name}.parquet").with_columns(
                   cell=pl.lit(cell.label), setting=pl.lit(setting_label(cell)),
-                  **{key: pl.lit(value) for key, value in cell_columns(cell, exp).items()})
+                  **{key: pl.lit(value) for key, value in cell_columns(exp, swept_keys(exps)).items()})
               for cell, exp in exps.items() if (exp.plan.out / f"{name}.parquet").exists()]
     return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
@@ -278,7 +299,7 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path,
               "converged": setting_label(cell) not in unconverged} for cell in exps]
     figure_frames = {**frames, GAPS: _first_seed(frames.get(GAPS)), LAYER_MAP: _first_seed(frames.get(LAYER_MAP))}
     write_sweep_report(out, {k: v for k, v in figure_frames.items() if v is not None}, cells,
-                       primary=first.config.analysis.primary_measure, swept=[key for key, _ in next(iter(exps)).values])
+                       primary=first.config.analysis.primary_measure, swept=swept_keys(exps))
     return frames
 
 
