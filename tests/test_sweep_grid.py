@@ -125,3 +125,37 @@ def test_tiny_families_in_the_config_are_the_tested_families():
     from runner.models.architectures import TESTED_FAMILIES
 
     assert set(get_args(TinyModelConfig.model_fields["family"].annotation)) == set(TESTED_FAMILIES)
+
+
+def test_a_config_extends_a_preset_key_by_key(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: tiny\nname: child\ntraining: {max_steps: 3}\n")
+    config, tiny = load_config(child), load_config(preset_path("tiny"))
+    assert (config.name, config.training.max_steps) == ("child", 3)
+    assert config.training.batch_size == tiny.training.batch_size and config.tasks == tiny.tasks
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_explicit_cells_multiply_with_the_grid():
+    from runner.sweep import sweep_cells
+
+    base = load_config(preset_path("tiny"), {"sweep.cells": [{"training.method": "lora"},
+                                                             {"training.method": "full", "training.lr": 1e-4}]})
+    cells = sweep_cells(base, [], None, "0,1")
+    assert [c.label for c in cells] == ["method=lora-s0", "method=lora-s1", "method=full-lr=0.0001-s0",
+                                        "method=full-lr=0.0001-s1"]
+    assert {setting_label(c) for c in cells} == {"method=lora", "method=full-lr=0.0001"}
+    with pytest.raises(ConfigError, match="both in sweep.cells and in the grid"):
+        sweep_cells(base, ["training.method=lora,full"])
+
+
+def test_the_families_preset_dry_run_states_each_cells_differences(tmp_path):
+    result = layerwise("sweep", "--config", "families", "--dry-run", "--out", str(tmp_path / "fam"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    heads = [line for line in result.stdout.splitlines() if line.startswith("== cell")]
+    assert len(heads) == 3 and any("training.method=full" in line for line in heads)
+    assert "differs from cell name=gemma3-270m-method=lora in: model.name, training.lr, training.method" in result.stdout
+    assert result.stdout.count("GPU-hours on") == 3
