@@ -11,6 +11,7 @@ from collections.abc import Sequence
 PRETRAINED = "pretrained"  # the base model, adapters off
 MULTITASK = "multitask"    # E: LoRA-tuned on the mixture of every seen task
 CONTROL = "control"        # C_t: LoRA-tuned on task t alone
+EXTERNAL = "published"     # an experimental model loaded, not trained here (model.experimental)
 UNSEEN = "unseen"          # the cluster held out of E's training (its tasks still get controls)
 EXPERIMENTALS = (PRETRAINED, MULTITASK)  # the default run's experimental models, each compared with C_t
 

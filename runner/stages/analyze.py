@@ -1,7 +1,8 @@
 """The `analyze` stage: Ray remote tasks turn activations into the study's Polars frames.
 
 - one remote task per task computes, for every layer at once, every selected measure
-  (analysis.measures): the pairwise ones for pretrained and E against C_t and for the noise-floor
+  (analysis.measures): the pairwise ones for every experimental model (pretrained, E when trained,
+  each published checkpoint of model.experimental) against C_t and for the noise-floor
   twins, the single ones for every model, and the primary measure's cross-layer matrices. It reads
   only its own task's slab of the activations and aligns the models' rows by example id with one
   joint mask of non-finite rows;
@@ -30,9 +31,11 @@ from analysis.roles import (
     INPUTS,
     LAYER_MAP,
     LAYER_STATS,
+    MULTITASK,
     SIMILARITY,
     TASK_STATS,
     TSNE,
+    experimentals,
     is_reseeded,
 )
 from runner.artifacts.activations import read_task_reps
@@ -57,16 +60,18 @@ def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list
     return pairwise, single
 
 
-def task_pairs(models: list[str]) -> list[tuple[str, str]]:
-    """Pretrained and E against C_t; each twin against C_t (the floor) and pretrained and E against
-    each twin (how far the gap moves when the control is retrained)."""
+def task_pairs(models: list[str], compared: tuple[str, ...] = EXPERIMENTALS) -> list[tuple[str, str]]:
+    """Each experimental model (`compared`: pretrained, E, the published ones) against C_t; each twin
+    against C_t (the floor) and each experimental model against each twin (how far the gap moves when
+    the control is retrained)."""
     twins = sorted(m for m in models if is_reseeded(m))
-    pairs = [(m, CONTROL) for m in EXPERIMENTALS] + [(twin, CONTROL) for twin in twins]
-    pairs += [(m, twin) for twin in twins for m in EXPERIMENTALS]
+    pairs = [(m, CONTROL) for m in compared] + [(twin, CONTROL) for twin in twins]
+    pairs += [(m, twin) for twin in twins for m in compared]
     return pairs
 
 
-def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> dict[str, pl.DataFrame]:
+def analyze_task(activations: str, task: str, cluster: str, analysis: dict,
+                 tuned: tuple[str, ...] = (MULTITASK,)) -> dict[str, pl.DataFrame]:
     from analysis.align import align_and_mask
     from analysis.measures import measure_info
     from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
@@ -76,8 +81,9 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> d
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
     pairwise, single = measure_selection(cfg)
     primary = [(name, params) for name, params in pairwise if name == cfg.primary_measure]
-    pairs = task_pairs(list(aligned))
-    main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
+    compared = experimentals(tuned)
+    pairs = task_pairs(list(aligned), compared)
+    main_pairs = [(m, CONTROL) for m in compared]
     # One pass shares every (model, layer) Gram across all measures and pairs; the resampled
     # intervals are computed only where they are read: the primary measure against C_t.
     sim = pairwise_frame(task, cluster, aligned, pairs, pairwise, standardize=cfg.standardize)
@@ -146,7 +152,8 @@ def derive_options(plan: Plan):
                          standardized=cfg.standardize, run_seed=plan.config.training.seed, draws=cfg.task_bootstrap,
                          level=cfg.ci_level, seed=cfg.seed,
                          estimator=measure_info(primary).estimator_columns(cfg.measure_params.get(primary, {})),
-                         pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model))
+                         pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model),
+                         tuned=plan.tuned)
 
 
 def model_shape(exp) -> tuple[str | None, int | None, int | None]:
@@ -213,7 +220,8 @@ def describe(exp) -> list[str]:
     plan, cfg = exp.plan, exp.config.analysis
     state = "done" if current(exp) else "todo"
     pairwise, single = measure_selection(cfg)
-    return [f"analyze: [{state}] {len(plan.tasks)} remote tasks; pairwise {', '.join(n for n, _ in pairwise)} "
+    return [f"analyze: [{state}] {len(plan.tasks)} remote tasks; {', '.join(experimentals(plan.tuned))} against "
+            f"each control; pairwise {', '.join(n for n, _ in pairwise)} "
             f"(primary {cfg.primary_measure}); per layer {', '.join(n for n, _ in single) or 'none'} -> {plan.out}"]
 
 
@@ -232,7 +240,8 @@ def run(exp) -> dict[str, pl.DataFrame]:
     started, cfg = time.time(), plan.config.analysis
     activations, analysis = str(plan.activations_dir), cfg.model_dump(mode="json")
     remote = ray.remote(num_cpus=1)(analyze_task)
-    per_task = _gather({remote.remote(activations, t.name, t.cluster, analysis): t.name for t in plan.tasks}, "analyze")
+    per_task = _gather({remote.remote(activations, t.name, t.cluster, analysis, plan.tuned): t.name
+                        for t in plan.tasks}, "analyze")
     frames = {name: pl.concat([f[name] for f in per_task if name in f], how="diagonal_relaxed")
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
     frames[TASK_STATS] = task_statistics(exp.splits)
@@ -244,7 +253,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
         layers = tsne_layers(primary_map, frames[CKA]["layer"].n_unique(), cfg.tsne_layers)
         tsne = ray.remote(num_cpus=1)(tsne_layer)
         refs = {tsne.remote(activations, model, layer, clusters, analysis): f"{model} layer {layer}"
-                for model in EXPERIMENTALS for layer in layers}
+                for model in experimentals(plan.tuned) for layer in layers}
         frames[TSNE] = pl.concat(_gather(refs, "t-SNE"))
     for name, frame in frames.items():
         atomic_write_parquet(frame, plan.out / f"{name}.parquet")
