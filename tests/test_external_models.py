@@ -76,7 +76,8 @@ def test_published_models_are_compared_with_the_controls_at_every_layer(publishe
     for name in ("similarity", "cka"):
         frame = pl.read_parquet(published_run / f"{name}.parquet")
         if name == "similarity":
-            frame = frame.filter((pl.col("measure") == "linear_cka") & (pl.col("control") == "control"))
+            frame = frame.filter((pl.col("measure") == "linear_cka") & (pl.col("control") == "control")
+                                 & ~pl.col("experimental").str.starts_with("control@"))  # not the noise floor's rows
         cells = set(zip(frame["experimental"], frame["task"], frame["layer"]))
         expected = {(e, t, layer) for e in ("pretrained", FULL, ADAPTER) for t in TASKS for layer in range(LAYERS)}
         assert cells == expected, name  # no E: training.multitask is false
@@ -144,3 +145,56 @@ def test_colliding_labels_are_a_one_line_config_error(entries, words, tmp_path):
 def test_no_experimental_model_at_all_is_a_config_error(tmp_path):
     line = _one_line_error(layerwise("run", "--config", str(_config(tmp_path, [])), "--out", str(tmp_path / "o")))
     assert "training.multitask is false and model.experimental is empty" in line
+
+
+def test_locate_tells_adapters_full_models_and_gguf_apart_from_metadata(checkpoints, tmp_path):
+    from runner.config import ExternalModelConfig
+    from runner.models.external import ADAPTER as ADAPTER_KIND
+    from runner.models.external import FULL as FULL_KIND
+    from runner.models.external import GGUF, locate
+    from runner.models.resolve import ModelUnavailableError
+
+    gguf = _write_gguf(tmp_path / "narrow.gguf", hidden=32)
+    kinds = {name: locate(ExternalModelConfig(name=str(path))).kind
+             for name, path in (("full", checkpoints / "full"), ("adapter", checkpoints / ADAPTER), ("gguf", gguf))}
+    assert kinds == {"full": FULL_KIND, "adapter": ADAPTER_KIND, "gguf": GGUF}
+    assert locate(ExternalModelConfig(name=str(gguf))).label == "narrow"
+    with pytest.raises(ModelUnavailableError, match="no such file or folder"):
+        locate(ExternalModelConfig(name=str(tmp_path / "missing")))
+
+
+def _write_gguf(path: Path, hidden: int) -> Path:
+    """A GGUF file whose header describes a 4-block Llama of width `hidden` (a single small tensor)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(CONFIG.model.tiny.num_layers)
+    writer.add_token_list([f"t{i}" for i in range(8)])
+    writer.add_tensor("token_embd.weight", np.zeros((8, hidden), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_gguf_or_adapter_of_another_shape_is_caught_from_its_header(checkpoints, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from runner.config import ExternalModelConfig
+    from runner.models.external import locate
+    from runner.models.shape import mismatch
+
+    base = _base()[0]
+    gguf = locate(ExternalModelConfig(name=str(_write_gguf(tmp_path / "m.gguf", hidden=32))))
+    assert mismatch(gguf, base) == "its hidden size is 32, the base's is 64"
+    narrow = AutoModelForCausalLM.from_pretrained(checkpoints / "narrow")
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    get_peft_model(narrow, lora).save_pretrained(tmp_path / "narrow-adapter")
+    problem = mismatch(locate(ExternalModelConfig(name=str(tmp_path / "narrow-adapter"))), base)
+    assert problem is not None and "hidden size 32" in problem
+    assert mismatch(locate(ExternalModelConfig(name=str(checkpoints / ADAPTER))), base) is None
+    assert mismatch(locate(ExternalModelConfig(name=str(checkpoints / "full"))), base) is None
