@@ -393,6 +393,11 @@ def eval_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     if scores is None or scores.is_empty():
         return []
     gaps = frames.get("eval_gaps")
+    tuned = MULTITASK
+    if gaps is not None and "experimental" in gaps.columns and gaps.height:
+        tuned = gaps["experimental"][0]  # the primary tuned model's gaps (the frame holds every one's)
+        gaps = gaps.filter(pl.col("experimental") == tuned)
+    name = "E" if tuned == MULTITASK else tuned
     gap_of = {} if gaps is None else {r["task"]: r for r in gaps.iter_rows(named=True)}
     score_of = {(r["model"], r["task"]): r for r in scores.iter_rows(named=True)}
     models = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]
@@ -410,8 +415,9 @@ def eval_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     parts = ["<h2 id='task_scores'>Task scores (Tables 3 and 4 analogue)</h2>",
              "<p>Each task on its own held-out test examples (never the probe set), 0-100, with 95% bootstrap CIs over "
              "the examples: accuracy by ranking the options by log-likelihood, ROUGE-L and BLEU on greedy generations. "
-             "E - C_t uses a paired bootstrap; it is called a difference only when its CI excludes zero.</p>",
-             _table(rows, head=["cluster", "task", "metric", "n", *models, "E - C_t [95% CI]", "verdict"])]
+             f"{_esc(name)} - C_t uses a paired bootstrap; it is called a difference only when its CI excludes zero"
+             "; eval_gaps.parquet holds it for every experimental model.</p>",
+             _table(rows, head=["cluster", "task", "metric", "n", *models, f"{_esc(name)} - C_t [95% CI]", "verdict"])]
     few = [f"{row[1]} (n={row[3]})" for row in rows if row[3] < MIN_EVAL_EXAMPLES]
     if few:
         parts.append(f"<p class='warn'>Scored on fewer than {MIN_EVAL_EXAMPLES} test examples: {_esc(', '.join(few))}. "

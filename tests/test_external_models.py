@@ -93,6 +93,9 @@ def test_published_models_get_gaps_layer_map_findings_and_scores(published_run):
     scores = pl.read_parquet(published_run / "eval.parquet")
     assert set(scores["model"]) == {"pretrained", FULL, ADAPTER, "control"}
     assert scores.group_by("model").len()["len"].to_list() == [len(TASKS)] * 4
+    eval_gaps = pl.read_parquet(published_run / "eval_gaps.parquet")
+    assert eval_gaps["experimental"].unique(maintain_order=True).to_list() == [FULL, ADAPTER]
+    assert eval_gaps.group_by("experimental").len()["len"].to_list() == [len(TASKS)] * 2
     html = (published_run / "report.html").read_text()
     assert "published checkpoint, not trained here" in html and "id='experimentals'" in html
 

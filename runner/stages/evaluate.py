@@ -106,7 +106,7 @@ def run(exp) -> None:
         progress.close()
         predictions = (pl.from_arrow(pa.concat_tables(tables))
                        .join(rows.select("example_id", "task", "cluster", "metric", "target"), on="example_id"))
-        scores, gaps = score_frame(predictions), gap_frame(predictions)
+        scores, gaps = score_frame(predictions), gap_frame(predictions, tuned=plan.tuned)
         expected = len(plan.tasks) * len({p.label for p in passes})  # every model scores every task
         if scores.height != expected:
             raise RuntimeError(f"evaluate: {scores.height} (model, task) scores, expected {expected}")
