@@ -13,6 +13,7 @@ from runner.artifacts.store import Manifest
 from runner.config import ExperimentConfig
 from runner.data import load_all_splits, select_tasks, source_pool_sizes
 from runner.models import resolve_model
+from runner.models.external import ExternalModel
 from runner.plan import Plan, make_plan
 
 log = logging.getLogger("layerwise")
@@ -45,7 +46,7 @@ class Experiment:
         return self._splits
 
     @property
-    def externals(self) -> list:
+    def externals(self) -> list[ExternalModel]:
         """The published experimental models (runner.models.external.ExternalModel), located from metadata."""
         if self._externals is None:
             from runner.models.external import locate

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import torch
@@ -24,6 +24,9 @@ from runner.config import ExperimentConfig
 from runner.inference.works import WORKS
 from runner.models import AdaptedModel, pick_device, pick_dtype
 from runner.ops import metrics
+
+if TYPE_CHECKING:
+    from runner.models.external import ExternalModel
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def external_id(index: int) -> str:
     return f"published{index}"
 
 
-def model_passes(plan, jobs=None, externals=()) -> list[ModelPass]:
+def model_passes(plan, jobs=None, externals: Sequence[ExternalModel] = ()) -> list[ModelPass]:
     """pretrained, E, the published models (runner.models.external.ExternalModel), then every control on
     its own task (noise-floor twins included)."""
     from runner.models.external import ADAPTER
@@ -56,7 +59,7 @@ def model_passes(plan, jobs=None, externals=()) -> list[ModelPass]:
     return passes
 
 
-def external_sources(externals) -> tuple[dict[str, str], dict[str, dict]]:
+def external_sources(externals: Sequence[ExternalModel]) -> tuple[dict[str, str], dict[str, dict]]:
     """(adapter name -> folder or hub id, full label -> {path, revision}) of the published models; a GGUF is
     converted here, once, into its cached folder (in the driver, before any actor starts)."""
     from runner.models.external import ADAPTER, hub_revision, loadable
@@ -125,7 +128,7 @@ def blocks_of(table: pa.Table, actors: int, rows_per_batch: int) -> list[pa.Tabl
 
 
 def map_with_actors(plan, rows: pa.Table, work: str, model_dir: str, passes: Sequence[ModelPass],
-                    rows_per_batch: int, externals=()):
+                    rows_per_batch: int, externals: Sequence[ExternalModel] = ()):
     """The Ray Data launch shared by extract and evaluate: a dataset of `work`'s outputs.
     `externals`: the published models (runner.models.external.ExternalModel) among the passes."""
     import ray

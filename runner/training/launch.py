@@ -13,7 +13,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,6 +23,9 @@ from analysis.roles import CONTROL, EXTERNAL, MULTITASK
 from runner.artifacts.store import SUCCESS, is_done
 from runner.config import ExperimentConfig, stable_hash
 from runner.plan import Plan, TrainJob, TrainRun, group_runs
+
+if TYPE_CHECKING:
+    from runner.models.external import ExternalModel
 
 log = logging.getLogger("layerwise.train")
 
@@ -135,7 +140,7 @@ def run_training(cells: list[tuple[Plan, dict]], model_dir: str) -> list[TrainJo
     return trained
 
 
-def training_frame(plan: Plan, externals: list | None = None) -> pl.DataFrame:
+def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.DataFrame:
     """One row per model: each trained one from its done marker, with E's exposure to each control's
     task (`trained` true, `kind` lora), then each published experimental model (`externals`,
     runner.models.external.ExternalModel), loaded and not trained here: `trained` false, its source
@@ -153,7 +158,7 @@ def training_frame(plan: Plan, externals: list | None = None) -> pl.DataFrame:
         if job.role == CONTROL and job.tasks[0] in seen_by_multitask:
             row["multitask_examples"] = seen_by_multitask[job.tasks[0]]
         rows.append(row)
-    for model in externals or []:
+    for model in externals:
         rows.append({"model": model.label, "label": model.label, "role": EXTERNAL, "trained": False,
                      "kind": model.kind, "source": model.name, "revision": model.revision})
     schema = {"model": pl.String, "label": pl.String, "role": pl.String, "tasks": pl.String, "seed": pl.Int64,
