@@ -7,12 +7,16 @@ measures per model, task, layer) and `task_stats` (readability, size). Out:
     seed_baseline  the primary measure between each control and its reseeded twin
     movement       per layer: how far the controls moved from the pretrained model against how far
                    a control moves by its seed alone (1 - s, medians over tasks) and their ratio
-    gaps           per (measure, group, layer): E - pretrained with CI and noise floor (analysis.gaps)
-    layer_map      per (measure, layer): shared / transition / refinement, only above noise
-    findings       per (measure, claim): value, CI, floor, verdict (analysis.findings); the reasons
+    gaps           per (experimental, measure, group, layer): E - pretrained with CI and noise floor (analysis.gaps)
+    layer_map      per (experimental, measure, layer): shared / transition / refinement, only above noise
+    findings       per (experimental, measure, claim): value, CI, floor, verdict (analysis.findings); the reasons
                    of claims against the pretrained model say when it is not a base checkpoint
     correlations   per (experimental, layer, covariate): Pearson and Spearman with p-values
-    unseen         seen vs unseen summaries per layer
+    unseen         seen vs unseen summaries per layer (of the primary tuned model)
+
+The `experimental` column of gaps, layer_map and findings names the tuned model in E's place: E
+("multitask") when the run trains it, and each published checkpoint (model.experimental) by its
+label; the first of `DeriveOptions.tuned` is the primary one the report's headline reads.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from analysis.roles import (
     CKA,
     CONTROL,
     CORRELATIONS,
-    EXPERIMENTALS,
     FINDINGS,
     GAPS,
     LAYER_MAP,
@@ -42,6 +45,7 @@ from analysis.roles import (
     PRETRAINED,
     SEED_BASELINE,
     UNSEEN_FRAME,
+    experimentals,
     is_reseeded,
     seed_of,
 )
@@ -61,6 +65,8 @@ class DeriveOptions:
     estimator: dict | None = None      # the primary's estimator columns for cka (kernel, debiased, threshold)
     pretrained_name: str = ""          # the config's model name, as the findings' reasons name it
     pretrained_kind: str = UNKNOWN     # analysis.inputs.KINDS: base, instruction_tuned, unknown, random_init
+    # The tuned experimental models, each compared with C_t and with the pretrained model like E; the first is primary.
+    tuned: Sequence[str] = (MULTITASK,)
 
 
 def options_for(pairwise: Sequence[tuple[str, dict]], single: Sequence[tuple[str, dict]], primary: str,
@@ -78,7 +84,7 @@ def options_for(pairwise: Sequence[tuple[str, dict]], single: Sequence[tuple[str
 
 def cka_frame(sim: pl.DataFrame, opts: DeriveOptions) -> pl.DataFrame:
     est = opts.estimator or {}
-    rows = sim.filter((pl.col("measure") == opts.primary) & pl.col("experimental").is_in(list(EXPERIMENTALS))
+    rows = sim.filter((pl.col("measure") == opts.primary) & pl.col("experimental").is_in(list(experimentals(opts.tuned)))
                       & (pl.col("control") == CONTROL))
     return rows.rename({"value": CKA}).with_columns(
         pl.lit(est.get("kernel"), pl.String).alias("kernel"),
@@ -116,8 +122,8 @@ def movement_frame(cka: pl.DataFrame, seed_baseline: pl.DataFrame) -> pl.DataFra
             .with_columns((pl.col("control_distance") / pl.col("seed_distance")).alias("ratio")).sort("layer"))
 
 
-def _task_deltas(sim: pl.DataFrame, measure: str, tasks: list[str]) -> np.ndarray:
-    return (task_matrix(sim, measure, MULTITASK, tasks=tasks).values
+def _task_deltas(sim: pl.DataFrame, measure: str, tasks: list[str], tuned: str = MULTITASK) -> np.ndarray:
+    return (task_matrix(sim, measure, tuned, tasks=tasks).values
             - task_matrix(sim, measure, PRETRAINED, tasks=tasks).values)
 
 
@@ -129,27 +135,30 @@ def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, ta
     frames[MOVEMENT] = movement_frame(frames[CKA], frames[SEED_BASELINE])
     seen, unseen = seen_tasks(sim), unseen_tasks(sim)
     gaps, maps, findings = [], [], []
-    for measure in opts.measures:
-        kw = {"draws": opts.draws, "level": opts.level, "seed": opts.seed}
-        seen_gaps = gap_frame(sim, measure, seen, group="seen", **kw)
-        gaps.append(seen_gaps)
-        if unseen:
-            gaps.append(gap_frame(sim, measure, unseen, group="unseen", **kw))
-        layer_map = layer_map_frame(seen_gaps, _task_deltas(sim, measure, seen), **kw)
-        maps.append(layer_map)
-        groups, source = layer_groups(layer_map, seen_gaps["layer"].to_list())
-        floor = dict(zip(seen_gaps["layer"].to_list(), seen_gaps["floor"].to_list()))
-        floor = {layer: value for layer, value in floor.items() if value is not None}
-        findings.append(findings_frame(
-            sim, measure, groups, source, floor, stats=task_stats, layer_stats=layer_stats,
-            dimension_measure=opts.dimensionality if measure == opts.primary else None,
-            pretrained_name=opts.pretrained_name, pretrained_kind=opts.pretrained_kind, **kw))
+    for tuned in opts.tuned:
+        label = pl.lit(tuned).alias("experimental")
+        for measure in opts.measures:
+            kw = {"draws": opts.draws, "level": opts.level, "seed": opts.seed}
+            seen_gaps = gap_frame(sim, measure, seen, group="seen", tuned=tuned, **kw)
+            gaps.append(seen_gaps.with_columns(label))
+            if unseen:
+                gaps.append(gap_frame(sim, measure, unseen, group="unseen", tuned=tuned, **kw).with_columns(label))
+            layer_map = layer_map_frame(seen_gaps, _task_deltas(sim, measure, seen, tuned), **kw)
+            maps.append(layer_map.with_columns(label))
+            groups, source = layer_groups(layer_map, seen_gaps["layer"].to_list())
+            floor = dict(zip(seen_gaps["layer"].to_list(), seen_gaps["floor"].to_list()))
+            floor = {layer: value for layer, value in floor.items() if value is not None}
+            findings.append(findings_frame(
+                sim, measure, groups, source, floor, stats=task_stats, layer_stats=layer_stats,
+                dimension_measure=opts.dimensionality if measure == opts.primary else None,
+                pretrained_name=opts.pretrained_name, pretrained_kind=opts.pretrained_kind, tuned=tuned,
+                **kw).with_columns(label))
     frames[GAPS] = pl.concat(gaps)
     frames[LAYER_MAP] = pl.concat(maps)
     frames[FINDINGS] = pl.concat(findings)
     cka = frames[CKA]
     if unseen and seen:
-        frames[UNSEEN_FRAME] = unseen_frame(cka)
+        frames[UNSEEN_FRAME] = unseen_frame(cka, tuned=opts.tuned[0])
     if task_stats is not None and len(seen) >= 3:
         frames[CORRELATIONS] = correlation_frame(cka, task_stats)
     return frames

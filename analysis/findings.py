@@ -60,6 +60,7 @@ class Context:
     draws: int
     level: float
     seed: int
+    tuned: str = MULTITASK           # the experimental model in E's place (E, or a published checkpoint)
 
     @property
     def upper(self) -> list[int]:
@@ -127,7 +128,7 @@ def _row(ctx: Context, claim: str, statement: str, statistic: str, value: float,
 
 def _gap_claim(ctx: Context, claim: str, statement: str, tasks: list[str], layers: list[int], sign: int,
                where: str) -> dict:
-    e, p = ctx.matrix(MULTITASK, tasks), ctx.matrix(PRETRAINED, tasks)
+    e, p = ctx.matrix(ctx.tuned, tasks), ctx.matrix(PRETRAINED, tasks)
     x = _per_task_mean(e.values - p.values, _columns_of(e, layers))
     value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
     floor = ctx.floor_over(layers)
@@ -228,7 +229,7 @@ def claim_above_pretrained_upper(ctx: Context, inputs: Inputs) -> list[dict]:
 @claim("multitask_less_varied_upper")
 def claim_less_varied(ctx: Context, inputs: Inputs) -> list[dict]:
     tasks = inputs.seen
-    e, p = ctx.matrix(MULTITASK, tasks), ctx.matrix(PRETRAINED, tasks)
+    e, p = ctx.matrix(ctx.tuned, tasks), ctx.matrix(PRETRAINED, tasks)
     upper = _columns_of(e, ctx.upper)
 
     def spread_gap(idx: np.ndarray) -> float:
@@ -257,7 +258,7 @@ def claim_dimensions(ctx: Context, inputs: Inputs) -> list[dict]:
     dims = layer_stats.filter(pl.col("measure") == dimension_measure).rename({"model": "experimental"}).with_columns(
         pl.lit(CONTROL).alias("control"))
     m = lambda model, ts: task_matrix(dims, dimension_measure, model, tasks=ts)
-    e, p = m(MULTITASK, tasks), m(PRETRAINED, tasks)
+    e, p = m(ctx.tuned, tasks), m(PRETRAINED, tasks)
     upper = _columns_of(e, ctx.upper)
     x = _per_task_mean(e.values - p.values, upper)
     value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
@@ -281,7 +282,7 @@ def claim_dimensions(ctx: Context, inputs: Inputs) -> list[dict]:
 def claim_readability(ctx: Context, inputs: Inputs, measure: str = "flesch_kincaid") -> list[dict]:
     tasks, stats = inputs.seen, inputs.stats
     fk = _covariate(stats, tasks, measure)
-    e, p = ctx.matrix(MULTITASK, tasks), ctx.matrix(PRETRAINED, tasks)
+    e, p = ctx.matrix(ctx.tuned, tasks), ctx.matrix(PRETRAINED, tasks)
     upper = _columns_of(e, ctx.upper)
     if fk is None:
         rows = []
@@ -311,7 +312,7 @@ def claim_data_size(ctx: Context, inputs: Inputs) -> list[dict]:
     if size is None:
         return [_row(ctx, "no_data_size_correlation", statement, "", float("nan"), float("nan"), float("nan"),
                      float("nan"), len(tasks), (INCONCLUSIVE, "train_size has no variance across tasks"))]
-    e = ctx.matrix(MULTITASK, tasks)
+    e = ctx.matrix(ctx.tuned, tasks)
     value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(_correlations(e.values, size, idx))), len(tasks), ctx)
     if len(tasks) < MIN_TASKS:
         outcome = _too_few(len(tasks))
@@ -347,15 +348,16 @@ def findings_frame(sim: pl.DataFrame, measure: str, groups: dict[str, list[int]]
                    floor: Mapping[int, float], *, stats: pl.DataFrame | None = None,
                    layer_stats: pl.DataFrame | None = None, dimension_measure: str | None = None,
                    draws: int = 2000, level: float = 0.95, seed: int = 0, pretrained_name: str = "",
-                   pretrained_kind: str = UNKNOWN) -> pl.DataFrame:
+                   pretrained_kind: str = UNKNOWN, tuned: str = MULTITASK) -> pl.DataFrame:
     """One row per claim of the paper for one pairwise measure (+ the dimensionality claim when
     `dimension_measure` is given). Columns: COLUMNS. `pretrained_name` and `pretrained_kind`
     (analysis.inputs.KINDS) say what the pretrained model is; the reason of every claim in
-    COMPARES_PRETRAINED says so unless it is a base checkpoint."""
+    COMPARES_PRETRAINED says so unless it is a base checkpoint. `tuned`: the experimental model the claims
+    test in E's place (E by default; a published checkpoint's label)."""
     inputs = Inputs(seen_tasks(sim), unseen_tasks(sim), stats, layer_stats, dimension_measure)
     family = claims_for(inputs)
     simultaneous = 1 - (1 - level) / sum(len(c.rows) for c in family)
-    ctx = Context(sim, measure, groups, layers_from, dict(floor), draws, simultaneous, seed)
+    ctx = Context(sim, measure, groups, layers_from, dict(floor), draws, simultaneous, seed, tuned)
     rows = [row for c in family for row in c.evaluate(ctx, inputs)]
     if [row["claim"] for row in rows] != [name for c in family for name in c.rows]:
         raise RuntimeError("a registered claim wrote rows other than the ones it registered")

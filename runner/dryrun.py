@@ -10,6 +10,11 @@ def print_plan(exp, stages: tuple[str, ...]) -> None:
     print(f"experiment {cfg.name} (config {cfg.digest()}) -> {plan.out}")
     print(f"model {cfg.model.name}; {len(plan.tasks)} tasks in {len({t.cluster for t in plan.tasks})} clusters; "
           f"stages: {', '.join(stages)}")
+    if cfg.model.experimental:
+        e = "E (trained here)" if plan.multitask else "no E (training.multitask: false)"
+        published = "; ".join(f"{m.label} = {m.kind} {m.name}" + (f" @ {m.revision}" if m.revision else "")
+                              for m in exp.externals)
+        print(f"experimental models: pretrained, {e}; published, loaded and not trained: {published}")
     for name in stages:
         for line in STAGES[name].load().describe(exp):
             print(line)

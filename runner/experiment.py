@@ -13,6 +13,7 @@ from runner.artifacts.store import Manifest
 from runner.config import ExperimentConfig
 from runner.data import load_all_splits, select_tasks, source_pool_sizes
 from runner.models import resolve_model
+from runner.models.external import ExternalModel
 from runner.plan import Plan, make_plan
 
 log = logging.getLogger("layerwise")
@@ -33,6 +34,7 @@ class Experiment:
     manifest: Manifest
     _model_dir: str | None = None
     _splits: dict | None = None
+    _externals: list | None = None
     # What each stage reported for the closing summary ("needs attention" lines included).
     notes: list[str] = field(default_factory=list)
 
@@ -42,6 +44,15 @@ class Experiment:
         if self._splits is None:
             self._splits = load_all_splits(self.config, list(self.plan.tasks), self.plan.train_sizes)
         return self._splits
+
+    @property
+    def externals(self) -> list[ExternalModel]:
+        """The published experimental models (runner.models.external.ExternalModel), located from metadata."""
+        if self._externals is None:
+            from runner.models.external import locate
+
+            self._externals = [locate(entry) for entry in self.config.model.experimental]
+        return self._externals
 
     @property
     def model_dir(self) -> str:

@@ -6,6 +6,9 @@ work by content, and two configs sharing an output folder never overwrite each o
 Besides E and one control per task, the plan holds the noise floor (a few controls retrained
 with other seeds) and E's exposure guarantee: E trains at least long enough to see every seen
 task as often as that task's control can (MOSSA compares models with comparable exposure).
+
+Published experimental models (model.experimental) are in the plan by label only: they are loaded,
+not trained, and with training.multitask false the plan has no E and no exposure guarantee.
 """
 
 from __future__ import annotations
@@ -116,6 +119,18 @@ class Plan:
     evaluate_key: str
     # A sweep cell's label ("r8-s1/"); empty for a single experiment.
     cell: str = ""
+    # The published experimental models' labels (model.experimental), loaded and not trained.
+    external_labels: tuple[str, ...] = ()
+
+    @property
+    def multitask(self) -> TrainJob | None:
+        """E's job, or None when the run does not train one (training.multitask: false)."""
+        return next((j for j in self.jobs if j.role == MULTITASK), None)
+
+    @property
+    def tuned(self) -> tuple[str, ...]:
+        """The tuned experimental models compared with C_t like E: E when trained, then the published ones."""
+        return ((MULTITASK,) if self.multitask else ()) + self.external_labels
 
     @property
     def activations_dir(self) -> Path:
@@ -202,10 +217,12 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     # seed is the job's own (a noise-floor twin differs from its control in the seed alone).
     # model.checkpoint only declares what the base model is: it changes the findings' words, not a model.
     dump = config.model_dump(mode="json")
-    model_part = stable_hash({"model": {k: v for k, v in dump["model"].items() if k != "checkpoint"},
+    # Nor do the published experimental models or whether E is trained: the controls stay shared.
+    model_part = stable_hash({"model": {k: v for k, v in dump["model"].items() if k not in ("checkpoint", "experimental")},
                               "lora": dump["lora"], "deepspeed": dump["deepspeed"]})
     training = config.model_dump(mode="json")["training"]
     training.pop("seed")
+    training.pop("multitask")
     res, t = config.resources, config.training
 
     def job(role: str, trained_on: list[str], seed: int, max_steps: int, min_steps: int, batch_size: int,
@@ -224,36 +241,44 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
 
     # E never sees the held-out "unseen" cluster; every task, unseen included, gets its control.
     seen = [ref.name for ref in tasks if ref.cluster != UNSEEN]
-    if not seen:
+    if not seen and t.multitask:
         raise ConfigError("tasks.select: every selected task is in the unseen cluster; "
                           "the multi-task model needs at least one training task")
     control_max = t.control_max_steps * t.control_batch
-    rates = _mixture_rates(config, {name: sizes[name] for name in seen})
-    # In expectation E sees task t at rate_t per example; the trainer enforces the exact counts.
-    min_steps = 0 if rates is None else max(math.ceil(control_max / (rate * t.batch_size)) for rate in rates.values())
-    # A shuffled mixture reaches its expected counts only roughly: leave E room to catch up.
-    if math.ceil(EXPOSURE_MARGIN * min_steps) > t.max_steps:
-        raise ConfigError(
-            f"training.max_steps {t.max_steps} is too few for E to see every task as often as its control may "
-            f"({control_max} examples = control_max_steps x control batch): E needs about {min_steps} steps, "
-            f"so allow >= {math.ceil(EXPOSURE_MARGIN * min_steps)}; raise training.max_steps or lower "
-            "training.control_max_steps")
-    exposure = tuple(Exposure(name, rate, math.floor(min_steps * t.batch_size * rate), control_max)
-                     for name, rate in (rates or {}).items())
-    jobs = [job(MULTITASK, seen, t.seed, t.max_steps, min_steps, t.batch_size, res.multitask_workers,
-                tuple((name, control_max) for name in seen))]
+    jobs: list[TrainJob] = []
+    exposure: tuple[Exposure, ...] = ()
+    if t.multitask:
+        rates = _mixture_rates(config, {name: sizes[name] for name in seen})
+        # In expectation E sees task t at rate_t per example; the trainer enforces the exact counts.
+        min_steps = 0 if rates is None else max(math.ceil(control_max / (rate * t.batch_size))
+                                                for rate in rates.values())
+        # A shuffled mixture reaches its expected counts only roughly: leave E room to catch up.
+        if math.ceil(EXPOSURE_MARGIN * min_steps) > t.max_steps:
+            raise ConfigError(
+                f"training.max_steps {t.max_steps} is too few for E to see every task as often as its control may "
+                f"({control_max} examples = control_max_steps x control batch): E needs about {min_steps} steps, "
+                f"so allow >= {math.ceil(EXPOSURE_MARGIN * min_steps)}; raise training.max_steps or lower "
+                "training.control_max_steps")
+        exposure = tuple(Exposure(name, rate, math.floor(min_steps * t.batch_size * rate), control_max)
+                         for name, rate in (rates or {}).items())
+        jobs.append(job(MULTITASK, seen, t.seed, t.max_steps, min_steps, t.batch_size, res.multitask_workers,
+                        tuple((name, control_max) for name in seen)))
     jobs += [job(CONTROL, [name], t.seed, t.control_max_steps, t.control_min_steps, t.control_batch,
                  res.control_workers) for name in names]
     for ref in baseline_tasks(config, tasks):
         jobs += [job(CONTROL, [ref.name], seed, t.control_max_steps, t.control_min_steps, t.control_batch,
                      res.control_workers) for seed in config.baseline.seeds if seed != t.seed]
-    extract_key = stable_hash([[j.key for j in jobs], config.digest("extraction")])
+    # A published model's identity is its entry (name, revision, label); its files' fingerprint is
+    # the extract and evaluate stages' recorded inputs (runner.models.external.fingerprint).
+    externals = dump["model"]["experimental"]
+    external_labels = tuple(entry.model_label for entry in config.model.experimental)
+    extract_key = stable_hash([[j.key for j in jobs], config.digest("extraction")] + ([externals] if externals else []))
     analyze_key = stable_hash([extract_key, config.digest("analysis"), config.model.checkpoint])
     # Scores depend on the models, the test splits (in data_key, via every job key) and how they
     # are scored; not on `enabled` or the harness benchmarks, which are kept apart.
     scoring = config.evaluation.model_dump(mode="json", exclude={"enabled", "harness_tasks"})
     scored = [j.key for j in jobs if j.role == MULTITASK or j.seed == t.seed]
-    evaluate_key = stable_hash([scored, scoring, config.training.max_length])
+    evaluate_key = stable_hash([scored, scoring, config.training.max_length] + ([externals] if externals else []))
     return Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), exposure=exposure,
                 train_sizes=sizes, data_key=data_key, extract_key=extract_key, analyze_key=analyze_key,
-                evaluate_key=evaluate_key, cell=cell)
+                evaluate_key=evaluate_key, cell=cell, external_labels=external_labels)

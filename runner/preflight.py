@@ -70,6 +70,21 @@ def check_hub_model(exp) -> None:
     _check_hub(cfg)
 
 
+def check_external_models(exp) -> None:
+    """Each model.experimental entry must exist and read the base's inputs the same way (hidden size,
+    layers, vocabulary): MOSSA compares the same tokens layer by layer. Metadata only, no weights."""
+    if not exp.config.model.experimental:
+        return
+    from runner.models.shape import mismatch
+
+    for model in exp.externals:  # locating each one fails in one line for a missing path
+        problem = mismatch(model, exp.model_dir, exp.config.model.revision)
+        if problem:
+            raise ConfigError(f"model.experimental {model.name!r} ({model.label}): {problem}; MOSSA compares the same "
+                              f"inputs token by token, so pass a checkpoint of the base model's architecture "
+                              f"({exp.config.model.name}) or drop the entry")
+
+
 def check_data_dir(exp) -> None:
     data_dir = exp.config.tasks.data_dir
     if exp.config.tasks.source in ("hub", "flan_submix") and data_dir is not None and not Path(data_dir).expanduser().is_dir():
@@ -98,6 +113,7 @@ def check_experiment(exp) -> None:
     `check_out` comes first, in the CLI, before the plan is built."""
     check_model_location(exp.config.model)
     check_hub_model(exp)
+    check_external_models(exp)
     check_data_dir(exp)
     check_sizes(exp)
     check_plugins(exp)

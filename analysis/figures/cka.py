@@ -114,9 +114,11 @@ def layer_map_figure(gaps: pl.DataFrame, layer_map: pl.DataFrame | None, measure
     shades = shade_layers(ax, layer_map if has_structure(layer_map) else None)
     g = gaps.sort("layer")
     layers = g["layer"].to_list()
+    # The tuned model in E's place: E, or a published checkpoint when the run trains no E.
+    tuned = g["experimental"][0] if "experimental" in g.columns and g.height else MULTITASK
     ax.plot(layers, g["base_mean"], "o-", ms=3, color=model_color(PRETRAINED, []), label="pretrained: mean over tasks")
-    ax.plot(layers, g["tuned_mean"], "o-", ms=3, color=model_color(MULTITASK, []), label="multitask: mean over tasks")
-    ax.plot(layers, g["delta"], "s-", ms=3, color="black", label="gap = multitask - pretrained")
+    ax.plot(layers, g["tuned_mean"], "o-", ms=3, color=model_color(MULTITASK, []), label=f"{tuned}: mean over tasks")
+    ax.plot(layers, g["delta"], "s-", ms=3, color="black", label=f"gap = {tuned} - pretrained")
     ax.fill_between(layers, g["ci_low"].fill_null(np.nan), g["ci_high"].fill_null(np.nan), color="black", alpha=0.15,
                     lw=0, label="95% CI of the gap (tasks resampled)")
     floor = g["floor"].fill_null(np.nan).to_numpy()

@@ -16,7 +16,8 @@ from analysis.roles import CKA, CONTROL, MULTITASK, PRETRAINED
 
 MODEL_COLORS = {PRETRAINED: "#4C72B0", MULTITASK: "#DD8452", CONTROL: "#55A868"}
 FLOOR_COLOR = "#9e9e9e"
-FALLBACK_COLORS = ["#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+# Never the control's green: a published model and C_t can share a panel (fig5).
+FALLBACK_COLORS = ["#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 SHADE = {"shared": "#dbe9f6", "transition": "#fde2c8", "refinement": "#dcefd9"}
 
 

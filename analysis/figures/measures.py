@@ -12,14 +12,15 @@ from matplotlib.patches import Patch
 
 from analysis.figures.common import SHADE, model_color, model_order, set_layer_axis, shade_layers
 from analysis.layer_map import FUNCTIONS
-from analysis.roles import CONTROL, EXPERIMENTALS, UNSEEN
+from analysis.roles import CONTROL, UNSEEN, is_reseeded
 
 
 def layer_stats_grid(layer_stats: pl.DataFrame, layer_map: pl.DataFrame | None, labels: dict[str, str]) -> Figure:
     """One panel per single (per-layer) measure: mean over tasks for pretrained, E and C_t, with the
     interquartile range across tasks. `labels`: measure -> axis label (from its registration)."""
     measures = sorted(layer_stats["measure"].unique().to_list())
-    frame = layer_stats.filter(pl.col("model").is_in([*EXPERIMENTALS, CONTROL]))
+    # Every model but the noise-floor twins: pretrained, E, the published ones and C_t.
+    frame = layer_stats.filter(~pl.col("model").map_elements(is_reseeded, return_dtype=pl.Boolean))
     models = model_order(frame["model"].unique().to_list())
     ncols = min(2, len(measures))
     nrows = int(np.ceil(len(measures) / ncols))
@@ -76,7 +77,8 @@ def maps_by_measure(layer_map: pl.DataFrame) -> Figure:
 def standardize_effect(similarity: pl.DataFrame, measure: str) -> Figure:
     """The measure's mean over seen tasks per layer, raw features against z-scored features."""
     sub = similarity.filter((pl.col("measure") == measure) & (pl.col("control") == CONTROL)
-                            & pl.col("experimental").is_in(list(EXPERIMENTALS)) & (pl.col("cluster") != UNSEEN))
+                            & ~pl.col("experimental").map_elements(is_reseeded, return_dtype=pl.Boolean)
+                            & (pl.col("cluster") != UNSEEN))
     mean = sub.group_by("experimental", "standardized", "layer").agg(pl.col("value").mean()).sort("layer")
     fig, ax = plt.subplots(figsize=(8.0, 3.6), layout="constrained")
     for model in model_order(mean["experimental"].unique().to_list()):

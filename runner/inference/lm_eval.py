@@ -86,7 +86,7 @@ def run_harness(plan: Plan, model_dir: str) -> pl.DataFrame | None:
     cfg, out = plan.config, plan.out / "harness.parquet"
     tasks = parse_harness_tasks(cfg.evaluation.harness_tasks)
     names = ", ".join(name for name, _ in tasks)
-    reason = unavailable_reason()
+    reason = unavailable_reason() or ("" if plan.multitask else "the run trains no E (training.multitask: false)")
     if reason:
         log.warning("evaluate: harness benchmarks (%s) skipped: %s", names, reason)
         return None

@@ -19,11 +19,12 @@ class AdaptedModel:
     models (pretrained, E, every C_t) with one copy of the base weights.
     """
 
-    def __init__(self, model_dir: str, device: str, dtype: torch.dtype, adapters: dict[str, str]):
-        self.tokenizer = load_tokenizer(model_dir)
+    def __init__(self, model_dir: str, device: str, dtype: torch.dtype, adapters: dict[str, str],
+                 revision: str | None = None):
+        self.tokenizer = load_tokenizer(model_dir, revision)
         self.device = device
         self.adapter_paths = dict(adapters)
-        self.model = load_base_model(model_dir, device, dtype).eval()
+        self.model = load_base_model(model_dir, device, dtype, revision).eval()
         if adapters:
             from peft import PeftModel
 

@@ -384,10 +384,10 @@ def _check_hub(cfg: ModelConfig) -> str:
     return cfg.name
 
 
-def load_tokenizer(model_dir: str):
+def load_tokenizer(model_dir: str, revision: str | None = None):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, revision=revision)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Left padding puts every sequence's last real token at position -1 of the batch.
@@ -395,10 +395,10 @@ def load_tokenizer(model_dir: str):
     return tokenizer
 
 
-def load_base_model(model_dir: str, device: str, dtype: torch.dtype):
+def load_base_model(model_dir: str, device: str, dtype: torch.dtype, revision: str | None = None):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa", revision=revision)
     # generate() feeds the LM head a strided slice (the last position of every row). With frozen
     # weights (peft freezes the base) torch's matmul then copies the whole head once per row
     # instead of folding the batch: 2 GB and 20 s per prefill for Gemma's 262k vocabulary in bf16.

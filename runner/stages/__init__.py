@@ -58,9 +58,9 @@ def _report() -> ModuleType:
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("train", "LoRA-tune the multi-task model E, one control per task and the noise-floor controls",
           needs=(), module=_train),
-    Stage("evaluate", "score pretrained, E and each control on every task's held-out test examples",
+    Stage("evaluate", "score pretrained, E, the published models and each control on every task's held-out test examples",
           needs=("train",), module=_evaluate),
-    Stage("extract", "last-token hidden states at every layer for pretrained, E and each control",
+    Stage("extract", "last-token hidden states at every layer for pretrained, E, the published models and each control",
           needs=("train",), module=_extract),
     Stage("analyze", "every selected measure, layer by layer, the noise floor and the findings, into Polars frames",
           needs=("extract",), module=_analyze),

@@ -1,7 +1,8 @@
 """The `analyze` stage: Ray remote tasks turn activations into the study's Polars frames.
 
 - one remote task per task computes, for every layer at once, every selected measure
-  (analysis.measures): the pairwise ones for pretrained and E against C_t and for the noise-floor
+  (analysis.measures): the pairwise ones for every experimental model (pretrained, E when trained,
+  each published checkpoint of model.experimental) against C_t and for the noise-floor
   twins, the single ones for every model, and the primary measure's cross-layer matrices. It reads
   only its own task's slab of the activations and aligns the models' rows by example id with one
   joint mask of non-finite rows;
@@ -25,13 +26,14 @@ import polars as pl
 from analysis.roles import (
     CKA,
     CROSS_LAYER,
-    EXPERIMENTALS,
     INPUTS,
     LAYER_MAP,
     LAYER_STATS,
+    MULTITASK,
     SIMILARITY,
     TASK_STATS,
     TSNE,
+    experimentals,
 )
 from runner.artifacts.activations import read_task_reps
 from runner.artifacts.store import atomic_write_parquet, is_current, loading, mark_done, stamp
@@ -50,7 +52,8 @@ def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list
                            cfg.primary_measure, cfg.measure_params.get(cfg.primary_measure, {}))
 
 
-def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> dict[str, pl.DataFrame]:
+def analyze_task(activations: str, task: str, cluster: str, analysis: dict,
+                 tuned: tuple[str, ...] = (MULTITASK,)) -> dict[str, pl.DataFrame]:
     from analysis.align import align_and_mask
     from analysis.plugins import load_plugins
     from analysis.task_frames import task_frames
@@ -60,7 +63,8 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict) -> d
     load_plugins(cfg.plugins)  # a worker process registers the user's measures before looking them up
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
     pairwise, single = measure_selection(cfg)
-    frames = task_frames(task, cluster, aligned, pairwise, single, primary=cfg.primary_measure, n_dropped=dropped,
+    frames = task_frames(task, cluster, aligned, pairwise, single, primary=cfg.primary_measure,
+                         compared=experimentals(tuned), n_dropped=dropped,
                          bootstrap=cfg.bootstrap, permutations=cfg.permutations,
                          calibrate=cfg.calibrate.permutations if cfg.calibrate else 0, seed=cfg.seed, ci=cfg.ci_level,
                          standardize=cfg.standardize, cross_layer=cfg.cross_layer)
@@ -108,7 +112,8 @@ def derive_options(plan: Plan):
     pairwise, single = measure_selection(cfg)
     return options_for(pairwise, single, cfg.primary_measure, standardized=cfg.standardize,
                        run_seed=plan.config.training.seed, draws=cfg.task_bootstrap, level=cfg.ci_level, seed=cfg.seed,
-                       pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model))
+                       pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model),
+                       tuned=plan.tuned)
 
 
 def model_shape(exp) -> tuple[str | None, int | None, int | None]:
@@ -175,7 +180,8 @@ def describe(exp) -> list[str]:
     plan, cfg = exp.plan, exp.config.analysis
     state = "done" if current(exp) else "todo"
     pairwise, single = measure_selection(cfg)
-    return [f"analyze: [{state}] {len(plan.tasks)} remote tasks; pairwise {', '.join(n for n, _ in pairwise)} "
+    return [f"analyze: [{state}] {len(plan.tasks)} remote tasks; {', '.join(experimentals(plan.tuned))} against "
+            f"each control; pairwise {', '.join(n for n, _ in pairwise)} "
             f"(primary {cfg.primary_measure}); per layer {', '.join(n for n, _ in single) or 'none'} -> {plan.out}"]
 
 
@@ -194,7 +200,8 @@ def run(exp) -> dict[str, pl.DataFrame]:
     started, cfg = time.time(), plan.config.analysis
     activations, analysis = str(plan.activations_dir), cfg.model_dump(mode="json")
     remote = ray.remote(num_cpus=1)(analyze_task)
-    per_task = _gather({remote.remote(activations, t.name, t.cluster, analysis): t.name for t in plan.tasks}, "analyze")
+    per_task = _gather({remote.remote(activations, t.name, t.cluster, analysis, plan.tuned): t.name
+                        for t in plan.tasks}, "analyze")
     frames = {name: pl.concat([f[name] for f in per_task if name in f], how="diagonal_relaxed")
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
     frames[TASK_STATS] = task_statistics(exp.splits)
@@ -206,7 +213,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
         layers = tsne_layers(primary_map, frames[CKA]["layer"].n_unique(), cfg.tsne_layers)
         tsne = ray.remote(num_cpus=1)(tsne_layer)
         refs = {tsne.remote(activations, model, layer, clusters, analysis): f"{model} layer {layer}"
-                for model in EXPERIMENTALS for layer in layers}
+                for model in experimentals(plan.tuned) for layer in layers}
         frames[TSNE] = pl.concat(_gather(refs, "t-SNE"))
     for name, frame in frames.items():
         atomic_write_parquet(frame, plan.out / f"{name}.parquet")

@@ -55,12 +55,18 @@ def _marker(plan: Plan) -> Path:
     return plan.out / "evaluation"
 
 
-def _inputs(plan: Plan) -> str:
-    return stamp(*(Path(job.out_dir) for job in plan.scored_jobs))
+def _inputs(exp) -> str:
+    """The scored models' done markers, and the published models' files."""
+    trained = stamp(*(Path(job.out_dir) for job in exp.plan.scored_jobs))
+    if not exp.config.model.experimental:
+        return trained
+    from runner.models.external import fingerprint
+
+    return f"{trained}+{fingerprint(exp.externals)}"
 
 
 def current(exp) -> bool:
-    return is_current(_marker(exp.plan), exp.plan.evaluate_key, _inputs(exp.plan))
+    return is_current(_marker(exp.plan), exp.plan.evaluate_key, _inputs(exp))
 
 
 def describe(exp) -> list[str]:
@@ -70,7 +76,8 @@ def describe(exp) -> list[str]:
     state = "done" if current(exp) else "todo"
     generation = f" ({cfg.evaluation.generation_size} per generation task)" if cfg.evaluation.generation_size else ""
     return [f"evaluate: [{state}] {len(plan.tasks)} x {cfg.tasks.test_size} test examples{generation} through "
-            f"pretrained, multitask and each control on {cfg.resources.extract_actors} actor(s) -> {plan.out / FILES[0]}"]
+            f"pretrained, {', '.join(plan.tuned)} and each control on {cfg.resources.extract_actors} actor(s) "
+            f"-> {plan.out / FILES[0]}"]
 
 
 def run(exp) -> None:
@@ -87,11 +94,11 @@ def run(exp) -> None:
     else:
         started = time.time()
         rows = eval_rows(exp.splits, plan.tasks, cfg.evaluation.generation_size)
-        passes = model_passes(plan, plan.scored_jobs)
+        passes = model_passes(plan, plan.scored_jobs, exp.externals)
         log.info("evaluate: %d test rows of %d tasks through %d models on %d actor(s)", rows.height, len(plan.tasks),
                  len(passes), cfg.resources.extract_actors)
         dataset = map_with_actors(plan, rows.to_arrow(), "evaluate", exp.model_dir, passes,
-                                  rows_per_batch=cfg.evaluation.batch_size)
+                                  rows_per_batch=cfg.evaluation.batch_size, externals=exp.externals)
         progress, tables = bar(rows.height, "evaluate"), []
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             tables.append(batch)
@@ -99,15 +106,15 @@ def run(exp) -> None:
         progress.close()
         predictions = (pl.from_arrow(pa.concat_tables(tables))
                        .join(rows.select("example_id", "task", "cluster", "metric", "target"), on="example_id"))
-        scores, gaps = score_frame(predictions), gap_frame(predictions)
-        expected = len(plan.tasks) * 3
+        scores, gaps = score_frame(predictions), gap_frame(predictions, tuned=plan.tuned)
+        expected = len(plan.tasks) * len({p.label for p in passes})  # every model scores every task
         if scores.height != expected:
             raise RuntimeError(f"evaluate: {scores.height} (model, task) scores, expected {expected}")
         out = plan.out
         atomic_write_parquet(predictions.sort("model", "task", "example_id"), out / FILES[2])
         atomic_write_parquet(gaps, out / FILES[1])
         atomic_write_parquet(scores, out / FILES[0])
-        mark_done(_marker(plan), plan.evaluate_key, files=[out / name for name in FILES], inputs=_inputs(plan),
+        mark_done(_marker(plan), plan.evaluate_key, files=[out / name for name in FILES], inputs=_inputs(exp),
                   seconds=round(time.time() - started, 2), rows=rows.height)
         log.info("evaluate: %d scores in %.1fs -> %s", scores.height, time.time() - started, out / FILES[0])
     if cfg.evaluation.harness_tasks:

@@ -18,19 +18,26 @@ from runner.artifacts.store import atomic_dir, is_current, mark_done, stamp
 log = logging.getLogger("layerwise.extract")
 
 
-def _inputs(plan) -> str:
-    return stamp(*(Path(job.out_dir) for job in plan.jobs))
+def _inputs(exp) -> str:
+    """The trained models' done markers, and the published models' files (a changed checkpoint re-extracts)."""
+    trained = stamp(*(Path(job.out_dir) for job in exp.plan.jobs))
+    if not exp.config.model.experimental:
+        return trained
+    from runner.models.external import fingerprint
+
+    return f"{trained}+{fingerprint(exp.externals)}"
 
 
 def current(exp) -> bool:
-    return is_current(exp.plan.activations_dir, exp.plan.extract_key, _inputs(exp.plan))
+    return is_current(exp.plan.activations_dir, exp.plan.extract_key, _inputs(exp))
 
 
 def describe(exp) -> list[str]:
     plan, cfg = exp.plan, exp.config
     state = "done" if current(exp) else "todo"
+    models = ", ".join(plan.tuned)
     return [f"extract: [{state}] {len(plan.tasks)} x {cfg.extraction.probe_size} probes through pretrained, "
-            f"multitask and each control on {cfg.resources.extract_actors} actor(s) -> {plan.activations_dir}"]
+            f"{models} and each control on {cfg.resources.extract_actors} actor(s) -> {plan.activations_dir}"]
 
 
 def _watch(folder: Path, total: int, stop: threading.Event) -> None:
@@ -78,12 +85,12 @@ def run(exp) -> Path:
         watcher = threading.Thread(target=_watch, args=(tmp, blocks, stop), daemon=True)
         watcher.start()
         try:
-            map_with_actors(plan, probes, "extract", exp.model_dir, model_passes(plan), rows_per_batch) \
-                .write_parquet(str(tmp))
+            map_with_actors(plan, probes, "extract", exp.model_dir, model_passes(plan, externals=exp.externals),
+                            rows_per_batch, externals=exp.externals).write_parquet(str(tmp))
         finally:
             stop.set()
             watcher.join()
-    mark_done(target, plan.extract_key, inputs=_inputs(plan), seconds=round(time.time() - started, 2),
+    mark_done(target, plan.extract_key, inputs=_inputs(exp), seconds=round(time.time() - started, 2),
               examples=probes.num_rows)
     log.info("extract: %d probes in %.1fs -> %s", probes.num_rows, time.time() - started, target)
     return target

@@ -36,7 +36,8 @@ def preflight(exp) -> None:
 def describe(exp) -> list[str]:
     plan, cfg = exp.plan, exp.config
     res, t = cfg.resources, cfg.training
-    lines = [f"train: {len(plan.jobs)} models (1 multi-task, {sum(j.role == CONTROL for j in plan.jobs) - _twins(plan)} "
+    e = "1 multi-task" if plan.multitask else "no multi-task (training.multitask: false)"
+    lines = [f"train: {len(plan.jobs)} models ({e}, {sum(j.role == CONTROL for j in plan.jobs) - _twins(plan)} "
              f"controls, {_twins(plan)} noise-floor controls with seeds {cfg.baseline.seeds}), "
              f"up to {res.max_concurrent_jobs or 'as many as fit'} runs at once"]
     for job in plan.jobs:
@@ -55,6 +56,9 @@ def describe(exp) -> list[str]:
         for e in plan.exposure:
             lines.append(f"    {e.task:<32} share {e.rate:6.1%}  E ~{e.multitask_min:6d} by step {e_job.min_steps}, "
                          f"required {e.control_max:6d}")
+    for model in exp.externals:  # loaded by extract and evaluate, never trained
+        revision = f" @ {model.revision}" if model.revision else ""
+        lines.append(f"  [load] {model.label:<34} published {model.kind} {model.name}{revision}, not trained")
     return lines
 
 
@@ -64,11 +68,11 @@ def _twins(plan: Plan) -> int:
 
 def run(exp) -> None:
     trained = run_training([(exp.plan, exp.splits, exp.model_dir)])
-    frame = training_frame(exp.plan)
+    frame = training_frame(exp.plan, exp.externals)
     atomic_write_parquet(frame, exp.plan.out / f"{TRAINING}.parquet")
     if trained:
         log.info("train: finished %d models", len(trained))
-    stuck = frame.filter(~pl.col("converged").fill_null(False))
+    stuck = frame.filter(pl.col("trained") & ~pl.col("converged").fill_null(False))
     if stuck.height:
-        exp.notes.append(f"{stuck.height} of {frame.height} models stopped at their step cap without a plateau "
+        exp.notes.append(f"{stuck.height} of {len(exp.plan.jobs)} models stopped at their step cap without a plateau "
                          f"(not converged): {', '.join(stuck['model'].to_list())}; see training.parquet")

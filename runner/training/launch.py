@@ -13,14 +13,19 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from analysis.roles import CONTROL, MULTITASK
+from analysis.roles import CONTROL, EXTERNAL, MULTITASK
 from runner.artifacts.store import SUCCESS, is_done
 from runner.config import ExperimentConfig, stable_hash
 from runner.plan import Plan, TrainJob, TrainRun, group_runs
+
+if TYPE_CHECKING:
+    from runner.models.external import ExternalModel
 
 log = logging.getLogger("layerwise.train")
 
@@ -136,10 +141,13 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     return trained
 
 
-def training_frame(plan: Plan) -> pl.DataFrame:
-    """One row per model from its done marker, with E's exposure to each control's task."""
+def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.DataFrame:
+    """One row per model: each trained one from its done marker, with E's exposure to each control's
+    task (`trained` true, `kind` lora), then each published experimental model (`externals`,
+    runner.models.external.ExternalModel), loaded and not trained here: `trained` false, its source
+    and revision, and no training columns."""
     info = {job.id: json.loads((Path(job.out_dir) / SUCCESS).read_text()) for job in plan.jobs}
-    seen_by_multitask = info[MULTITASK].get("examples_by_task") or {}
+    seen_by_multitask = (info[MULTITASK].get("examples_by_task") or {}) if MULTITASK in info else {}
     rows = []
     for job in plan.jobs:
         i = info[job.id]
@@ -147,12 +155,16 @@ def training_frame(plan: Plan) -> pl.DataFrame:
                "seed": job.seed, "steps": i.get("steps"), "min_steps": job.min_steps, "max_steps": job.max_steps,
                "examples_seen": i.get("examples_seen"), "best_val_loss": i.get("best_val_loss"),
                "converged": i.get("converged"), "stopped": i.get("stopped"), "seconds": i.get("seconds"),
-               "multitask_examples": None}
+               "multitask_examples": None, "trained": True, "kind": "lora", "source": job.out_dir, "revision": None}
         if job.role == CONTROL and job.tasks[0] in seen_by_multitask:
             row["multitask_examples"] = seen_by_multitask[job.tasks[0]]
         rows.append(row)
+    for model in externals:
+        rows.append({"model": model.label, "label": model.label, "role": EXTERNAL, "trained": False,
+                     "kind": model.kind, "source": model.name, "revision": model.revision})
     schema = {"model": pl.String, "label": pl.String, "role": pl.String, "tasks": pl.String, "seed": pl.Int64,
               "steps": pl.Int64, "min_steps": pl.Int64, "max_steps": pl.Int64, "examples_seen": pl.Int64,
               "best_val_loss": pl.Float64, "converged": pl.Boolean, "stopped": pl.String, "seconds": pl.Float64,
-              "multitask_examples": pl.Int64}
+              "multitask_examples": pl.Int64, "trained": pl.Boolean, "kind": pl.String, "source": pl.String,
+              "revision": pl.String}
     return pl.DataFrame(rows, schema=schema)
