@@ -5,9 +5,11 @@ Ray, training or config. One entry point, `compare`; it runs the code the analyz
     reps[model][task] = array [layers, n, d]     (numpy or torch; or a list of per-layer [n, d])
                       = (example_ids, array)      rows matched across models by id instead of position
 
-model: "pretrained", "multitask" (E) and "control" (C_t) for every task; optionally reseeded
+model: "pretrained" and "control" (C_t) for every task, and at least one tuned model: "multitask" (E)
+and/or any other label (a published checkpoint, say), each compared with C_t and the pretrained model
+like E, with its own gaps, layer map and findings (their `experimental` column); optionally reseeded
 controls, analysis.roles.reseeded(seed) -> "control@<seed>", for the seed-to-seed noise floor (on
-some tasks or all); any other label is an extra experimental, compared with C_t in `similarity`.
+some tasks or all).
 tasks: task -> cluster, or task -> {"cluster": ..., covariates}; cluster "unseen" (analysis.roles.UNSEEN)
 marks a task held out of E's training; covariates (train_size, flesch_kincaid, coleman_liau) feed
 the correlations and the data-size and readability claims.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +38,12 @@ from analysis.roles import (
     PRETRAINED,
     SIMILARITY,
     TASK_STATS,
+    experimentals,
     is_reseeded,
 )
-from analysis.task_frames import split_selection, task_frames, task_pairs
+from analysis.task_frames import split_selection, task_frames
 
-REQUIRED = (PRETRAINED, MULTITASK, CONTROL)  # every task needs these three
+REQUIRED = (PRETRAINED, CONTROL)  # every task needs these two, and every tuned model
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,9 @@ def _task_inputs(reps: Mapping[str, Mapping[str, Any]], clusters: Mapping[str, s
     missing = [m for m in REQUIRED if m not in reps]
     if missing:
         raise ValueError(f"reps lacks {missing}; give reps[model][task] for each of {list(REQUIRED)}")
+    needed = (*REQUIRED, *_tuned(reps))
+    if len(needed) == len(REQUIRED):
+        raise ValueError(f"reps has no tuned model to compare; add {MULTITASK!r} (E) or a published model's label")
     out: dict[str, dict] = {task: {} for task in clusters}
     for model, per_task in reps.items():
         if not isinstance(per_task, Mapping):
@@ -128,9 +134,9 @@ def _task_inputs(reps: Mapping[str, Mapping[str, Any]], clusters: Mapping[str, s
             out[task][model] = _as_layers(value, f"reps[{model!r}][{task!r}]")
     depth: dict[int, str] = {}
     for task, models in out.items():
-        absent = [m for m in REQUIRED if m not in models]
+        absent = [m for m in needed if m not in models]
         if absent:
-            raise ValueError(f"task {task!r} has no {absent}; every task needs reps[m][{task!r}] for m in {list(REQUIRED)}")
+            raise ValueError(f"task {task!r} has no {absent}; every task needs reps[m][{task!r}] for m in {list(needed)}")
         for model, (_, array) in models.items():
             depth.setdefault(array.shape[0], f"reps[{model!r}][{task!r}]")
         with_ids = {m for m, (ids, _) in models.items() if ids is not None}
@@ -160,10 +166,10 @@ def _aligned(task: str, models: Mapping[str, tuple[list[str] | None, np.ndarray]
     return aligned, dropped
 
 
-def _pairs(models: Sequence[str]) -> list[tuple[str, str]]:
-    """The run's pairs for this task, then every extra experimental label against C_t."""
-    extra = [m for m in models if m not in REQUIRED and not is_reseeded(m)]
-    return task_pairs(models) + [(m, CONTROL) for m in extra]
+def _tuned(reps: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tuned experimental models: E when given, then every other label (a published checkpoint, say)."""
+    return tuple(m for m in reps if m == MULTITASK) + tuple(
+        m for m in reps if m not in (PRETRAINED, MULTITASK, CONTROL) and not is_reseeded(m))
 
 
 def compare(
@@ -223,17 +229,19 @@ def compare(
     primary = primary or PAPER_MEASURES["similarity"]
     pairwise, single = split_selection(DEFAULT_MEASURES if measures is None else measures, primary)
     resolve(pairwise, "pairwise"), resolve(single, "single")  # unknown measures or parameters fail before any work
+    tuned = _tuned(reps)
     per_task = []
     for task, models in inputs.items():
         aligned, dropped = _aligned(task, models)
         per_task.append(task_frames(task, clusters[task], aligned, pairwise, single, primary=primary,
-                                    pairs=_pairs(list(aligned)), n_dropped=dropped, bootstrap=bootstrap,
+                                    compared=experimentals(tuned), n_dropped=dropped, bootstrap=bootstrap,
                                     permutations=permutations, calibrate=calibrate, seed=seed, ci=level, standardize=standardize,
                                     cross_layer=cross_layer))
     frames = {name: pl.concat([f[name] for f in per_task if name in f], how="diagonal_relaxed")
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
     opts = options_for(pairwise, single, primary, standardized=standardize, run_seed=control_seed, draws=draws,
-                       level=level, seed=seed, pretrained_name=pretrained_name, pretrained_kind=pretrained_kind)
+                       level=level, seed=seed, pretrained_name=pretrained_name, pretrained_kind=pretrained_kind,
+                       tuned=tuned)
     with warnings.catch_warnings():  # means over no task (no unseen task, say) are expected: they stay nan
         warnings.simplefilter("ignore", RuntimeWarning)
         frames |= derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), task_stats, opts)

@@ -67,20 +67,21 @@ def replication_frame(findings: pl.DataFrame, *, unconverged: Sequence[str] = ()
     seed cells share it). `unconverged` names settings left out of the count. `scores` says which
     scores the verdicts were reached on ("raw" or "calibrated")."""
     excluded = sorted(set(unconverged))
-    per_setting = (findings.group_by("claim", "measure", setting_column, maintain_order=True)
-                   .agg(pl.col("verdict")))
+    # One row per (claim, measure), and per tuned model when a run compares several (E, published ones).
+    keys = ["claim", "measure", *(["experimental"] if "experimental" in findings.columns else [])]
+    per_setting = findings.group_by(*keys, setting_column, maintain_order=True).agg(pl.col("verdict"))
     rows = []
-    for (claim, measure), group in per_setting.group_by("claim", "measure", maintain_order=True):
+    for key, group in per_setting.group_by(*keys, maintain_order=True):
         counted = [setting_verdict(v) for s, v in zip(group[setting_column], group["verdict"]) if s not in excluded]
         holds, contradicted = counted.count(HOLDS), counted.count(CONTRADICTED)
         undecided = len(counted) - holds - contradicted
         left_out = sorted(set(group[setting_column]) & set(excluded))
         verdict = replication_verdict(holds, contradicted)
-        rows.append({"claim": claim, "measure": measure, "cells": len(counted), "holds": holds,
-                     "contradicted": contradicted, "inconclusive": undecided, "excluded": len(left_out),
-                     "verdict": verdict, "reason": _reason(holds, contradicted, undecided, left_out, verdict),
-                     "scores": scores})
-    schema = {"claim": pl.String, "measure": pl.String, "cells": pl.Int64, "holds": pl.Int64, "contradicted": pl.Int64,
-              "inconclusive": pl.Int64, "excluded": pl.Int64, "verdict": pl.String, "reason": pl.String,
-              "scores": pl.String}
-    return pl.DataFrame(rows, schema=schema).select(COLUMNS)
+        rows.append({**dict(zip(keys, key)), "cells": len(counted), "holds": holds, "contradicted": contradicted,
+                     "inconclusive": undecided, "excluded": len(left_out), "verdict": verdict,
+                     "reason": _reason(holds, contradicted, undecided, left_out, verdict), "scores": scores})
+    schema = {"claim": pl.String, "measure": pl.String, "experimental": pl.String, "cells": pl.Int64, "holds": pl.Int64,
+              "contradicted": pl.Int64, "inconclusive": pl.Int64, "excluded": pl.Int64, "verdict": pl.String,
+              "reason": pl.String, "scores": pl.String}
+    columns = [*keys, *COLUMNS[2:]]
+    return pl.DataFrame(rows, schema={k: schema[k] for k in columns}).select(columns)

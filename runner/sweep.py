@@ -257,10 +257,12 @@ def unconverged_settings(training: pl.DataFrame | None) -> list[str]:
     return sorted(set(trained.filter(~pl.col("converged").fill_null(False))["setting"]))
 
 
-def _first_seed(frame: pl.DataFrame | None) -> pl.DataFrame | None:
-    """One cell per setting (its lowest seed), for figures that draw one curve per setting."""
+def _first_seed(frame: pl.DataFrame | None, primary: dict[str, str]) -> pl.DataFrame | None:
+    """One curve per setting: its lowest seed's cell, and that cell's primary tuned model (E when trained)."""
     if frame is None:
         return None
+    if "experimental" in frame.columns:
+        frame = frame.filter(pl.col("experimental") == pl.col("cell").replace_strict(primary, default=None))
     return frame.filter(pl.col("seed") == pl.col("seed").min().over("setting"))
 
 
@@ -297,7 +299,9 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path,
     unconverged = set(unconverged_settings(frames.get(TRAINING)))
     cells = [{"label": cell.label, "setting": setting_label(cell), "values": cell.values,
               "converged": setting_label(cell) not in unconverged} for cell in exps]
-    figure_frames = {**frames, GAPS: _first_seed(frames.get(GAPS)), LAYER_MAP: _first_seed(frames.get(LAYER_MAP))}
+    primary = {cell.label: exp.plan.tuned[0] for cell, exp in exps.items()}
+    figure_frames = {**frames, GAPS: _first_seed(frames.get(GAPS), primary),
+                     LAYER_MAP: _first_seed(frames.get(LAYER_MAP), primary)}
     write_sweep_report(out, {k: v for k, v in figure_frames.items() if v is not None}, cells,
                        primary=first.config.analysis.primary_measure, swept=swept_keys(exps))
     return frames

@@ -106,7 +106,7 @@ def test_planted_late_effect_shows_as_positive_distinguishable_gaps(planted):
 
 def test_frames_have_the_run_schemas(planted):
     _, result = planted
-    assert tuple(result.findings.columns) == FINDINGS_COLUMNS
+    assert tuple(result.findings.columns) == (*FINDINGS_COLUMNS, "experimental")
     assert set(result.findings["verdict"].unique()) <= set(VERDICTS)
     assert result.gaps.columns[:3] == ["measure", "group", "layer"] and "distinguishable" in result.gaps.columns
     assert result.seed_baseline.columns == ["task", "cluster", "layer", CKA, "n", "seed_a", "seed_b", "measure"]
@@ -170,13 +170,17 @@ def test_a_list_of_per_layer_arrays_is_the_same_input():
     assert a.equals(b)
 
 
-def test_an_extra_experimental_label_is_compared_with_the_control():
+def test_a_published_model_is_compared_like_e_and_can_stand_alone():
     reps = _planted(seed=11)
     reps["other"] = {t: a + 0.01 for t, a in reps[CONTROL].items()}
     result = analysis.compare(reps, TASKS, measures=["linear_cka"], draws=100)
-    other = result.similarity.filter(pl.col("experimental") == "other")
-    assert other.height == len(TASKS) * LAYERS and (other["control"] == CONTROL).all()
-    assert "other" not in result.cka["experimental"].to_list()  # the study's frames stay pretrained vs E
+    other = result.similarity.filter((pl.col("experimental") == "other") & (pl.col("control") == CONTROL))
+    assert other.height == len(TASKS) * LAYERS
+    assert set(result.cka["experimental"]) == {"pretrained", MULTITASK, "other"}
+    assert set(result.findings["experimental"]) == set(result.gaps["experimental"]) == {MULTITASK, "other"}
+    del reps[MULTITASK]  # no E trained: the published model is the only tuned one
+    alone = analysis.compare(reps, TASKS, measures=["linear_cka"], draws=100)
+    assert set(alone.findings["experimental"]) == {"other"}
 
 
 def test_covariates_feed_the_correlations_and_the_size_claim():
@@ -191,7 +195,7 @@ def test_covariates_feed_the_correlations_and_the_size_claim():
 
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda r: r[CONTROL].pop("t2"), r"task 't2' has no \['control'\]"),
-    (lambda r: r.pop(MULTITASK), r"reps lacks \['multitask'\]"),
+    (lambda r: r.pop(MULTITASK), r"reps has no tuned model"),
     (lambda r: r[MULTITASK].update(t0=r[MULTITASK]["t0"][:, :-1]), r"task 't0': models have different row counts"),
     (lambda r: r[PRETRAINED].update(t3=r[PRETRAINED]["t3"][:-1]), r"ragged layer counts"),
     (lambda r: r[PRETRAINED].update(t3=[r[PRETRAINED]["t3"][0], r[PRETRAINED]["t3"][1][:-1]]), r"per-layer arrays"),
