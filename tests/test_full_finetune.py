@@ -78,3 +78,30 @@ def test_the_memory_plan_counts_optimizer_state_for_every_parameter():
     assert lora.trainable_state < 0.05 * full.trainable_state
     assert sharded.trainable_state == pytest.approx(18 * gib / 8)
     assert full.weights == lora.weights
+
+
+def test_inference_swaps_a_full_models_weights_into_the_one_base(tmp_path):
+    """Extraction and evaluation keep one model per actor: a fully fine-tuned model's weights go into the
+    base's modules while it is used, and the base's come back after."""
+    from runner.models import AdaptedModel
+
+    base_dir = resolve_model(load_config(preset_path("tiny")).model)
+    tuned = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    tuned.save_pretrained(tmp_path / "ft")
+    ids = torch.tensor([[5, 9, 17, 33, 2, 71]])
+    expect_tuned = tuned(input_ids=ids).logits
+
+    models = AdaptedModel(base_dir, "cpu", torch.float32, {}, weights={"ft": str(tmp_path / "ft")})
+    with torch.no_grad():
+        with models.use(None):
+            base_logits = models.model(input_ids=ids).logits
+        with models.use("ft"):
+            got = models.model(input_ids=ids).logits
+        with models.use(None):
+            again = models.model(input_ids=ids).logits
+    assert torch.allclose(got, expect_tuned, atol=1e-5)
+    assert not torch.allclose(got, base_logits, atol=1e-3)
+    assert torch.equal(again, base_logits)

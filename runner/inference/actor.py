@@ -6,7 +6,8 @@ For every Ray Data batch of rows (each row belongs to one task) the actor runs:
   (model.experimental) on every row, and each of the task's own controls (C_t, plus its
   noise-floor twins) on that task's rows,
 so the pretrained model, E, every C_t and every published adapter share one copy of the base
-weights per actor; a published full checkpoint is a second set of weights, loaded once per actor.
+weights per actor; with training.method full the run's own models swap their weights into that copy
+(runner.models.adapted), and a published full checkpoint is a second set of weights, loaded once per actor.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def model_passes(plan, jobs=None, externals: Sequence[ExternalModel] = ()) -> li
 
     jobs = plan.jobs if jobs is None else jobs
     passes = [ModelPass(PRETRAINED, None)]
+    # A fully fine-tuned model is named like an adapter: AdaptedModel swaps its weights in (trained_weights).
     passes += [ModelPass(job.label, job.id) for job in jobs if job.role == MULTITASK]
     passes += [ModelPass(m.label, external_id(i)) if m.kind == ADAPTER else ModelPass(m.label, None, full=m.label)
                for i, m in enumerate(externals)]
@@ -87,14 +89,14 @@ class InferenceActor:
     """Ray Data actor: rows in, one output table per (row, model) of the plan out."""
 
     def __init__(self, experiment: dict, model_dir: str, adapters: dict[str, str], passes: list[dict], work: str,
-                 full: dict[str, dict] | None = None):
+                 full: dict[str, dict] | None = None, weights: dict[str, str] | None = None):
         exp = ExperimentConfig.model_validate(experiment)
         use_tasks(exp)
         device = pick_device(exp.model)
         if device == "cpu":
             torch.set_num_threads(max(1, round(exp.resources.cpus_per_worker)))
         dtype = pick_dtype(exp.model, device, inference=True)
-        self.models = AdaptedModel(model_dir, device, dtype, adapters)
+        self.models = AdaptedModel(model_dir, device, dtype, adapters, weights=weights)
         self.passes = [ModelPass(p["label"], p["adapter"], tuple(p["tasks"]) if p["tasks"] else None, p.get("full"))
                        for p in passes]
         self.work = WORKS[work](self.models, exp)
@@ -138,7 +140,9 @@ def map_with_actors(plan, rows: pa.Table, work: str, model_dir: str, passes: Seq
     exp = plan.config
     res = exp.resources
     published, full = external_sources(externals)
-    adapters = {job.id: job.out_dir for job in plan.jobs if any(p.adapter == job.id for p in passes)}
+    trained = {job.id: job.out_dir for job in plan.jobs if any(p.adapter == job.id for p in passes)}
+    weights = trained if exp.training.method == "full" else {}
+    adapters = {} if weights else trained
     adapters |= {name: path for name, path in published.items() if any(p.adapter == name for p in passes)}
     dataset = ray.data.from_arrow(blocks_of(rows, res.extract_actors, rows_per_batch))
     return dataset.map_batches(
@@ -146,7 +150,7 @@ def map_with_actors(plan, rows: pa.Table, work: str, model_dir: str, passes: Seq
         fn_constructor_kwargs={"experiment": exp.model_dump(mode="json"), "model_dir": model_dir, "adapters": adapters,
                                "passes": [{"label": p.label, "adapter": p.adapter, "tasks": p.tasks, "full": p.full}
                                           for p in passes],
-                               "work": work, "full": full},
+                               "work": work, "full": full, "weights": weights},
         batch_size=rows_per_batch, batch_format="pyarrow",
         compute=ActorPoolStrategy(size=res.extract_actors),
         num_cpus=res.cpus_per_worker, num_gpus=res.gpus_per_worker if res.gpus_per_worker > 0 else 0,

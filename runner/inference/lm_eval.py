@@ -96,7 +96,9 @@ def run_harness(plan: Plan, model_dir: str) -> pl.DataFrame | None:
         return pl.read_parquet(out)
     dtype = {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[cfg.model.dtype]
     base = f"pretrained={model_dir},dtype={dtype}"
-    model_args = {PRETRAINED: base, MULTITASK: f"{base},peft={plan.job(MULTITASK).out_dir}"}
+    e_dir = plan.job(MULTITASK).out_dir
+    tuned = f"pretrained={e_dir},dtype={dtype}" if plan.config.training.method == "full" else f"{base},peft={e_dir}"
+    model_args = {PRETRAINED: base, MULTITASK: tuned}
     gpus = 1 if cfg.resources.gpus_per_worker > 0 else 0
     started = time.time()
     log.info("evaluate: lm-evaluation-harness %s for pretrained and multitask (%d GPU)", names, gpus)

@@ -143,7 +143,7 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
 
 def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.DataFrame:
     """One row per model: each trained one from its done marker, with E's exposure to each control's
-    task (`trained` true, `kind` lora), then each published experimental model (`externals`,
+    task (`trained` true, `kind` lora or full: training.method), then each published experimental model (`externals`,
     runner.models.external.ExternalModel), loaded and not trained here: `trained` false, its source
     and revision, and no training columns."""
     info = {job.id: json.loads((Path(job.out_dir) / SUCCESS).read_text()) for job in plan.jobs}
@@ -155,7 +155,8 @@ def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.Da
                "seed": job.seed, "steps": i.get("steps"), "min_steps": job.min_steps, "max_steps": job.max_steps,
                "examples_seen": i.get("examples_seen"), "best_val_loss": i.get("best_val_loss"),
                "converged": i.get("converged"), "stopped": i.get("stopped"), "seconds": i.get("seconds"),
-               "multitask_examples": None, "trained": True, "kind": "lora", "source": job.out_dir, "revision": None}
+               "multitask_examples": None, "trained": True, "kind": i.get("method", plan.config.training.method),
+               "source": job.out_dir, "revision": None}
         if job.role == CONTROL and job.tasks[0] in seen_by_multitask:
             row["multitask_examples"] = seen_by_multitask[job.tasks[0]]
         rows.append(row)
