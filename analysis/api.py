@@ -241,7 +241,7 @@ def compare(
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
     opts = options_for(pairwise, single, primary, standardized=standardize, run_seed=control_seed, draws=draws,
                        level=level, seed=seed, pretrained_name=pretrained_name, pretrained_kind=pretrained_kind,
-                       tuned=tuned)
+                       tuned=tuned, scores="calibrated" if calibrate else "raw")
     with warnings.catch_warnings():  # means over no task (no unseen task, say) are expected: they stay nan
         warnings.simplefilter("ignore", RuntimeWarning)
         frames |= derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), task_stats, opts)

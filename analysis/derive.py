@@ -67,6 +67,10 @@ class DeriveOptions:
     pretrained_kind: str = UNKNOWN     # analysis.inputs.KINDS: base, instruction_tuned, unknown, random_init
     # The tuned experimental models, each compared with C_t and with the pretrained model like E; the first is primary.
     tuned: Sequence[str] = (MULTITASK,)
+    # "calibrated": gaps, layer map and findings read the chance-calibrated score (analysis.calibrate) of
+    # every measure that has one (its `perfect` value is known), so models of different width compare;
+    # "raw": the measure's value. Their `scores` column says which each row used.
+    scores: str = "raw"
 
 
 def options_for(pairwise: Sequence[tuple[str, dict]], single: Sequence[tuple[str, dict]], primary: str,
@@ -127,6 +131,17 @@ def _task_deltas(sim: pl.DataFrame, measure: str, tasks: list[str], tuned: str =
             - task_matrix(sim, measure, PRETRAINED, tasks=tasks).values)
 
 
+def _scored(sim: pl.DataFrame, measure: str, scores: str) -> tuple[pl.DataFrame, str]:
+    """`sim` with `value` the calibrated score where asked and the measure has one; and which it is."""
+    if scores != "calibrated" or measure_info(measure).perfect is None or "calibrated" not in sim.columns:
+        return sim, "raw"
+    rows = sim.filter(pl.col("measure") == measure)
+    if rows["calibrated"].is_null().all():
+        return sim, "raw"
+    return sim.with_columns(pl.when(pl.col("measure") == measure).then(pl.col("calibrated")).otherwise(pl.col("value"))
+                            .alias("value")), "calibrated"
+
+
 def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, task_stats: pl.DataFrame | None,
                   opts: DeriveOptions) -> dict[str, pl.DataFrame]:
     sim = similarity.filter(pl.col("standardized") == opts.standardized) if "standardized" in similarity.columns \
@@ -136,20 +151,21 @@ def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, ta
     seen, unseen = seen_tasks(sim), unseen_tasks(sim)
     gaps, maps, findings = [], [], []
     for tuned in opts.tuned:
-        label = pl.lit(tuned).alias("experimental")
         for measure in opts.measures:
+            rows, scores = _scored(sim, measure, opts.scores)
+            label = [pl.lit(tuned).alias("experimental"), pl.lit(scores).alias("scores")]
             kw = {"draws": opts.draws, "level": opts.level, "seed": opts.seed}
-            seen_gaps = gap_frame(sim, measure, seen, group="seen", tuned=tuned, **kw)
+            seen_gaps = gap_frame(rows, measure, seen, group="seen", tuned=tuned, **kw)
             gaps.append(seen_gaps.with_columns(label))
             if unseen:
-                gaps.append(gap_frame(sim, measure, unseen, group="unseen", tuned=tuned, **kw).with_columns(label))
-            layer_map = layer_map_frame(seen_gaps, _task_deltas(sim, measure, seen, tuned), **kw)
+                gaps.append(gap_frame(rows, measure, unseen, group="unseen", tuned=tuned, **kw).with_columns(label))
+            layer_map = layer_map_frame(seen_gaps, _task_deltas(rows, measure, seen, tuned), **kw)
             maps.append(layer_map.with_columns(label))
             groups, source = layer_groups(layer_map, seen_gaps["layer"].to_list())
             floor = dict(zip(seen_gaps["layer"].to_list(), seen_gaps["floor"].to_list()))
             floor = {layer: value for layer, value in floor.items() if value is not None}
             findings.append(findings_frame(
-                sim, measure, groups, source, floor, stats=task_stats, layer_stats=layer_stats,
+                rows, measure, groups, source, floor, stats=task_stats, layer_stats=layer_stats,
                 dimension_measure=opts.dimensionality if measure == opts.primary else None,
                 pretrained_name=opts.pretrained_name, pretrained_kind=opts.pretrained_kind, tuned=tuned,
                 **kw).with_columns(label))

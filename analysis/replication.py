@@ -64,12 +64,16 @@ def replication_frame(findings: pl.DataFrame, *, unconverged: Sequence[str] = ()
     """The replication table from a sweep's stacked findings.
 
     `findings` has the findings columns plus `setting_column` (a label per non-seed setting; its
-    seed cells share it). `unconverged` names settings left out of the count. `scores` says which
-    scores the verdicts were reached on ("raw" or "calibrated")."""
+    seed cells share it). `unconverged` names settings left out of the count. The row's `scores` say
+    which scores the verdicts were reached on: the findings' own `scores` column ("raw" or
+    "calibrated"), else `scores`."""
     excluded = sorted(set(unconverged))
     # One row per (claim, measure), and per tuned model when a run compares several (E, published ones).
     keys = ["claim", "measure", *(["experimental"] if "experimental" in findings.columns else [])]
-    per_setting = findings.group_by(*keys, setting_column, maintain_order=True).agg(pl.col("verdict"))
+    if "scores" not in findings.columns:
+        findings = findings.with_columns(pl.lit(scores).alias("scores"))
+    per_setting = findings.group_by(*keys, setting_column, maintain_order=True).agg(pl.col("verdict"),
+                                                                                    pl.col("scores").first())
     rows = []
     for key, group in per_setting.group_by(*keys, maintain_order=True):
         counted = [setting_verdict(v) for s, v in zip(group[setting_column], group["verdict"]) if s not in excluded]
@@ -79,7 +83,8 @@ def replication_frame(findings: pl.DataFrame, *, unconverged: Sequence[str] = ()
         verdict = replication_verdict(holds, contradicted)
         rows.append({**dict(zip(keys, key)), "cells": len(counted), "holds": holds, "contradicted": contradicted,
                      "inconclusive": undecided, "excluded": len(left_out), "verdict": verdict,
-                     "reason": _reason(holds, contradicted, undecided, left_out, verdict), "scores": scores})
+                     "reason": _reason(holds, contradicted, undecided, left_out, verdict),
+                     "scores": "/".join(sorted(set(group["scores"])))})
     schema = {"claim": pl.String, "measure": pl.String, "experimental": pl.String, "cells": pl.Int64, "holds": pl.Int64,
               "contradicted": pl.Int64, "inconclusive": pl.Int64, "excluded": pl.Int64, "verdict": pl.String,
               "reason": pl.String, "scores": pl.String}

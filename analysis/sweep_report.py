@@ -26,15 +26,20 @@ def _figure(fig_dir: Path, stem: str, fig, caption: str) -> str:
 
 
 def write_sweep_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], cells: Sequence[Mapping], *, primary: str,
-                       swept: Sequence[str], scores: str = "raw") -> Path:
-    """`cells`: one mapping per cell with label, setting, its grid values (`values`), converged and report path."""
+                       swept: Sequence[str]) -> Path:
+    """`cells`: one mapping per cell with label, setting, its grid values (`values`) and converged."""
+    gaps = frames.get(GAPS)
+    primary_gaps = None if gaps is None else gaps.filter(pl.col("measure") == primary)
+    scores = "raw" if primary_gaps is None or "scores" not in primary_gaps.columns or primary_gaps.is_empty() \
+        else "/".join(sorted(set(primary_gaps["scores"])))
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>layerwise sweep</title>",
              f"<style>{STYLE}</style></head><body><h1>Sweep over {_esc(', '.join(swept))}</h1>",
              f"<p>{len(cells)} cells in {len({c['setting'] for c in cells})} settings (cells that differ only in "
-             f"their seed form one setting, and its seed-to-seed floor). Verdicts are reached on {scores} scores; "
+             f"their seed form one setting, and its seed-to-seed floor). Gaps and verdicts use {scores} scores "
+             "(calibrated: against a permutation null, comparable across widths; analysis.calibrate); "
              f"the primary measure is {_esc(primary)}.</p>"]
     table = frames.get(REPLICATION)
     parts.append("<h2 id='replication'>Does each finding replicate?</h2>")
@@ -47,8 +52,7 @@ def write_sweep_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], cells:
         parts.append(_table(rows, ["claim", "measure", "settings", "holds", "contradicted", "inconclusive", "excluded",
                                    "verdict", "reason"],
                             [REPLICATION_STYLE.get(v) for v in table["verdict"]]))
-    gaps = frames.get(GAPS)
-    if gaps is not None and not gaps.filter(pl.col("measure") == primary).is_empty():
+    if primary_gaps is not None and not primary_gaps.is_empty():
         fig = depth_figure(gaps, frames.get(LAYER_MAP), measure=primary, scores=scores)
         parts.append(_figure(fig_dir, DEPTH_FIGURE, fig, "each setting's gap E - pretrained (seen tasks) against "
                                                           "relative depth, CI band and seed floor; its layer map below"))

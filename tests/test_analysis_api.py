@@ -106,7 +106,7 @@ def test_planted_late_effect_shows_as_positive_distinguishable_gaps(planted):
 
 def test_frames_have_the_run_schemas(planted):
     _, result = planted
-    assert tuple(result.findings.columns) == (*FINDINGS_COLUMNS, "experimental")
+    assert tuple(result.findings.columns) == (*FINDINGS_COLUMNS, "experimental", "scores")
     assert set(result.findings["verdict"].unique()) <= set(VERDICTS)
     assert result.gaps.columns[:3] == ["measure", "group", "layer"] and "distinguishable" in result.gaps.columns
     assert result.seed_baseline.columns == ["task", "cluster", "layer", CKA, "n", "seed_a", "seed_b", "measure"]
@@ -222,3 +222,15 @@ def test_pretrained_kind_is_checked_and_named_in_the_reasons():
 def test_unknown_measure_fails_before_any_work():
     with pytest.raises(KeyError, match="unknown measure 'linear_ckaa'"):
         analysis.compare(_planted(), TASKS, measures=["linear_ckaa"])
+
+
+def test_with_calibration_the_gaps_and_findings_read_calibrated_scores():
+    reps = _planted(seed=17)
+    raw = analysis.compare(reps, TASKS, measures=["linear_cka"], draws=100)
+    calibrated = analysis.compare(reps, TASKS, measures=["linear_cka"], draws=100, calibrate=19)
+    assert set(raw.gaps["scores"]) == {"raw"} and set(calibrated.gaps["scores"]) == {"calibrated"}
+    assert set(calibrated.findings["scores"]) == {"calibrated"}
+    assert "calibrated" in calibrated.similarity.columns and "calibrated" not in raw.similarity.columns
+    key = ["experimental", "group", "layer"]
+    a, b = (g.filter(pl.col("measure") == "linear_cka").sort(key)["delta"] for g in (raw.gaps, calibrated.gaps))
+    assert (a - b).abs().max() > 1e-6  # the calibrated gap is another number, not a relabelled one

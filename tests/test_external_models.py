@@ -1,7 +1,7 @@
 """Published checkpoints as experimental models (model.experimental): loaded, not trained, compared
 with the controls like E. One tiny run with training.multitask: false compares two of them, a full
-model saved with save_pretrained from the tiny base (some blocks perturbed) and a peft adapter of
-the base; the failures are one line, before Ray starts."""
+model saved with save_pretrained from the tiny base (some blocks perturbed) and the LoRA adapter an
+earlier tiny run trained as its E; the failures are one line, before Ray starts."""
 
 from __future__ import annotations
 
@@ -29,10 +29,11 @@ def _base():
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """<dir>/full (the tiny base, its upper blocks perturbed, save_pretrained), <dir>/adapter (a peft
-    LoRA of the base, non-zero from the start) and <dir>/narrow (hidden size 32: not comparable)."""
-    from peft import LoraConfig, get_peft_model
+def checkpoints(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """<dir>/full (the tiny base, its upper blocks perturbed, save_pretrained), <dir>/adapter (the E an
+    earlier tiny run trained and saved: a peft LoRA of the base) and <dir>/narrow (hidden size 32)."""
+    import shutil
+
     from transformers import AutoConfig, AutoModelForCausalLM
 
     out = tmp_path_factory.mktemp("published")
@@ -44,8 +45,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 param.add_(0.05 * torch.randn(param.shape, generator=noise))
     model.save_pretrained(out / "full")
     tokenizer.save_pretrained(out / "full")
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    get_peft_model(_base()[1], lora).save_pretrained(out / ADAPTER)
+    (trained_e,) = (tiny_run / "models").glob("multitask-*")
+    shutil.copytree(trained_e, out / ADAPTER)
     narrow = AutoConfig.from_pretrained(base)
     narrow.hidden_size, narrow.head_dim = 32, 8
     AutoModelForCausalLM.from_config(narrow).save_pretrained(out / "narrow")

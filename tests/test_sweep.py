@@ -41,3 +41,29 @@ def test_sweep_writes_every_cell_and_a_seed_baseline(tmp_path):
     assert (tmp_path / "figures" / "sweep_cka_by_rank.png").stat().st_size > 10_000
     for cell in ("r2-s0", "r2-s1", "r4-s0", "r4-s1"):
         assert (tmp_path / cell / "report.html").exists()
+
+
+def test_sweep_over_family_and_method_writes_a_replication_table_and_relative_depth(tmp_path):
+    """The issue's bar: a grid over any keys (here a model family and the training method), the keys as
+    columns, a replication verdict per (claim, measure) and the sweep report's sections."""
+    from analysis.replication import COLUMNS, REPLICATION_VERDICTS
+
+    result = layerwise("sweep", "--config", str(TINY), "--out", str(tmp_path), "--grid", "model.tiny.family=llama,qwen2",
+                       "--grid", "training.method=lora,full", *SMALL, timeout=1500)
+    assert result.returncode == 0, result.stderr[-4000:]
+    cka = pl.read_parquet(tmp_path / "cka.parquet")
+    combos = set(cka.select("model.tiny.family", "training.method").unique().iter_rows())
+    assert combos == {("llama", "lora"), ("llama", "full"), ("qwen2", "lora"), ("qwen2", "full")}
+    # Full fine-tuning trains the embeddings too: E's layer 0 moves away from the pretrained model's there.
+    full_e = cka.filter((pl.col("training.method") == "full") & (pl.col("experimental") == "multitask") & (pl.col("layer") == 0))
+    lora_e = cka.filter((pl.col("training.method") == "lora") & (pl.col("experimental") == "multitask") & (pl.col("layer") == 0))
+    assert full_e["cka"].max() < 1 - 1e-6 and lora_e["cka"].min() > 1 - 1e-6
+    replication = pl.read_parquet(tmp_path / "replication.parquet")
+    assert tuple(c for c in replication.columns if c != "experimental") == COLUMNS and replication.height > 0
+    assert set(replication["verdict"]) <= set(REPLICATION_VERDICTS)
+    assert (replication["cells"] + replication["excluded"] == 4).all()
+    report = (tmp_path / "report.html").read_text()
+    assert report.index("id='replication'") < report.index("id='relative_depth'") < report.index("id='cells'")
+    assert (tmp_path / "figures" / "relative_depth.png").stat().st_size > 10_000
+    training = pl.read_parquet(tmp_path / "training.parquet")
+    assert set(training.filter(pl.col("training.method") == "full")["kind"]) == {"full"}

@@ -113,7 +113,7 @@ def derive_options(plan: Plan):
     return options_for(pairwise, single, cfg.primary_measure, standardized=cfg.standardize,
                        run_seed=plan.config.training.seed, draws=cfg.task_bootstrap, level=cfg.ci_level, seed=cfg.seed,
                        pretrained_name=plan.config.model.name, pretrained_kind=checkpoint_kind(plan.config.model),
-                       tuned=plan.tuned)
+                       tuned=plan.tuned, scores="calibrated" if cfg.calibrate else "raw")
 
 
 def model_shape(exp) -> tuple[str | None, int | None, int | None]:
