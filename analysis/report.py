@@ -270,7 +270,13 @@ def experimentals_section(frames: Mapping[str, pl.DataFrame], primary: str) -> S
             what = (f"published checkpoint, not trained here: {r['source']}"
                     + (f" (revision {r['revision']})" if r.get("revision") else "") + f", {r['kind']}")
         else:
-            what = "LoRA-tuned here on the mixture of every seen task (E)"
+            training = frames.get(TRAINING)
+            kind = None
+            if training is not None and "kind" in training.columns:
+                mine = training.filter(pl.col("label") == label)["kind"]
+                kind = mine[0] if len(mine) else None
+            how = "fully fine-tuned" if kind == "full" else "LoRA-tuned"
+            what = f"{how} here on the mixture of every seen task (E)"
         tally = ""
         if findings is not None and "experimental" in findings.columns:
             mine = findings.filter((pl.col("experimental") == label)

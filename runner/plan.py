@@ -219,7 +219,9 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     dump = config.model_dump(mode="json")
     # Nor do the published experimental models or whether E is trained: the controls stay shared.
     model_part = stable_hash({"model": {k: v for k, v in dump["model"].items() if k not in ("checkpoint", "experimental")},
-                              "lora": dump["lora"], "deepspeed": dump["deepspeed"]})
+                              # Full fine-tuning has no adapter: the lora section changes nothing it trains.
+                              "lora": None if config.training.method == "full" else dump["lora"],
+                              "deepspeed": dump["deepspeed"]})
     training = config.model_dump(mode="json")["training"]
     training.pop("seed")
     training.pop("multitask")

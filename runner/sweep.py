@@ -15,6 +15,7 @@ import difflib
 import itertools
 import logging
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from analysis.replication import replication_frame
 from analysis.roles import CKA, CONTROL, EVAL, FINDINGS, GAPS, LAYER_MAP, REPLICATION, TRAINING
 from runner.artifacts.activations import read_task_reps
 from runner.artifacts.store import atomic_write_parquet
-from runner.config import AnalysisConfig, ConfigError, ExperimentConfig, parse_config
+from runner.config import AnalysisConfig, ConfigError, ExperimentConfig, parse_config, stable_hash
 from runner.experiment import Experiment, prepare, run_stages
 from runner.stages import stages_after
 
@@ -50,7 +51,7 @@ class Cell:
     def label(self) -> str:
         parts = [f"{_SHORT[key]}{value}" if key in _SHORT else f"{key.rsplit('.', 1)[-1]}={value}"
                  for key, value in self.values]
-        return re.sub(r"[^A-Za-z0-9._=+-]", "_", "-".join(parts))
+        return re.sub(r"[^A-Za-z0-9._=+-]", "_", "-".join(parts)) or "base"  # never the sweep's own folder
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.values).get(key, default)
@@ -74,8 +75,22 @@ def parse_ints(text: str, flag: str) -> list[int]:
     return values
 
 
+def _section(annotation: Any) -> Any:
+    """A section's model, also where it is optional (`CalibrateConfig | None`)."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], BaseModel):
+        return options[0]
+    return annotation
+
+
+# Keys a cell cannot change: a process holds one set of task files (the registry), so cells share the base's.
+FIXED_KEYS = ("tasks.include",)
+
+
 def _known_key(key: str) -> None:
     """A dotted key names a field of the config (a free-form mapping, e.g. measure_params, takes any tail)."""
+    if any(key == fixed or key.startswith(f"{fixed}.") for fixed in FIXED_KEYS):
+        raise ConfigError(f"--grid {key}: cells share the base config's task files; run one sweep per set of files")
     model: type[BaseModel] = ExperimentConfig
     parts = key.split(".")
     for i, part in enumerate(parts):
@@ -85,7 +100,7 @@ def _known_key(key: str) -> None:
             where = ".".join(parts[:i]) or "the config"
             hint = f"; did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close else ""
             raise ConfigError(f"--grid {key}: {where} has no key {part!r}{hint}")
-        annotation = fields[part].annotation
+        annotation = _section(fields[part].annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
             if i == len(parts) - 1:
@@ -145,7 +160,9 @@ def sweep_cells(base: ExperimentConfig, flags: Sequence[str] = (), lora_ranks: s
 def _set(data: dict, key: str, value: Any) -> None:
     *parents, leaf = key.split(".")
     for part in parents:
-        data = data.setdefault(part, {})
+        if not isinstance(data.get(part), dict):
+            data[part] = {}  # an optional section that is off (None) is switched on by its key
+        data = data[part]
     data[leaf] = value
 
 
@@ -168,6 +185,11 @@ def prepare_sweep(base: ExperimentConfig, out: Path, cells: Sequence[Cell],
     if len({cell.label for cell in cells}) != len(cells):
         raise ConfigError("sweep: two cells have the same values; each cell must differ")
     configs = {cell: cell_config(base, cell) for cell in cells}  # every cell validates before any work
+    built: dict[str, Cell] = {}
+    for cell, config in configs.items():
+        same = built.setdefault(stable_hash({**config.model_dump(mode="json"), "name": None}), cell)
+        if same is not cell:
+            raise ConfigError(f"sweep: cells {same.label} and {cell.label} build the same experiment; drop one")
     return {cell: prepare(config, out / cell.label, cell=f"{cell.label}/", build_data=build_data)
             for cell, config in configs.items()}
 
@@ -185,9 +207,9 @@ def cell_columns(exp: Experiment, keys: Sequence[str]) -> dict[str, Any]:
     out = {"lora_rank": cfg.lora.r, "seed": cfg.training.seed}
     for key in keys:  # the validated value ("1e-4" on the command line is a float here)
         if key not in COLUMNS:
-            node = data
+            node: Any = data
             for part in key.split("."):
-                node = node[part]
+                node = node.get(part) if isinstance(node, Mapping) else None
             out[column(key)] = node
     return out
 
@@ -197,9 +219,11 @@ def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: st
     their training seed: the same measure, parameters and standardising as the run's own noise floor
     (analysis.suite.pairwise_frame). The column keeps the name `cka`; `measure` says which it is."""
     from analysis.align import align_and_mask
+    from analysis.plugins import load_plugins
     from analysis.suite import pairwise_frame
 
     cfg = AnalysisConfig.model_validate(analysis)
+    load_plugins(cfg.plugins)  # the primary measure may be a plugin's
     primary = [(cfg.primary_measure, dict(cfg.measure_params.get(cfg.primary_measure, {})))]
     reps = {"a": read_task_reps(Path(activations_a), task)[CONTROL], "b": read_task_reps(Path(activations_b), task)[CONTROL]}
     _, aligned, dropped = align_and_mask(reps)
@@ -215,9 +239,9 @@ def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
     from runner.ops.console import bar
 
     remote, pending = ray.remote(num_cpus=1)(seed_pair_cka), {}
-    groups: dict[tuple, list[Cell]] = {}
-    for cell in exps:
-        groups.setdefault(cell.without(SEED_KEY), []).append(cell)
+    groups: dict[str, list[Cell]] = {}
+    for cell, setting in setting_labels(exps).items():
+        groups.setdefault(setting, []).append(cell)
     for same in groups.values():
         same.sort(key=lambda c: exps[c].config.training.seed)
         for a, b in itertools.combinations(same, 2):
@@ -237,16 +261,27 @@ def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
 
 
 def stack_cells(exps: dict[Cell, Experiment], name: str) -> pl.DataFrame | None:
-    frames = [pl.read_parquet(exp.plan.out / f"{name}.parquet").with_columns(
-                  cell=pl.lit(cell.label), setting=pl.lit(setting_label(cell)),
-                  **{key: pl.lit(value) for key, value in cell_columns(exp, swept_keys(exps)).items()})
-              for cell, exp in exps.items() if (exp.plan.out / f"{name}.parquet").exists()]
+    settings, keys = setting_labels(exps), swept_keys(exps)
+    frames = []
+    for cell, exp in exps.items():
+        if not (exp.plan.out / f"{name}.parquet").exists():
+            continue
+        frame = pl.read_parquet(exp.plan.out / f"{name}.parquet")
+        # A frame's own column wins (training.parquet's `seed` is each model's, a twin's included).
+        columns = {"cell": cell.label, "setting": settings[cell], **cell_columns(exp, keys)}
+        frames.append(frame.with_columns(**{k: pl.lit(v) for k, v in columns.items() if k not in frame.columns}))
     return pl.concat(frames, how="diagonal_relaxed") if frames else None
 
 
-def setting_label(cell: Cell) -> str:
-    """The cell's non-seed values: cells that differ only in their seed share a setting."""
-    return Cell(cell.without(SEED_KEY)).label or "base"
+def setting_labels(exps: Mapping[Cell, Experiment]) -> dict[Cell, str]:
+    """Each cell's setting: the values its config holds for every swept key but the seed, so cells that
+    differ only in their seed share one, however their values were written (order, a default spelled out)."""
+    keys = sorted(key for key in swept_keys(exps) if key != SEED_KEY)
+    out = {}
+    for cell, exp in exps.items():
+        columns = cell_columns(exp, keys)
+        out[cell] = Cell(tuple((key, columns[column(key)]) for key in keys)).label
+    return out
 
 
 def unconverged_settings(training: pl.DataFrame | None) -> list[str]:
@@ -294,11 +329,13 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path,
     from analysis.figures.sweep import write_sweep_figure
     from analysis.sweep_report import write_sweep_report
 
-    write_sweep_figure(frames[CKA], frames.get("seed_baseline"), out / "figures" / "sweep_cka_by_rank.png")
+    if set(swept_keys(exps)) <= {RANK_KEY, SEED_KEY}:  # by absolute layer: only cells of one model and method
+        write_sweep_figure(frames[CKA], frames.get("seed_baseline"), out / "figures" / "sweep_cka_by_rank.png")
     first = next(iter(exps.values()))
     unconverged = set(unconverged_settings(frames.get(TRAINING)))
-    cells = [{"label": cell.label, "setting": setting_label(cell), "values": cell.values,
-              "converged": setting_label(cell) not in unconverged} for cell in exps]
+    settings = setting_labels(exps)
+    cells = [{"label": cell.label, "setting": settings[cell], "values": cell.values,
+              "converged": settings[cell] not in unconverged} for cell in exps]
     primary = {cell.label: exp.plan.tuned[0] for cell, exp in exps.items()}
     figure_frames = {**frames, GAPS: _first_seed(frames.get(GAPS), primary),
                      LAYER_MAP: _first_seed(frames.get(LAYER_MAP), primary)}

@@ -11,7 +11,7 @@ import pytest
 from analysis.findings import CONTRADICTED, HOLDS, INCONCLUSIVE
 from analysis.replication import COLUMNS, REPLICATION_VERDICTS, replication_frame, replication_verdict
 from runner.config import ConfigError, load_config, preset_path
-from runner.sweep import Cell, cell_config, grid_cells, parse_grid, setting_label, sweep_grid
+from runner.sweep import Cell, cell_config, grid_cells, parse_grid, prepare_sweep, setting_labels, sweep_grid
 from tests.conftest import TINY, layerwise
 
 BASE = load_config(preset_path("tiny"))
@@ -66,10 +66,27 @@ def test_a_bad_grid_fails_before_ray_starts(tmp_path):
     assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
 
 
-def test_settings_join_the_non_seed_values():
-    a, b = Cell((("model.name", "org/m"), ("training.seed", 0))), Cell((("model.name", "org/m"), ("training.seed", 1)))
-    assert setting_label(a) == setting_label(b) == "name=org_m"
-    assert a.label == "name=org_m-s0"  # folder-safe
+def test_settings_are_read_off_the_built_configs(tmp_path):
+    """Cells that differ only in their seed share a setting, however their values are written."""
+    lr = BASE.training.lr
+    cells = [Cell((("lora.r", 8), ("training.lr", lr), ("training.seed", 0))),
+             Cell((("training.lr", lr), ("lora.r", 8), ("training.seed", 1))),  # another order
+             Cell((("lora.r", 8), ("training.seed", 2))),                        # the default left out
+             Cell((("lora.r", 4), ("training.seed", 0)))]
+    settings = setting_labels(prepare_sweep(BASE, tmp_path, cells, build_data=False))
+    assert len({settings[c] for c in cells[:3]}) == 1 and settings[cells[3]] != settings[cells[0]]
+    assert Cell((("model.name", "org/m"), ("training.seed", 0))).label == "name=org_m-s0"  # folder-safe
+    assert Cell(()).label == "base"  # never the sweep's own folder
+    with pytest.raises(ConfigError, match="build the same experiment"):
+        prepare_sweep(BASE, tmp_path, [Cell((("lora.r", BASE.lora.r),)), Cell((("training.seed", 0),))], build_data=False)
+
+
+def test_optional_sections_and_fixed_keys():
+    grid = sweep_grid(BASE, ["analysis.calibrate.permutations=20,40"])
+    configs = [cell_config(BASE, cell) for cell in grid_cells(grid)]
+    assert [c.analysis.calibrate.permutations for c in configs] == [20, 40]  # an off section switched on
+    with pytest.raises(ConfigError, match="task files"):
+        sweep_grid(BASE, ["tasks.include=a,b"])
 
 
 @pytest.mark.parametrize(("holds", "contradicted", "expected"), [
@@ -147,7 +164,6 @@ def test_explicit_cells_multiply_with_the_grid():
     cells = sweep_cells(base, [], None, "0,1")
     assert [c.label for c in cells] == ["method=lora-s0", "method=lora-s1", "method=full-lr=0.0001-s0",
                                         "method=full-lr=0.0001-s1"]
-    assert {setting_label(c) for c in cells} == {"method=lora", "method=full-lr=0.0001"}
     with pytest.raises(ConfigError, match="both in sweep.cells and in the grid"):
         sweep_cells(base, ["training.method=lora,full"])
 

@@ -66,6 +66,7 @@ class AdaptedModel:
         if self._pristine is None:
             self._pristine = {k: v.detach().to("cpu", copy=True) for k, v in target.items()}
         state = self._pristine if name is None else _read_weights(Path(self.weight_paths[name]), f"model {name}")
+        unmatched = []
         with torch.no_grad():
             for key, value in state.items():
                 # A peft wrapper renames an adapted module's weight to <module>.base_layer.<param>.
@@ -73,8 +74,13 @@ class AdaptedModel:
                 if dest is None:
                     module, _, param = key.rpartition(".")
                     dest = target.get(f"{module}.base_layer.{param}")
-                if dest is not None:
-                    dest.copy_(value.to(dest.dtype))
+                if dest is None or dest.shape != value.shape:
+                    unmatched.append(key)
+                    continue
+                dest.copy_(value.to(dest.dtype))
+        if unmatched:  # a pass labelled with this model must never run on the base's weights instead
+            raise RuntimeError(f"model {name}: {len(unmatched)} weight(s) fit no module of the base (first: "
+                               f"{unmatched[0]}); it was not trained from this base: re-run training")
         self._in_place = name
 
 

@@ -26,7 +26,14 @@ def config_shape(where: str | Path, revision: str | None = None) -> Shape:
     """The decoder's sizes from a folder's (or hub repo's) config.json; multimodal wrappers' text config."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(where), revision=revision)
+    from runner.models.resolve import ModelUnavailableError
+
+    try:
+        config = AutoConfig.from_pretrained(str(where), revision=revision)
+    except OSError as err:  # not cached and no hub: one line, not a traceback
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ModelUnavailableError(f"{where}: cannot read its config.json ({first}); download it where there is "
+                                    "network, or pass a local folder") from None
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     return Shape(getattr(text, "hidden_size", None), getattr(text, "num_hidden_layers", None),
                  getattr(text, "vocab_size", None))

@@ -43,6 +43,7 @@ GIB = 2**30
 Encoded = tuple[list[int], list[int]]
 STATE_FILE = "loop_state.json"
 BEST_FILE = "best_state.pt"
+LEGACY_BEST_FILE = "best_adapter.pt"
 DS_TAG = "engine"  # not "latest": DeepSpeed writes a file of that name beside the tag folder
 
 
@@ -342,7 +343,8 @@ class Trainer:
         val = self.validate()
         if val < s.best_val:
             s.best_val = val
-            self.best_state = self.trained_state()
+            # A whole model's copy is kept only where it is saved and published (rank 0); an adapter is small.
+            self.best_state = self.trained_state() if self.rank == 0 or not self.full else None
         if val < s.plateau_ref - t.min_delta:
             s.plateau_ref, s.bad_evals = val, 0
         else:
@@ -414,7 +416,10 @@ class Trainer:
             return False
         self.engine.load_checkpoint(str(folder), tag=DS_TAG, load_module_strict=False)
         self.state = LoopState(**saved)
-        self.best_state = torch.load(folder / BEST_FILE, weights_only=True)
+        best = folder / BEST_FILE
+        if not best.is_file() and (folder / LEGACY_BEST_FILE).is_file():
+            best = folder / LEGACY_BEST_FILE  # a checkpoint written before full fine-tuning existed
+        self.best_state = torch.load(best, weights_only=True) if self.rank == 0 or not self.full else None
         return True
 
     # -- results --
