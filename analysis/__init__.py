@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-# name -> the module that defines it, imported on first use (they pull in numpy, polars and torch)
-_LAZY = {"Comparison": "api", "compare": "api", "calibrate": "calibration"}
-__all__ = list(_LAZY)
+__all__ = ["Comparison", "calibrate", "compare"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
+    # Imported on first use: they pull in numpy, polars and torch.
+    if name in ("Comparison", "compare"):
+        from analysis import api
 
-        return getattr(import_module(f"analysis.{_LAZY[name]}"), name)
+        return getattr(api, name)
+    if name == "calibrate":
+        from analysis.calibration import calibrate
+
+        return calibrate
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")

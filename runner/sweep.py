@@ -84,12 +84,12 @@ def _section(annotation: Any) -> Any:
 
 
 # Keys a cell cannot change: a process holds one set of task files (the registry), so cells share the base's.
-FIXED_KEYS = ("tasks.include",)
+FIXED_KEYS = (("tasks", "include"),)
 
 
 def _known_key(key: str) -> None:
     """A dotted key names a field of the config (a free-form mapping, e.g. measure_params, takes any tail)."""
-    if any(key == fixed or key.startswith(f"{fixed}.") for fixed in FIXED_KEYS):
+    if any(tuple(key.split("."))[:len(fixed)] == fixed for fixed in FIXED_KEYS):
         raise ConfigError(f"--grid {key}: cells share the base config's task files; run one sweep per set of files")
     model: type[BaseModel] = ExperimentConfig
     parts = key.split(".")

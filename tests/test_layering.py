@@ -53,7 +53,11 @@ def test_no_module_is_looked_up_by_a_string_holding_its_name():
     # import_module / __import__ / "pkg.mod:attr" strings: a hidden dependency no reader or tool sees.
     dotted = r"[\"'](runner|analysis|tasks)\.(?!(parquet|yaml|json|html|png)[\"'])[a-z_.]+(:[A-Za-z_]+)?[\"']"
     pattern = re.compile(r"import_module\(|__import__\(|" + dotted)
+    # The one exception: the user's own measure modules (analysis.plugins) are named in their config.
+    users = {ROOT / "analysis" / "plugins.py"}
     for package in ("runner", "analysis", "tasks"):
         for path in (ROOT / package).rglob("*.py"):
+            if path in users:
+                continue
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 assert not pattern.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
