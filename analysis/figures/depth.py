@@ -38,8 +38,8 @@ def depth_figure(gaps: pl.DataFrame, layer_map: pl.DataFrame | None, *, measure:
         for ax in (top, strip):
             ax.axvline(frac, color="#444444", lw=0.9, ls="--")
     top.set_ylabel(f"E - pretrained ({measure}, {scores})")
-    top.set_title("Gap with the single-task controls by relative depth (band: CI; dotted: +-seed floor; "
-                  "dashed: the paper's 9/32 and 15/32)", fontsize=9)
+    top.set_title("E - pretrained by relative depth (band: CI; dotted: +-seed floor;\n"
+                  "dashed: the paper's boundaries, 9/32 and 15/32)", fontsize=9)
     top.legend(fontsize=7, loc="best")
     top.grid(alpha=0.3)
     maps = None if layer_map is None else relative_depth(layer_map.filter(pl.col("measure") == measure), setting)
