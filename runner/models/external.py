@@ -141,24 +141,14 @@ def loadable(model: ExternalModel) -> str:
     safetensors folder (atomically published, so concurrent callers never see half a model)."""
     if model.kind != GGUF:
         return model.path
-    from runner.models.resolve import _publish, convert_gguf
+    from runner.models.resolve import converted
 
     source = gguf_path(model)
     info = source.stat()
     final = cache_root() / "models" / f"external-{stable_hash([str(source.resolve()), info.st_size, info.st_mtime_ns])}"
     if (final / "config.json").exists():
         return str(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    import shutil
-    import tempfile
-
-    build = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
-    try:
-        convert_gguf(source, build)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    return str(_publish(build, final))
+    return str(converted(source, final))
 
 
 def hub_revision(model: ExternalModel) -> str | None:

@@ -289,7 +289,11 @@ def _convert_builtin(model: BuiltinModel) -> Path:
     final = cache_root() / "models" / f"{model.name}-{stable_hash(model.key())}"
     if (final / "config.json").exists():
         return final
-    gguf = model.gguf()
+    return converted(model.gguf(), final)
+
+
+def converted(gguf: Path, final: Path) -> Path:
+    """`gguf` converted to a safetensors folder at `final`, built beside it and published atomically."""
     final.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
     try:
