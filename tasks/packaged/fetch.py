@@ -147,7 +147,8 @@ def _fetch(pkg: Package, folder: Path) -> Path:
     try:
         where = listing(pkg)
     except index.NotServed as err:
-        raise PackageError(f"{pkg.label} is not served: {err}") from None
+        raise PackageError(f"{pkg.label} is not served: {err}; where a copy of {pkg.filename} exists, "
+                           f"`layerwise prepare --from {pkg.filename}` verifies it and puts it in {cache_dir()}") from None
     if pkg.kind == "debian" and where.where == "apt" and shutil.which("apt-get"):
         try:
             return _apt_download(pkg, folder)

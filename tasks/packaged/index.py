@@ -49,10 +49,19 @@ def _normalise(project: str) -> str:
     return re.sub(r"[-_.]+", "-", project).lower()  # PEP 503
 
 
-@lru_cache(maxsize=1)
+def pip_environment() -> tuple[tuple[str, str], ...]:
+    """The PIP_* variables: what, besides pip's files, decides where pip looks (a cache key)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("PIP_")))
+
+
 def pip_locations() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(indexes, find_links) as pip would use them for `pip download`: its config files and PIP_*
     variables, `download.` over `global.`, the environment over both."""
+    return _pip_locations(pip_environment())
+
+
+@lru_cache(maxsize=4)
+def _pip_locations(environment: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     try:
         out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
                              timeout=60, env={**os.environ, "PIP_NO_INPUT": "1"}).stdout
@@ -178,9 +187,12 @@ def pypi_listing(project: str, filename: str) -> Listing:
             continue
         if found is not None:
             return found
-    asked = ", ".join(_short(w) for w in (*indexes, *find_links)) or "no index (pip is configured with none)"
-    failed = f"; unreachable: {', '.join(errors)}" if errors else ""
-    raise NotServed(f"{filename} is not listed on {asked}{failed}")
+    answered = [_short(w) for w in (*indexes, *find_links) if not any(e.startswith(f"{_short(w)}:") for e in errors)]
+    if not indexes and not find_links:
+        raise NotServed(f"pip is configured with no index (no-index), so {filename} cannot be looked up")
+    listed = f"{filename} is not listed on {', '.join(answered)}" if answered else f"{filename} could not be looked up"
+    failed = f" ({'; '.join(errors)} did not answer)" if errors else ""
+    raise NotServed(f"{listed}{failed}")
 
 
 # ---------------------------------------------------------------- Debian
