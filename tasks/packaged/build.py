@@ -73,9 +73,14 @@ def _entry(spec: TaskSpec):
 
 
 # ---------------------------------------------------------------- which source
-@lru_cache(maxsize=64)
 def _unserved(pkg: fetch.Package) -> str | None:
-    """Why the pinned file is not served (one clause), or None when it is. Asked once per process."""
+    """Why the pinned file is not served (one clause), or None when it is. Asked once per process
+    (and pip configuration)."""
+    return _ask_index(pkg, index.pip_environment())
+
+
+@lru_cache(maxsize=64)
+def _ask_index(pkg: fetch.Package, environment: tuple) -> str | None:
     try:
         fetch.listing(pkg)
     except index.NotServed as err:
