@@ -132,7 +132,7 @@ def task_key(spec: TaskSpec) -> str:
     src = _entry(spec)
     h = hashlib.sha256()
     pin = fetch.package(src.package)
-    h.update(json.dumps([pin.sha256, src.file, src.reader, dict(src.args), list(spec.options or []),
+    h.update(json.dumps([pin.filename, pin.sha256, src.file, src.reader, dict(src.args), list(spec.options or []),
                          spec.per_row_options, spec.metric], sort_keys=True, default=str).encode())
     for path in _CODE:
         h.update(path.read_bytes())
