@@ -18,11 +18,12 @@ BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM_INIT = "base", "instruction_tuned", "un
 KINDS = (BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM_INIT)
 
 PROVENANCE_COLUMNS = ("provenance", "licence", "synthetic")
-TASK_COLUMNS = ("task", "cluster", "seen", "provenance", "licence", "synthetic", "train_size")
+TASK_COLUMNS = ("task", "cluster", "seen", "provenance", "licence", "synthetic", "derived", "train_size")
 SCHEMA = {"model": pl.String, "model_kind": pl.String, "model_type": pl.String, "num_layers": pl.Int64,
           "hidden_size": pl.Int64, "tasks": pl.Int64, "seen_tasks": pl.Int64, "unseen_tasks": pl.Int64,
           "synthetic_tasks": pl.Int64, "synthetic_seen_tasks": pl.Int64, "synthetic_unseen_tasks": pl.Int64,
-          "real_tasks": pl.Int64, "unknown_provenance_tasks": pl.Int64, "synthetic_task_names": pl.List(pl.String)}
+          "real_tasks": pl.Int64, "unknown_provenance_tasks": pl.Int64, "synthetic_task_names": pl.List(pl.String),
+          "derived_task_names": pl.List(pl.String)}
 
 
 def baseline_note(name: str, kind: str) -> str:
@@ -42,14 +43,15 @@ def baseline_note(name: str, kind: str) -> str:
 
 def task_provenance(task_stats: pl.DataFrame | None) -> pl.DataFrame:
     """One row per task: TASK_COLUMNS, with null provenance, licence and synthetic where the frame
-    does not record them (an older run). `seen`: the task is outside the held-out cluster."""
+    does not record them (an older run). `seen`: the task is outside the held-out cluster; `derived`:
+    why, where a rule of ours builds the examples from real text (null: a dataset's own examples)."""
     schema = {"task": pl.String, "cluster": pl.String, "seen": pl.Boolean, "provenance": pl.String,
-              "licence": pl.String, "synthetic": pl.Boolean, "train_size": pl.Int64}
+              "licence": pl.String, "synthetic": pl.Boolean, "derived": pl.String, "train_size": pl.Int64}
     if task_stats is None or "task" not in task_stats.columns:
         return pl.DataFrame(schema=schema)
     frame = task_stats
     for column, dtype in (("cluster", pl.String), ("provenance", pl.String), ("licence", pl.String),
-                          ("synthetic", pl.Boolean), ("train_size", pl.Int64)):
+                          ("synthetic", pl.Boolean), ("derived", pl.String), ("train_size", pl.Int64)):
         frame = frame.with_columns(pl.col(column).cast(dtype, strict=False) if column in frame.columns
                                    else pl.lit(None, dtype).alias(column))
     return (frame.with_columns((pl.col("cluster") != UNSEEN).fill_null(True).alias("seen"))
@@ -75,5 +77,7 @@ def inputs_frame(*, model: str, model_kind: str, model_type: str | None, num_lay
            "synthetic_unseen_tasks": count(synthetic.filter(~pl.col("seen"))),
            "real_tasks": count(tasks.filter(~pl.col("synthetic"))),  # null (unknown) rows drop out
            "unknown_provenance_tasks": int(tasks["synthetic"].is_null().sum()),
-           "synthetic_task_names": synthetic["task"].to_list() if known else None}
+           "synthetic_task_names": synthetic["task"].to_list() if known else None,
+           # Real text, examples built by a rule of ours (pairs, concepts): listed, not counted as synthetic.
+           "derived_task_names": tasks.filter(pl.col("derived").fill_null("") != "")["task"].to_list()}
     return pl.DataFrame([row], schema=SCHEMA)

@@ -163,6 +163,12 @@ def _task_paragraphs(tasks: pl.DataFrame) -> list[str]:
                      f"project's lexicon and templates rather than taken from a real dataset: {_esc(named)}. "
                      f"Per-cluster findings on generated text cannot speak to the paper's question for those "
                      f"clusters ({_esc(where)}).{every}</p>")
+    derived = tasks.filter(pl.col("derived").is_not_null() & (pl.col("derived") != ""))
+    if derived.height:
+        named = "; ".join(f"{t} ({c}): {why}" for t, c, why in derived.select("task", "cluster", "derived").iter_rows())
+        parts.append(f"<p class='warn'><b>{_plural(derived.height, 'derived task')}</b>: real text, but the examples "
+                     f"are built from it by a rule of this project rather than taken from a dataset, so they stand in "
+                     f"for the paper's task only as far as the rule does: {_esc(named)}.</p>")
     return parts
 
 
@@ -183,7 +189,7 @@ def inputs_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     parts += _task_paragraphs(tasks)
     yes_no = {True: "yes", False: "no", None: "unknown"}
     rows = [(r["task"], r["cluster"], "seen" if r["seen"] else "unseen", r["provenance"] or "unknown",
-             r["licence"] or "unknown", yes_no[r["synthetic"]], _num(r["train_size"]))
+             r["licence"] or "unknown", "derived" if r["derived"] else yes_no[r["synthetic"]], _num(r["train_size"]))
             for r in tasks.iter_rows(named=True)]
     styles = [SYNTHETIC_STYLE if r["synthetic"] else None for r in tasks.iter_rows(named=True)]
     parts.append(_table(rows, head=["task", "cluster", "seen / unseen", "provenance", "licence", "synthetic",
