@@ -18,7 +18,6 @@ import yaml
 
 from tasks import get_task
 from tasks.packaged import PackagedSourceError, build, fetch, index
-from tasks.spec import PackagedSource
 from tests.packaged_fixtures import build_fixtures, package_index
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +133,7 @@ def test_sources_check_names_a_pinned_version_that_does_not_exist(served, tmp_pa
     fixture = yaml.safe_load(Path(served["pins"]).read_text())
     # Every pin asked of the loopback index, a Debian one too (its apt path has its own test).
     pins = {key: {**fixture.get(key, pin), "kind": "pypi"} for key, pin in real.items()}
-    with package_index_for(tmp_path / "all", pins) as url:
+    with package_index_for(tmp_path / "all", pins) as (url, _):
         env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": url,
                "LAYERWISE_PACKAGE_PINS": str(tmp_path / "all" / "pins.yaml")}
         env.pop("PIP_FIND_LINKS", None)

