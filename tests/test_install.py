@@ -87,7 +87,7 @@ def test_installed_dry_run_takes_a_preset_name(installed):
 def test_installed_tasks_lists_the_registry(installed):
     done = _run(installed, "layerwise", "tasks")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "social_iqa" in done.stdout and "tasks in" in done.stdout.splitlines()[-1]
+    assert "snli" in done.stdout and "tasks in" in done.stdout.splitlines()[-1]
 
 
 def test_preset_names_and_paths():

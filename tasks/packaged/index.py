@@ -189,8 +189,11 @@ def pypi_listing(project: str, filename: str) -> Listing:
             return found
     answered = [_short(w) for w in (*indexes, *find_links) if not any(e.startswith(f"{_short(w)}:") for e in errors)]
     if not indexes and not find_links:
-        raise NotServed(f"pip is configured with no index (no-index), so {filename} cannot be looked up")
-    listed = f"{filename} is not listed on {', '.join(answered)}" if answered else f"{filename} could not be looked up"
+        raise NotServed("pip is configured with no index (no-index), so it cannot be looked up")
+    listed = "could not be looked up"
+    if answered:
+        others = f" nor pip's {len(answered) - 1} other location{'s' if len(answered) > 2 else ''}" if len(answered) > 1 else ""
+        listed = f"not listed on {answered[0]}{others}"
     failed = f" ({'; '.join(errors)} did not answer)" if errors else ""
     raise NotServed(f"{listed}{failed}")
 
@@ -242,4 +245,4 @@ def debian_listing(project: str, version: str, filename: str, pool: str) -> List
         if size is not None:
             return Listing(url, _short(mirror), size, None)
     where = ", ".join(_short(m) for m in mirrors) or "no mirror in apt's sources"
-    raise NotServed(f"apt has no record of {project}={version} and {pool}/{filename} is not on {where}")
+    raise NotServed(f"apt has no record of {project}={version} and {where} has no {pool}/{filename}")
