@@ -204,6 +204,18 @@ def _user_files(names: list[str]) -> dict[str, dict[str, str]]:
     return {"user_files": stamps} if stamps else {}
 
 
+def _packaged_sources(config: ExperimentConfig, names: list[str]) -> dict[str, dict[str, str]]:
+    """Which packaged source each task's rows come from (its pools' key): a task that falls back to
+    another package reads other rows, so what was trained on the first is not reused."""
+    if config.tasks.source != "packaged":
+        return {}
+    from tasks import get_task
+    from tasks.packaged import build
+
+    keys = {name: build.task_key(build.chosen(spec)) for name in names if (spec := get_task(name)).packaged_sources}
+    return {"packaged_sources": keys} if keys else {}
+
+
 def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: str = "",
               pool_size: int | dict[str, int | None] | None = None) -> Plan:
     """`pool_size`: training rows each task's source holds (the offline mini-Flan's 512; per task for
@@ -212,7 +224,8 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     names = [t.name for t in tasks]
     sizes = train_sizes(config, tasks, pool_size)
     data_key = stable_hash({"tasks": config.model_dump(mode="json")["tasks"], "selected": names,
-                            "probe_size": config.extraction.probe_size, **_user_files(names)})
+                            "probe_size": config.extraction.probe_size, **_user_files(names),
+                            **_packaged_sources(config, names)})
     # What a trained adapter depends on: base model, data, LoRA, optimisation, precision. The
     # seed is the job's own (a noise-floor twin differs from its control in the seed alone).
     # model.checkpoint only declares what the base model is: it changes the findings' words, not a model.

@@ -158,3 +158,19 @@ def package_index_for(folder: Path, pins: dict):
     (folder / "pins.yaml").write_text(yaml.safe_dump(pins))
     (folder / "files").mkdir()
     return package_index(folder)
+
+
+def test_the_source_a_task_was_built_from_is_part_of_what_its_models_depend_on(served, monkeypatch):
+    """A task that falls back to another package reads other rows: the plan's data key says which."""
+    import tasks as suite
+    from runner.config import load_config, preset_path
+    from runner.plan import _packaged_sources
+
+    config = load_config(preset_path("tiny"), {"tasks.source": "packaged", "tasks.select": ["trivia_chatterbot"]})
+    fallback = _with_sources("trivia_chatterbot", "gone", "chatterbot")
+    first_only = _with_sources("trivia_chatterbot", "chatterbot")
+    build.ensure_packaged([fallback])
+    monkeypatch.setattr(suite, "get_task", lambda name: fallback)
+    key = _packaged_sources(config, ["trivia_chatterbot"])["packaged_sources"]["trivia_chatterbot"]
+    assert key == build.task_key(build.chosen(first_only)) != build.task_key(fallback)
+    assert _packaged_sources(load_config(preset_path("tiny")), ["trivia_chatterbot"]) == {}  # offline: no packages

@@ -116,7 +116,7 @@ def test_catalog_and_statistics(every_split):
     assert cat["synthetic"].all() and (cat["train"] == 512).all()
     stats = task_statistics({n: every_split[n] for n in ("anli_r1", "xsum", "trec")})
     assert stats.columns == ["task", "cluster", "train_size", "flesch_kincaid", "coleman_liau", "provenance",
-                             "licence", "synthetic"]
+                             "licence", "synthetic", "derived"]
     assert stats["synthetic"].all()
     assert stats["train_size"].to_list() == [512, 512, 512]
     assert stats["flesch_kincaid"].is_finite().all() and stats["coleman_liau"].is_finite().all()
