@@ -134,9 +134,14 @@ def task_key(spec: TaskSpec) -> str:
     pin = fetch.package(src.package)
     h.update(json.dumps([pin.filename, pin.sha256, src.file, src.reader, dict(src.args), list(spec.options or []),
                          spec.per_row_options, spec.metric], sort_keys=True, default=str).encode())
-    for path in _CODE:
-        h.update(path.read_bytes())
+    h.update(_code_digest())
     return h.hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """The code that builds pools, hashed once per process (task_key runs on every source choice)."""
+    return hashlib.sha256(b"".join(path.read_bytes() for path in _CODE)).digest()
 
 
 def pool_dir(spec: TaskSpec) -> Path:

@@ -113,6 +113,15 @@ def _first_turn(row: Row) -> Row:
     return {**row, "question": question[1].strip(), "answer": answer}
 
 
+def _finish(row: Row, post: list[str] | None, group: Any) -> Row:
+    """A read row after its registry entry's post-processing steps, with its group key (None: none)."""
+    for name in post or ():
+        row = POST[name](row)
+    if group is not None:
+        row["_group"] = group
+    return row
+
+
 POST: dict[str, Callable[[Row], Row]] = {"webnlg": _webnlg, "concepts": _concepts, "blank": _blank,
                                          "strip_period": _strip_period, "number": _number, "first_turn": _first_turn}
 
@@ -157,11 +166,7 @@ def bigbench(spec: TaskSpec, root: Path, file: str, *, parse: str | None = None,
                 row["label"] = names.index(name)
             else:
                 row["answer"] = answer
-        for name in post or ():
-            row = POST[name](row)
-        if group is not None:
-            row["_group"] = row[group]
-        rows.append(row)
+        rows.append(_finish(row, post, row[group] if group is not None else None))
     if not rows:
         raise _fail(spec, "no example matched the entry's parse pattern")
     return rows
@@ -408,11 +413,7 @@ def jsonl(spec: TaskSpec, root: Path, file: str, *, fields: Mapping[str, str | l
             row["label"] = names.index(name)
         else:
             row["answer"] = target
-        for step in post or ():
-            row = POST[step](row)
-        if group is not None:
-            row["_group"] = str(ex.get(group, row.get(group)))
-        rows.append(row)
+        rows.append(_finish(row, post, str(ex.get(group, row.get(group))) if group is not None else None))
     if not rows:
         raise _fail(spec, f"no row of {file} has the keys the entry maps")
     return rows
