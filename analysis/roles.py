@@ -54,6 +54,7 @@ UNSEEN_FRAME = "unseen"
 FINDINGS = "findings"
 TRAINING = "training"
 EVAL = "eval"
+LEARNED = "learned"              # per (trained model, task): did it learn the task? (analysis.learned)
 HARNESS = "harness"
 REPLICATION = "replication"      # a sweep's: per (claim, measure), does the verdict hold across its settings
 INPUTS = "inputs"                # one row: the pretrained model and the tasks' provenance (analysis.inputs)
