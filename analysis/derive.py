@@ -10,7 +10,8 @@ measures per model, task, layer) and `task_stats` (readability, size). Out:
     gaps           per (experimental, measure, group, layer): E - pretrained with CI and noise floor (analysis.gaps)
     layer_map      per (experimental, measure, layer): shared / transition / refinement, only above noise
     findings       per (experimental, measure, claim): value, CI, floor, verdict (analysis.findings); the reasons
-                   of claims against the pretrained model say when it is not a base checkpoint
+                   of claims against the pretrained model say when it is not a base checkpoint, and those of
+                   claims reading C_t name the controls that did not learn their task (given `learned`)
     correlations   per (experimental, layer, covariate): Pearson and Spearman with p-values
     unseen         seen vs unseen summaries per layer (of the primary tuned model)
 
@@ -32,6 +33,7 @@ from analysis.findings import findings_frame
 from analysis.gaps import gap_frame, seen_tasks, task_matrix, unseen_tasks
 from analysis.inputs import UNKNOWN
 from analysis.layer_map import layer_groups, layer_map_frame
+from analysis.learned import control_verdicts
 from analysis.measures import PAPER_MEASURES, measure_info
 from analysis.roles import (
     CKA,
@@ -143,7 +145,10 @@ def _scored(sim: pl.DataFrame, measure: str, scores: str) -> tuple[pl.DataFrame,
 
 
 def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, task_stats: pl.DataFrame | None,
-                  opts: DeriveOptions) -> dict[str, pl.DataFrame]:
+                  opts: DeriveOptions, learned: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+    """`learned`: the evaluate stage's learned frame (analysis.learned), whose control verdicts go into the
+    findings' reasons; a control without a row there was not checked. None: not tracked, no note."""
+    control_learned = None if learned is None else control_verdicts(learned)
     sim = similarity.filter(pl.col("standardized") == opts.standardized) if "standardized" in similarity.columns \
         else similarity
     frames = {CKA: cka_frame(sim, opts), SEED_BASELINE: seed_baseline_frame(sim, opts)}
@@ -168,7 +173,7 @@ def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, ta
                 rows, measure, groups, source, floor, stats=task_stats, layer_stats=layer_stats,
                 dimension_measure=opts.dimensionality if measure == opts.primary else None,
                 pretrained_name=opts.pretrained_name, pretrained_kind=opts.pretrained_kind, tuned=tuned,
-                **kw).with_columns(label))
+                control_learned=control_learned, **kw).with_columns(label))
     frames[GAPS] = pl.concat(gaps)
     frames[LAYER_MAP] = pl.concat(maps)
     frames[FINDINGS] = pl.concat(findings)

@@ -23,6 +23,12 @@ The paper's pretrained model is a base checkpoint. Every claim whose statistic i
 s(pretrained, C_t) (COMPARES_PRETRAINED) says in its reason when this run's pretrained model is
 not one (instruction-tuned, unknown, or a random initialisation; analysis.inputs.baseline_note):
 the verdict is what the statistics say, the reason says what question it answers.
+
+Every claim whose statistic involves C_t rests on the controls having learned their task (MOSSA's
+premise). Each registers whose controls it reads (`controls`: the seen tasks', the unseen tasks', or
+None); given the controls' learned-or-not verdicts (analysis.learned), its reason names those
+controls that did not learn their task, were inconclusive, or were not checked. The verdict itself
+is unchanged: the reason says what it rests on.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import polars as pl
 
 from analysis.gaps import EPSILON, MIN_TASKS, TaskMatrix, _quiet, percentile_ci, seen_tasks, task_matrix, unseen_tasks
 from analysis.inputs import UNKNOWN, baseline_note
+from analysis.learned import learned_note
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, is_reseeded
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
@@ -178,20 +185,30 @@ class Inputs:
     dimension_measure: str | None = None     # the dimensionality measure, for the primary measure only
 
 
+SEEN, UNSEEN_TASKS = "seen", "unseen"  # whose controls a claim rests on
+
+
 @dataclass(frozen=True)
 class Claim:
     rows: tuple[str, ...]                         # the claim names it writes, in order
     evaluate: Callable[[Context, Inputs], list[dict]]
     applies: Callable[[Inputs], bool]             # False: not tested in this run (outside the family)
+    controls: str | None = SEEN                   # its statistic reads C_t of the seen or unseen tasks; None: no C_t
+
+    def rests_on(self, inputs: Inputs) -> list[str]:
+        """The tasks whose controls the claim's statistic reads."""
+        return {SEEN: inputs.seen, UNSEEN_TASKS: inputs.unseen}.get(self.controls, [])
 
 
 CLAIMS: list[Claim] = []  # registration order is the report's order
 
 
-def claim(*rows: str, applies: Callable[[Inputs], bool] = lambda inputs: True) -> Callable:
-    """Register a claim function that writes the findings rows `rows` (one row per name, in order)."""
+def claim(*rows: str, applies: Callable[[Inputs], bool] = lambda inputs: True,
+          controls: str | None = SEEN) -> Callable:
+    """Register a claim function that writes the findings rows `rows` (one row per name, in order);
+    `controls`: whose controls its statistic reads (SEEN, UNSEEN_TASKS, or None when it reads no C_t)."""
     def register(fn: Callable[[Context, Inputs], list[dict]]) -> Callable:
-        CLAIMS.append(Claim(rows, fn, applies))
+        CLAIMS.append(Claim(rows, fn, applies, controls))
         return fn
     return register
 
@@ -246,7 +263,8 @@ def claim_less_varied(ctx: Context, inputs: Inputs) -> list[dict]:
                 verdict(value, lo, hi, floor, -1, n_tasks=len(tasks)))]
 
 
-@claim(DIMENSIONS_CLAIM, applies=lambda inputs: inputs.dimension_measure is not None)
+# E's and the pretrained model's own dimensions: no C_t in the statistic (only in its floor's twins).
+@claim(DIMENSIONS_CLAIM, applies=lambda inputs: inputs.dimension_measure is not None, controls=None)
 def claim_dimensions(ctx: Context, inputs: Inputs) -> list[dict]:
     layer_stats, dimension_measure, tasks = inputs.layer_stats, inputs.dimension_measure, inputs.seen
     statement = "E needs more principal components (99% of the variance) than the pretrained model from the " \
@@ -330,14 +348,14 @@ def claim_data_size(ctx: Context, inputs: Inputs) -> list[dict]:
                  value, lo, hi, float("nan"), len(tasks), outcome)]
 
 
-@claim("unseen_pretrained_above_lower")
+@claim("unseen_pretrained_above_lower", controls=UNSEEN_TASKS)
 def claim_unseen_pretrained_above_lower(ctx: Context, inputs: Inputs) -> list[dict]:
     return [_gap_claim(ctx, "unseen_pretrained_above_lower",
                        "On unseen tasks the pretrained model is at or above E in the lower (shared) layers.",
                        inputs.unseen, ctx.groups["shared"], -1, "unseen")]
 
 
-@claim("unseen_multitask_above_upper")
+@claim("unseen_multitask_above_upper", controls=UNSEEN_TASKS)
 def claim_unseen_multitask_above_upper(ctx: Context, inputs: Inputs) -> list[dict]:
     return [_gap_claim(ctx, "unseen_multitask_above_upper",
                        "On unseen tasks E is at or above the pretrained model in the higher layers.",
@@ -348,12 +366,15 @@ def findings_frame(sim: pl.DataFrame, measure: str, groups: dict[str, list[int]]
                    floor: Mapping[int, float], *, stats: pl.DataFrame | None = None,
                    layer_stats: pl.DataFrame | None = None, dimension_measure: str | None = None,
                    draws: int = 2000, level: float = 0.95, seed: int = 0, pretrained_name: str = "",
-                   pretrained_kind: str = UNKNOWN, tuned: str = MULTITASK) -> pl.DataFrame:
+                   pretrained_kind: str = UNKNOWN, tuned: str = MULTITASK,
+                   control_learned: Mapping[str, str] | None = None) -> pl.DataFrame:
     """One row per claim of the paper for one pairwise measure (+ the dimensionality claim when
     `dimension_measure` is given). Columns: COLUMNS. `pretrained_name` and `pretrained_kind`
     (analysis.inputs.KINDS) say what the pretrained model is; the reason of every claim in
     COMPARES_PRETRAINED says so unless it is a base checkpoint. `tuned`: the experimental model the claims
-    test in E's place (E by default; a published checkpoint's label)."""
+    test in E's place (E by default; a published checkpoint's label). `control_learned`: task -> whether
+    C_t learned it (analysis.learned.control_verdicts; a task missing: not checked); the reason of every
+    claim reading C_t names the controls it rests on that did not learn. None: not tracked, no note."""
     inputs = Inputs(seen_tasks(sim), unseen_tasks(sim), stats, layer_stats, dimension_measure)
     family = claims_for(inputs)
     simultaneous = 1 - (1 - level) / sum(len(c.rows) for c in family)
@@ -362,8 +383,10 @@ def findings_frame(sim: pl.DataFrame, measure: str, groups: dict[str, list[int]]
     if [row["claim"] for row in rows] != [name for c in family for name in c.rows]:
         raise RuntimeError("a registered claim wrote rows other than the ones it registered")
     note = baseline_note(pretrained_name, pretrained_kind)
+    rests_on = {name: c.rests_on(inputs) for c in family for name in c.rows}
     for row in rows:
         row["ci_level"] = simultaneous
+        row["reason"] += learned_note(control_learned, rests_on[row["claim"]])
         if row["claim"] in COMPARES_PRETRAINED:
             row["reason"] += note
     schema = {"measure": pl.String, "claim": pl.String, "statement": pl.String, "statistic": pl.String,
