@@ -3,10 +3,11 @@
 The report reads frames and draws them; it computes nothing (analysis.derive builds every derived
 frame once). Its first section says what the run compared (the pretrained model: a base
 checkpoint as in the paper, an instruction-tuned one, unknown, or a random initialisation; which
-tasks are real text and which are synthetic), so a reader knows which question the run can
-answer; then the verdict on each of the paper's claims, with CIs and the noise floor; then the
-run's health (convergence, exposure, whether the controls moved), the layer map, whether the map
-survives other measures, task scores, and the paper's figures.
+tasks are real text and which are synthetic; how many controls learned their task, analysis.learned),
+so a reader knows which question the run can answer; then the verdict on each of the paper's
+claims, with CIs and the noise floor; then the run's health (convergence, exposure, whether the
+controls moved), the layer map, whether the map survives other measures, task scores, and the
+paper's figures.
 
 A run may compare several tuned experimental models with the controls: E when it trains one, and
 published checkpoints loaded, not trained (model.experimental). The sections and figures read the
@@ -32,6 +33,7 @@ from analysis.figures.report_figures import SCORE_CKA
 from analysis.findings import DIMENSIONS_CLAIM
 from analysis.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, task_provenance
 from analysis.layer_map import has_structure, layer_ranges
+from analysis.learned import INCONCLUSIVE, NO, YES
 from analysis.measures import PAPER_MEASURES
 from analysis.roles import (
     CKA,
@@ -44,6 +46,7 @@ from analysis.roles import (
     INPUTS,
     LAYER_MAP,
     LAYER_STATS,
+    LEARNED,
     MOVEMENT,
     MULTITASK,
     PRETRAINED,
@@ -53,6 +56,7 @@ from analysis.roles import (
     TRAINING,
     UNSEEN,
     UNSEEN_FRAME,
+    is_reseeded,
 )
 from analysis.scores import score_cka_frames
 
@@ -60,6 +64,7 @@ REQUIRED_CKA_COLUMNS = ("experimental", "task", "cluster", "layer", CKA)
 MOVEMENT_BAR = 5.0  # the controls must move at least this many times their seed-to-seed distance
 SMALL_MOVES = "; the controls barely moved beyond chance, so gaps between E and the pretrained model say little"
 VERDICT_STYLE = {"holds": "#d8f0d2", "contradicted": "#f8d4d0", "inconclusive": "#eeeeee"}
+LEARNED_STYLE = {YES: VERDICT_STYLE["holds"], NO: VERDICT_STYLE["contradicted"], INCONCLUSIVE: VERDICT_STYLE["inconclusive"]}
 SYNTHETIC_STYLE = "#fff3cd"  # a synthetic task's row in the inputs table
 MIN_EVAL_EXAMPLES = 30  # below this a task score's 95% CI spans about +-18 points at p = 0.5
 Section = list[str]
@@ -172,8 +177,65 @@ def _task_paragraphs(tasks: pl.DataFrame) -> list[str]:
     return parts
 
 
+def _score_cell(r: Mapping) -> str:
+    if r["score"] is None:
+        return "not scored"
+    return (f"{r['score']:.1f} vs {r['pretrained_score']:.1f}: {r['gain']:+.1f} "
+            f"[{r['gain_ci_low']:+.1f}, {r['gain_ci_high']:+.1f}]")
+
+
+def _loss_cell(r: Mapping) -> str:
+    if r["best_val_loss"] is None:
+        return ""
+    if r["pretrained_val_loss"] is None:
+        return f"{r['best_val_loss']:.3f} vs (not recorded)"
+    se = "" if r["val_gain_se"] is None else f" (SE {r['val_gain_se']:.3f})"
+    return f"{r['best_val_loss']:.3f} vs {r['pretrained_val_loss']:.3f}{se}"
+
+
+def learned_paragraphs(frames: Mapping[str, pl.DataFrame]) -> list[str]:
+    """How many controls learned their task (analysis.learned), then one row per control (the noise-floor
+    twins included) and E's verdict; a warning when the run did not check."""
+    learned = frames.get(LEARNED)
+    if learned is None or learned.is_empty():
+        return ["<p class='warn'><b>Whether the controls learned their task was not checked</b> (no learned frame: "
+                "evaluation disabled, or run before it existed). Every claim below rests on controls that may not "
+                "have learned their task; run <code>layerwise evaluate</code> to check.</p>"]
+    controls = learned.filter(pl.col("role") == CONTROL)
+    main = controls.filter(pl.col("label") == CONTROL)
+    by = {v: main.filter(pl.col("learned") == v)["task"].to_list() for v in (YES, NO, INCONCLUSIVE)}
+    val_known = main["pretrained_val_loss"].is_not_null().all() and main["val_gain_se"].is_not_null().all()
+    rule = ("held-out score above the pretrained model's, paired 95% CI; validation loss below it by more than "
+            "2 SE" if val_known else "held-out score above the pretrained model's, paired 95% CI; the pretrained "
+            "model's validation loss is not recorded, so the score alone decides")
+    others = [f"{len(by[NO])} did not ({', '.join(by[NO])})" if by[NO] else "",
+              f"{len(by[INCONCLUSIVE])} inconclusive ({', '.join(by[INCONCLUSIVE])})" if by[INCONCLUSIVE] else ""]
+    others = ", ".join(o for o in others if o)
+    text = f"{len(by[YES])} of {_plural(main.height, 'control')} learned their task ({rule})"
+    text += f": {others}." if others else "."
+    warn = " class='warn'" if by[NO] or by[INCONCLUSIVE] else ""
+    parts = [f"<p{warn}><b>{_esc(text)}</b>" + (" Claims resting on the others say so in their 'why'." if warn else "")
+             + "</p>"]
+    e = learned.filter(pl.col("role") == MULTITASK)
+    if e.height:
+        e_by = {v: e.filter(pl.col("learned") == v)["task"].to_list() for v in (YES, NO, INCONCLUSIVE)}
+        parts.append(f"<p>E learned {len(e_by[YES])} of its {_plural(e.height, 'seen task')} by the same rule"
+                     + (f"; not {_esc(', '.join(e_by[NO]))}" if e_by[NO] else "")
+                     + (f"; inconclusive on {_esc(', '.join(e_by[INCONCLUSIVE]))}" if e_by[INCONCLUSIVE] else "")
+                     + ".</p>")
+    training = frames.get(TRAINING)
+    steps = {} if training is None or "steps" not in training.columns else dict(training.select("model", "steps").iter_rows())
+    rows = [(r["task"], r["model"], _num(steps.get(r["model"])), r["metric"] or "", _score_cell(r), _loss_cell(r),
+             r["learned"], r["reason"]) for r in controls.iter_rows(named=True)]
+    parts.append(_table(rows, head=["task", "control", "steps", "metric", "score vs pretrained: gain [95% CI]",
+                                    "best val loss vs pretrained's", "learned", "why"],
+                        styles=[LEARNED_STYLE.get(r["learned"]) for r in controls.iter_rows(named=True)]))
+    return parts
+
+
 def inputs_section(frames: Mapping[str, pl.DataFrame]) -> Section:
-    """What the run compared: the pretrained model's kind, family and depth; the tasks' provenance."""
+    """What the run compared: the pretrained model's kind, family and depth; the tasks' provenance; whether
+    the controls learned their task."""
     parts = ["<h2 id='inputs'>What this run compared</h2>"]
     inputs = frames.get(INPUTS)
     if inputs is None or inputs.is_empty():
@@ -185,7 +247,7 @@ def inputs_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     tasks = task_provenance(frames.get(TASK_STATS))
     if tasks.is_empty():
         parts.append("<p>No task_stats frame: the tasks and their provenance are not known.</p>")
-        return parts
+        return parts + learned_paragraphs(frames)
     parts += _task_paragraphs(tasks)
     yes_no = {True: "yes", False: "no", None: "unknown"}
     rows = [(r["task"], r["cluster"], "seen" if r["seen"] else "unseen", r["provenance"] or "unknown",
@@ -194,7 +256,7 @@ def inputs_section(frames: Mapping[str, pl.DataFrame]) -> Section:
     styles = [SYNTHETIC_STYLE if r["synthetic"] else None for r in tasks.iter_rows(named=True)]
     parts.append(_table(rows, head=["task", "cluster", "seen / unseen", "provenance", "licence", "synthetic",
                                     "train size"], styles=styles))
-    return parts
+    return parts + learned_paragraphs(frames)
 
 
 def findings_section(frames: Mapping[str, pl.DataFrame], primary: str) -> Section:
@@ -323,12 +385,13 @@ def health_section(frames: Mapping[str, pl.DataFrame]) -> Section:
                          f"{_esc(', '.join(short['tasks'].to_list()))}: exposure is not comparable there.</p>")
         elif training["multitask_examples"].is_not_null().any():
             parts.append("<p>Exposure: E saw every seen task at least as often as that task's control did.</p>")
+        learned = training["learned"].to_list() if "learned" in training.columns else [None] * training.height
         parts.append(_table(
             [(r["model"], r["role"], r["seed"], r["steps"], r["examples_seen"], _num(r["multitask_examples"]),
-              _num(r["best_val_loss"], 4), "yes" if r["converged"] else "NO", r["stopped"])
-             for r in training.iter_rows(named=True)],
+              _num(r["best_val_loss"], 4), "yes" if r["converged"] else "NO", r["stopped"], learned_ or "not checked")
+             for r, learned_ in zip(training.iter_rows(named=True), learned)],
             head=["model", "role", "seed", "steps", "examples seen", "E's examples of this task", "best val loss",
-                  "converged", "stopped on"]))
+                  "converged", "stopped on", "learned its task(s)"]))
     movement = frames.get(MOVEMENT)
     if movement is not None and not movement.is_empty():
         last = movement.sort("layer").row(-1, named=True)
@@ -411,6 +474,8 @@ def eval_section(frames: Mapping[str, pl.DataFrame]) -> Section:
         gaps = gaps.filter(pl.col("experimental") == tuned)
     name = "E" if tuned == MULTITASK else tuned
     gap_of = {} if gaps is None else {r["task"]: r for r in gaps.iter_rows(named=True)}
+    # The noise-floor twins' scores feed learned.parquet; the table compares the study's models.
+    scores = scores.filter(~pl.col("model").map_elements(is_reseeded, return_dtype=pl.Boolean))
     score_of = {(r["model"], r["task"]): r for r in scores.iter_rows(named=True)}
     models = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]
     models += [m for m in scores["model"].unique(maintain_order=True).to_list() if m not in models]  # published ones
@@ -469,7 +534,7 @@ def headline_numbers(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, str]
 # The frames the sections read (the figures declare theirs with @figure), and the frames the report
 # derives itself from others (score_cka joins evaluate's scores with analyze's frames, which may
 # have run in either order).
-SECTION_FRAMES = (CKA, INPUTS, FINDINGS, TRAINING, MOVEMENT, SEED_BASELINE, TASK_STATS, GAPS, LAYER_MAP, SIMILARITY,
+SECTION_FRAMES = (CKA, INPUTS, LEARNED, FINDINGS, TRAINING, MOVEMENT, SEED_BASELINE, TASK_STATS, GAPS, LAYER_MAP, SIMILARITY,
                   LAYER_STATS, CORRELATIONS, UNSEEN_FRAME, EVAL, "eval_gaps", HARNESS)
 DERIVED = {SCORE_CKA: (EVAL, CKA, LAYER_MAP)}
 

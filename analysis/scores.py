@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP, MULTITASK, PRETRAINED
+from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP, MULTITASK, PRETRAINED, is_reseeded
 
 METRICS = ("accuracy", "rouge_l", "bleu")
 EVAL_COLUMNS = ("model", "task", "cluster", "metric", "score", "ci_low", "ci_high", "n")
@@ -150,8 +150,10 @@ def comparison_table(scores: pl.DataFrame) -> pl.DataFrame:
     """Tables 3/4 layout: one row per task, grouped by cluster, scores of each model side by side.
 
     Columns: cluster, task, metric, n, then one column per model present (pretrained, multitask,
-    control, in that order) and multitask_minus_control when both are there.
+    control, in that order) and multitask_minus_control when both are there. The noise-floor twins'
+    rows (scored for analysis.learned) are left out.
     """
+    scores = scores.filter(~pl.col("model").map_elements(is_reseeded, return_dtype=pl.Boolean))
     order = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]
     order += sorted(set(scores["model"].unique().to_list()) - set(order))
     wide = (scores.pivot(on="model", index=["cluster", "task", "metric"], values="score")

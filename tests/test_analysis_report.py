@@ -227,11 +227,23 @@ def test_synthetic_tasks_are_counted_named_and_flagged(frames):
     assert html.count("generated: offline mini-Flan") == len(SYNTHETIC)
 
 
+def _learned(tasks: list[str]) -> pl.DataFrame:
+    """Each task's control learned it (analysis.learned's columns, the validation losses recorded)."""
+    from analysis.learned import COLUMNS
+
+    rows = [{"model": f"control-{t}", "label": CONTROL, "role": CONTROL, "task": t, "metric": "accuracy", "n": 30,
+             "score": 80.0, "pretrained_score": 50.0, "gain": 30.0, "gain_ci_low": 10.0, "gain_ci_high": 50.0,
+             "best_val_loss": 1.0, "pretrained_val_loss": 2.0, "val_gain_se": 0.1, "learned": "yes",
+             "reason": "learned"} for t in tasks]
+    return pl.DataFrame(rows).select(COLUMNS)
+
+
 def _inputs(kind: str, model: str = "gemma-3-270m") -> dict[str, pl.DataFrame]:
     stats = with_provenance(pl.DataFrame({"task": ["rte", "sst2"], "cluster": ["nli", "sentiment"],
                                           "train_size": [100, 200]}))
     return {"inputs": inputs_frame(model=model, model_kind=kind, model_type="gemma3_text", num_layers=19,
-                                   hidden_size=640, task_stats=stats), "task_stats": stats}
+                                   hidden_size=640, task_stats=stats), "task_stats": stats,
+            "learned": _learned(["rte", "sst2"])}
 
 
 def test_a_base_baseline_is_stated_without_a_warning():
@@ -239,6 +251,9 @@ def test_a_base_baseline_is_stated_without_a_warning():
     assert "Pretrained model: <b>gemma-3-270m</b>, a <b>base</b> (pre-trained only) checkpoint, as in the paper" in html
     assert "Family <code>gemma3_text</code>; 19 hidden states per example (the embeddings and 18 blocks)" in html
     assert _warnings(html) == [] and "instruction-tuned" not in html
+    assert "2 of 2 controls learned their task (held-out score above the pretrained model&#x27;s, paired 95% CI; " \
+           "validation loss below it by more than 2 SE)." in html
+    assert "2.0 vs 1.0" not in html and "1.000 vs 2.000 (SE 0.100)" in html
     assert "2 tasks (2 seen, 0 unseen): 2 (2 seen, 0 unseen) from real text, 0 (0 seen, 0 unseen) synthetic" in html
 
 
