@@ -153,8 +153,10 @@ class TrainingConfig(_Section):
     method: Literal["lora", "full"] = "lora"
     lr: float = Field(5e-5, gt=0.0)
     # The learning rate over a job's steps: linear warmup, then constant, or a linear or cosine
-    # decay to zero at the job's step cap (HF Trainer's default is linear, as the paper used).
-    lr_schedule: Literal["constant", "linear", "cosine"] = "linear"
+    # decay to zero at the job's step cap (HF Trainer's default is linear, as the paper used). A job
+    # stops on a plateau only while the rate is at least half its peak, so under a decay a plateau
+    # can be found only in the first half of the cap: constant is the schedule that lets it be found.
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_steps: int = Field(1000, ge=1, description="steps for the multi-task model E")
@@ -173,12 +175,13 @@ class TrainingConfig(_Section):
     multitask_eval_every: int | None = Field(None, ge=1)
     # Validation examples per model; E takes an equal share from every task.
     max_val_examples: int = Field(256, ge=1)
-    # Early stopping: stop after this many evaluations without a better validation loss. An
-    # evaluation is better only when it lowers the best loss by more than `min_delta` (nats per
-    # token, absolute, like HF's EarlyStoppingCallback threshold): a model whose validation loss
-    # moves by less than that, about the noise of a small validation set, has reached a plateau.
+    # Early stopping: stop after this many evaluations without progress, while the learning rate is
+    # at least half its peak (runner.training.trainer). An evaluation is progress when it lowers the
+    # reference loss by more than `min_delta` nats per token (absolute, like HF's
+    # EarlyStoppingCallback threshold), or with `auto` by more than twice the standard error of the
+    # per-example change: a fall the validation set's own noise cannot explain.
     patience: int = Field(3, ge=1)
-    min_delta: float = Field(0.0, ge=0.0)
+    min_delta: float | Literal["auto"] = "auto"
     # Per-worker micro-batch; null = the memory plan picks it (runner.training.memory). The global batch is
     # kept by gradient accumulation.
     micro_batch_size: int | None = Field(None, ge=1)

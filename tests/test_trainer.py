@@ -84,17 +84,66 @@ def test_loss_at_target_positions_equals_hf_loss(base):
 
 
 def test_a_plateau_stops_converged(base):
-    exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 2})
+    exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 2, "training.min_delta": 1e-3})
     trainer = make(base, exp, max_steps=40)
     state = trainer.run()
-    assert (state.stopped, state.step, len(state.curve)) == ("plateau", 6, 3)
+    # The pretrained model's evaluation (step 0) is the first reference; two evaluations without progress.
+    assert (state.stopped, state.step, [p["step"] for p in state.curve]) == ("plateau", 4, [0, 2, 4])
     info = trainer.summary()
-    assert info["converged"] is True and info["stopped"] == "plateau" and info["steps"] == 6
+    assert info["converged"] is True and info["stopped"] == "plateau" and info["steps"] == 4
     trainer.close()
 
 
+def test_validation_starts_from_the_pretrained_loss_and_records_the_rule(base):
+    """Step 0 is the pretrained model's loss on the validation set (a fresh adapter changes nothing);
+    per-example losses add up to the batched mean; every point carries its rate and threshold."""
+    batch = collate_training(VAL, base.tokenizer.pad_token_id)
+    with torch.no_grad():
+        pretrained = float(target_loss(base.model.eval(), **batch))
+    exp = tiny(**{"training.lr": 3e-2, "training.eval_every": 2, "training.patience": 2, "training.max_steps": 8})
+    trainer = make(base, exp, max_steps=8)
+    state = trainer.run()
+    first = state.curve[0]
+    assert first["step"] == 0 and first["val_loss"] == pytest.approx(pretrained, abs=1e-5)
+    assert state.pretrained_val == pytest.approx(pretrained, abs=1e-5)
+    later = state.curve[1:]
+    assert all(p["lr"] == pytest.approx(3e-2) for p in later)
+    # auto: the threshold is twice the standard error of the change since the reference.
+    assert all(p["threshold"] > 0 and np.isfinite(p["threshold"]) for p in later)
+    assert later[0]["improvement"] == pytest.approx(pretrained - later[0]["val_loss"], abs=1e-5)
+    info = trainer.summary()
+    assert info["pretrained_val_loss"] == pytest.approx(pretrained, abs=1e-5) and info["val_gain_se"] > 0
+    assert info["step_seconds"] > 0 and info["eval_seconds"] > 0 and info["stop_lr"] == pytest.approx(3e-2)
+    trainer.close()
+
+
+def test_ratio_se_matches_a_bootstrap():
+    from runner.training.trainer import ratio_se
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 6, size=400).astype(float)
+    losses = tokens * rng.gamma(2.0, 0.5, size=400)
+    idx = rng.integers(0, 400, size=(4000, 400))
+    boot = (losses[idx].sum(1) / tokens[idx].sum(1)).std()
+    assert ratio_se(losses, tokens) == pytest.approx(boot, rel=0.08)
+
+
+def test_no_plateau_while_the_rate_decays(base):
+    """A decaying rate flattens any curve: below half its peak a flat stretch is the schedule's, so the
+    job runs to its cap ("cap", not converged) where a constant rate stops on the plateau."""
+    flat = {"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 3, "training.min_delta": 1e-3}
+    constant = make(base, tiny(**flat, **{"training.lr_schedule": "constant"}), max_steps=8)
+    assert (constant.run().stopped, constant.state.step) == ("plateau", 6)
+    constant.close()
+    linear = make(base, tiny(**flat, **{"training.lr_schedule": "linear"}), max_steps=8)
+    state = linear.run()
+    assert (state.stopped, state.step) == ("cap", 8)
+    assert state.curve[-2]["lr"] < 0.5e-9  # at step 6 the rate was already below half its peak
+    linear.close()
+
+
 def test_min_steps_holds_off_the_plateau(base):
-    exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 1})
+    exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 1, "training.min_delta": 1e-3})
     trainer = make(base, exp, max_steps=40, min_steps=11)
     state = trainer.run()
     assert (state.stopped, state.step) == ("plateau", 12)
@@ -102,7 +151,7 @@ def test_min_steps_holds_off_the_plateau(base):
 
 
 def test_exposure_holds_off_the_plateau_until_every_task_was_seen_enough(base):
-    exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 1})
+    exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 1, "training.min_delta": 1e-3})
     need = {"a": 30, "b": 15}  # task b is a third of the examples: it sets the pace
     trainer = make(base, exp, max_steps=40, role="multitask", tasks=["a", "b"], min_examples=need)
     state = trainer.run()
@@ -129,11 +178,11 @@ def test_learning_rate_warms_up_then_decays_to_zero_at_the_cap(base):
 
 
 def test_the_cap_is_not_convergence(base):
-    exp = tiny(**{"training.eval_every": 2, "training.patience": 3})
+    exp = tiny(**{"training.eval_every": 2, "training.patience": 5})
     trainer = make(base, exp, max_steps=5)
     state = trainer.run()
     assert (state.stopped, state.step) == ("cap", 5)
-    assert [p["step"] for p in state.curve] == [2, 4, 5]  # the last step is always evaluated
+    assert [p["step"] for p in state.curve] == [0, 2, 4, 5]  # the last step is always evaluated
     info = trainer.summary()
     assert info["converged"] is False and info["stopped"] == "cap"
     trainer.close()
@@ -148,6 +197,7 @@ def test_a_resumed_job_is_bit_identical(base, tmp_path):
     straight.close()
 
     first = make(base, exp, max_steps=6)
+    first.validate_pretrained()
     loss = first.train_step()
     while not first.due:
         loss = first.train_step()
@@ -224,7 +274,8 @@ def test_publish_writes_the_adapter_curve_and_marker(base, tmp_path):
     marker = json.loads((out / "_SUCCESS.json").read_text())
     assert marker["key"] == "key-1"
     for key in ("steps", "examples_seen", "examples_by_task", "tokens_seen", "best_val_loss", "converged", "stopped",
-                "seed", "lora_r", "padding_fraction", "seconds"):
+                "seed", "lora_r", "padding_fraction", "seconds", "step_seconds", "eval_seconds", "pretrained_val_loss",
+                "val_gain_se", "started_at", "finished_at"):
         assert key in marker, key
     assert marker["steps"] == 4 and marker["examples_seen"] == 16 and marker["seed"] == 7
     assert sum(marker["examples_by_task"].values()) == 16

@@ -9,10 +9,14 @@ tests and benchmarks). `runner.training.worker` adapts it to Ray: context, check
 - The loss applies the LM head only where a token is predicted (labels != -100): the prompt's
   positions never reach the vocabulary projection. It is normalised by the global batch's target
   tokens, so micro-batching and the number of ranks do not change the gradient.
-- Early stopping on a plateau: validation every `eval_every` steps; an evaluation improves when it
-  lowers the reference loss by more than `min_delta` nats; stop after `patience` evaluations
-  without improvement, never before `min_steps` (E's exposure; a control's
-  `training.control_min_steps`), at `max_steps` otherwise.
+- Early stopping on a plateau the schedule cannot fake. The model is validated before its first
+  step (the pretrained model's loss on the same examples) and every `eval_every` steps after. An
+  evaluation is progress when it lowers the reference loss (the last progress, at first the
+  pretrained one) by more than `min_delta` nats, or with `min_delta: auto` by more than twice the
+  standard error of the per-example change (the validation set's own noise). After `patience`
+  evaluations without progress the job stops on a "plateau", but only while the learning rate is
+  at least half its peak (a decaying rate flattens any curve), never before `min_steps` (E's
+  exposure; a control's `training.control_min_steps`); otherwise it stops at `max_steps`: "cap".
 - The base model (and tokenizer) can be loaded once and reused by several jobs in a row: each
   job adds a fresh LoRA adapter and builds its own optimizer and engine, and `close` removes them.
   With training.method full, a job trains every weight of the base and `close` puts the base's own
@@ -92,17 +96,21 @@ def encode_payload(tokenizer, data: dict, max_length: int) -> tuple[list[Encoded
 # --- the loss ----------------------------------------------------------------------------------------
 
 def target_loss(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-                num_items: float | None = None) -> torch.Tensor:
+                num_items: float | None = None, per_example: bool = False) -> torch.Tensor:
     """Token cross-entropy of a causal LM, the LM head applied only at positions that predict a label.
 
     Equals HF's `model(..., labels=labels).loss` (mean over target tokens) when `num_items` is
-    None; otherwise the sum over this batch's targets divided by `num_items`."""
+    None; otherwise the sum over this batch's targets divided by `num_items`. `per_example`: each
+    row's summed loss instead (validation's per-example losses, for the plateau's noise)."""
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = causal_lm.get_decoder()  # the stack under the LM head, whatever the family calls it
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     shifted = labels[:, 1:]
     rows, cols = (shifted != IGNORE).nonzero(as_tuple=True)
     logits = causal_lm.get_output_embeddings()(hidden[rows, cols]).float()
+    if per_example:
+        losses = F.cross_entropy(logits, shifted[rows, cols], reduction="none")
+        return torch.zeros(labels.shape[0], dtype=losses.dtype, device=losses.device).index_add_(0, rows, losses)
     total = F.cross_entropy(logits, shifted[rows, cols], reduction="sum")
     return total / (num_items if num_items is not None else max(rows.numel(), 1))
 
@@ -114,8 +122,8 @@ class _TargetLoss(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, attention_mask, labels, num_items=None):
-        return target_loss(self.model, input_ids, attention_mask, labels, num_items)
+    def forward(self, input_ids, attention_mask, labels, num_items=None, per_example=False):
+        return target_loss(self.model, input_ids, attention_mask, labels, num_items, per_example)
 
     def state_dict(self, *args, **kwargs):
         """Only the trainable tensors (no frozen weights, no buffers): what a DeepSpeed checkpoint
@@ -184,6 +192,9 @@ def _step_seed(seed: int, step: int, rank: int, micro: int) -> int:
 
 # --- one job ----------------------------------------------------------------------------------------------
 
+PROGRESS_Z = 2.0  # min_delta auto: progress is a fall of more than this many standard errors
+
+
 @dataclass
 class LoopState:
     """Everything of a job's progress that a checkpoint must carry (JSON-serialisable)."""
@@ -194,8 +205,20 @@ class LoopState:
     plateau_ref: float = float("inf")  # the loss an evaluation must beat by min_delta to count as progress
     bad_evals: int = 0
     stopped: str | None = None       # "plateau" or "cap" once finished
-    seconds: float = 0.0             # training + validation wall time, summed over restarts
+    step_seconds: float = 0.0        # optimizer steps' wall time, summed over restarts
+    eval_seconds: float = 0.0        # validation passes' wall time, summed over restarts
+    wall_seconds: float = 0.0        # the job's wall time up to its last checkpoint, summed over restarts
+    pretrained_val: float | None = None  # the validation loss before the first step
+    # Per-example summed validation losses (nats) at the pretrained model, the reference and the best.
+    pretrained_losses: list[float] | None = None
+    ref_losses: list[float] | None = None
+    best_losses: list[float] | None = None
     curve: list[dict] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Model work: optimizer steps and validation passes."""
+        return self.step_seconds + self.eval_seconds
 
 
 class Trainer:
@@ -204,7 +227,8 @@ class Trainer:
 
     def __init__(self, exp: ExperimentConfig, job: dict, base: Base, train: list[Encoded], val: list[Encoded],
                  train_tasks: list[str] | None = None, *, rank: int = 0, world: int = 1,
-                 memory: MemoryPlan | None = None, pad_id: int | None = None):
+                 memory: MemoryPlan | None = None, pad_id: int | None = None, started: float | None = None):
+        self._started = started if started is not None else time.time()  # the job's start, for its wall time
         if not train:
             raise ValueError(f"job {job['id']}: no training examples")
         self.exp, self.job, self.base, self.rank, self.world = exp, job, base, rank, world
@@ -225,8 +249,10 @@ class Trainer:
         self.schedule = BatchSchedule([len(ids) for ids, _ in train], self.batch_size, self.seed,
                                       exp.training.length_window)
         self._train_targets = np.array([_targets(example) for example in train], dtype=np.int64)
+        self._val_targets = np.array([_targets(example) for example in val], dtype=np.float64)
         self._train_lengths = self.schedule.lengths
         self.state = LoopState(job=job["id"])
+        self._wall_before = 0.0  # a resumed job's wall time before this attempt
         self.best_state: dict[str, torch.Tensor] | None = None
         self._pristine: dict[str, torch.Tensor] | None = None
         self._build()
@@ -305,26 +331,35 @@ class Trainer:
 
     # -- validate --
     @torch.no_grad()
-    def validate(self) -> float:
-        """Mean token loss on the validation set, each rank scoring its share (length-bucketed)."""
+    def validate(self) -> np.ndarray:
+        """Each validation example's summed target-token loss (nats), every rank scoring its share
+        (length-bucketed) and the shares summed, so every rank holds all of them."""
         self.engine.eval()
-        shard = self.val[self.rank::self.world]
-        loss_sum, items = torch.zeros((), dtype=torch.float64, device=self.engine.device), 0
-        for bucket in length_buckets([len(ids) for ids, _ in shard], max(self.memory.micro_batch, 1)):
-            batch = self._to_device(collate_training([shard[i] for i in bucket], self.pad_id))
-            loss_sum += self.engine(**batch, num_items=1.0).double()
-            items += sum(_targets(shard[i]) for i in bucket)
-        # On the engine's device: NCCL reduces only device tensors.
-        total = torch.stack([loss_sum, torch.tensor(float(items), dtype=torch.float64, device=loss_sum.device)])
+        mine = list(range(self.rank, len(self.val), self.world))
+        losses = torch.zeros(len(self.val), dtype=torch.float64, device=self.engine.device)
+        for bucket in length_buckets([len(self.val[i][0]) for i in mine], max(self.memory.micro_batch, 1)):
+            rows = [mine[i] for i in bucket]
+            batch = self._to_device(collate_training([self.val[i] for i in rows], self.pad_id))
+            losses[rows] = self.engine(**batch, per_example=True).double()
         if self.world > 1:
-            torch.distributed.all_reduce(total)
+            torch.distributed.all_reduce(losses)  # on the engine's device: NCCL reduces only device tensors
         self.engine.train()
-        return float(total[0] / total[1].clamp(min=1))
+        return losses.cpu().numpy()
+
+    def mean_loss(self, losses: np.ndarray) -> float:
+        """The validation loss: nats per target token over the whole set."""
+        return float(losses.sum() / max(self._val_targets.sum(), 1.0))
 
     def validation_padding(self) -> float:
         shard = self.val[self.rank::self.world]
         lengths = [len(ids) for ids, _ in shard]
         return padding_fraction(lengths, length_buckets(lengths, max(self.memory.micro_batch, 1)))
+
+    def change_se(self, before: np.ndarray, after: np.ndarray) -> float:
+        """Standard error of the fall in validation loss from `before` to `after` (per-example summed
+        losses on the same examples), over the examples: the ratio estimator's, since the loss is a
+        mean over tokens."""
+        return ratio_se(np.asarray(before) - np.asarray(after), self._val_targets)
 
     # -- early stopping --
     @property
@@ -337,23 +372,53 @@ class Trainer:
     def finished(self) -> bool:
         return self.state.stopped is not None
 
+    def validate_pretrained(self) -> dict:
+        """The validation loss before the first step (a fresh adapter changes nothing, so this is the
+        pretrained model's loss on the same examples): the first reference; returns the curve point."""
+        s = self.state
+        began = time.time()
+        losses = self.validate()
+        s.eval_seconds += time.time() - began
+        s.pretrained_val = self.mean_loss(losses)
+        s.pretrained_losses = s.ref_losses = losses.tolist()
+        s.plateau_ref = s.pretrained_val
+        point = {"step": 0, "train_loss": None, "val_loss": s.pretrained_val, "best_val_loss": None,
+                 "lr": 0.0, "improvement": None, "threshold": None,
+                 "val_se": ratio_se(losses, self._val_targets)}
+        s.curve.append(point)
+        return point
+
+    def progress_threshold(self, before: np.ndarray, after: np.ndarray) -> float:
+        """How far an evaluation must lower the reference loss to count as progress."""
+        min_delta = self.exp.training.min_delta
+        return PROGRESS_Z * self.change_se(before, after) if min_delta == "auto" else float(min_delta)
+
     def evaluate(self, train_loss: float) -> dict:
         """Validate, keep the best adapter, decide whether to stop; returns the curve point."""
         s, t = self.state, self.exp.training
-        val = self.validate()
+        losses = self.validate()
+        val = self.mean_loss(losses)
         if val < s.best_val:
-            s.best_val = val
+            s.best_val, s.best_losses = val, losses.tolist()
             # A whole model's copy is kept only where it is saved and published (rank 0); an adapter is small.
             self.best_state = self.trained_state() if self.rank == 0 or not self.full else None
-        if val < s.plateau_ref - t.min_delta:
-            s.plateau_ref, s.bad_evals = val, 0
+        improvement = s.plateau_ref - val
+        # A checkpoint from before per-example losses were kept has no reference vector: plain min_delta.
+        threshold = (self.progress_threshold(np.asarray(s.ref_losses), losses) if s.ref_losses is not None
+                     else float(t.min_delta) if t.min_delta != "auto" else 0.0)
+        if improvement > threshold:
+            s.plateau_ref, s.ref_losses, s.bad_evals = val, losses.tolist(), 0
         else:
             s.bad_evals += 1
-        if s.bad_evals >= t.patience and s.step >= self.min_steps and self.exposure_met():
+        lr = self.learning_rate(s.step - 1)  # the rate of the step just taken
+        steady = lr >= 0.5 * t.lr  # a plateau found while the rate decays is the schedule's, not the model's
+        if s.bad_evals >= t.patience and steady and s.step >= self.min_steps and self.exposure_met():
             s.stopped = "plateau"
         elif s.step >= self.max_steps:
             s.stopped = "cap"
-        point = {"step": s.step, "train_loss": train_loss, "val_loss": val, "best_val_loss": s.best_val}
+        point = {"step": s.step, "train_loss": train_loss, "val_loss": val, "best_val_loss": s.best_val, "lr": lr,
+                 "improvement": improvement, "threshold": threshold,
+                 "val_se": ratio_se(losses, self._val_targets)}
         s.curve.append(point)
         return point
 
@@ -377,25 +442,38 @@ class Trainer:
         return all(seen.get(task, 0) >= n for task, n in self.min_examples.items())
 
     def run(self, on_eval=None) -> LoopState:
-        """Train to the plateau or the cap; `on_eval(trainer, point)` after each evaluation.
+        """Validate the pretrained model, then train to the plateau or the cap; `on_eval(trainer, point)`
+        after each evaluation.
 
-        `state.seconds` sums the training and validation wall time over restarts (checkpoints and
-        setup excluded); each point's rates cover the steps since the previous evaluation."""
-        started, first_step, tokens = time.time(), self.state.step, 0
+        `state.step_seconds` and `state.eval_seconds` sum the steps' and the validation passes' wall
+        time over restarts (checkpoints and setup excluded); each point's rates cover the steps since
+        the previous evaluation."""
+        if self.state.pretrained_val is None:
+            self.validate_pretrained()
+        first_step, tokens, stepping = self.state.step, 0, 0.0
         while not self.finished:
+            began = time.time()
             loss = self.train_step()
+            stepping += time.time() - began
             tokens += int(self._train_lengths[self.schedule.indices(self.state.step - 1)].sum())
             if not self.due:
                 continue
-            stepping = time.time() - started
+            began = time.time()
             point = self.evaluate(loss)
-            self.state.seconds += time.time() - started
-            point |= {"seconds": self.state.seconds, "steps_per_s": (self.state.step - first_step) / stepping,
-                      "tokens_per_s": tokens / stepping}
+            self.state.step_seconds += stepping
+            self.state.eval_seconds += time.time() - began
+            point |= {"seconds": self.state.seconds, "step_seconds": self.state.step_seconds,
+                      "eval_seconds": self.state.eval_seconds,
+                      "steps_per_s": (self.state.step - first_step) / stepping, "tokens_per_s": tokens / stepping}
             if on_eval is not None:
                 on_eval(self, point)
-            started, first_step, tokens = time.time(), self.state.step, 0
+            first_step, tokens, stepping = self.state.step, 0, 0.0
         return self.state
+
+    def wall_seconds(self) -> float:
+        """The job's wall time from its start (data encoding, engine, steps, validation, checkpoints),
+        summed over restarts."""
+        return self._wall_before + time.time() - self._started
 
     # -- checkpoints (DeepSpeed's, plus the loop state and the best adapter) --
     def save_checkpoint(self, folder: Path) -> None:
@@ -403,6 +481,7 @@ class Trainer:
         folder = Path(folder)
         self.engine.save_checkpoint(str(folder), tag=DS_TAG, exclude_frozen_parameters=True)
         if self.rank == 0:
+            self.state.wall_seconds = self.wall_seconds()
             (folder / STATE_FILE).write_text(json.dumps(self.state.__dict__))
             torch.save(self.best_state, folder / BEST_FILE)
 
@@ -415,7 +494,9 @@ class Trainer:
         if saved.get("job") != self.job["id"]:
             return False
         self.engine.load_checkpoint(str(folder), tag=DS_TAG, load_module_strict=False)
-        self.state = LoopState(**saved)
+        known = set(LoopState.__dataclass_fields__)
+        self.state = LoopState(**{k: v for k, v in saved.items() if k in known})  # an older checkpoint's extras dropped
+        self._wall_before = self.state.wall_seconds
         best = folder / BEST_FILE
         if not best.is_file() and (folder / LEGACY_BEST_FILE).is_file():
             best = folder / LEGACY_BEST_FILE  # a checkpoint written before full fine-tuning existed
@@ -437,13 +518,19 @@ class Trainer:
         """The done marker's info: exact counts, since batches are a pure function of the step."""
         s = self.state
         seen = self.schedule.stats(s.step, self.memory.micro_batch, self.train_tasks)
+        gain_se = (self.change_se(s.pretrained_losses, s.best_losses)
+                   if s.pretrained_losses is not None and s.best_losses is not None else None)
+        last = s.curve[-1] if s.curve else {}
         return {"steps": s.step, "examples_seen": seen["examples_seen"], "examples_by_task": seen["examples_by_task"],
                 "tokens_seen": seen["tokens_seen"], "best_val_loss": s.best_val, "converged": s.stopped == "plateau",
                 "stopped": s.stopped, "seed": self.seed, "method": self.exp.training.method,
+                "pretrained_val_loss": s.pretrained_val, "val_gain_se": gain_se, "val_examples": len(self.val),
+                "peak_lr": self.exp.training.lr, "stop_lr": last.get("lr"),
+                "step_seconds": round(s.step_seconds, 3), "eval_seconds": round(s.eval_seconds, 3),
                 "lora_r": None if self.full else self.exp.lora.r,
                 "padding_fraction": round(seen["padding_fraction"], 4),
                 "val_padding_fraction": round(self.validation_padding(), 4),
-                "seconds": round(s.seconds, 3), "memory_plan": self.memory.describe()}
+                "seconds": round(self.wall_seconds(), 3), "memory_plan": self.memory.describe()}
 
     def close(self) -> None:
         """Remove this job's adapter (or its weights) and engine from the base, so the next job starts clean."""
@@ -468,6 +555,18 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
+def ratio_se(values: np.ndarray, tokens: np.ndarray) -> float:
+    """Standard error over the examples of sum(values) / sum(tokens), the ratio estimator's: with values
+    the per-example summed losses, the validation loss's own; with their changes between two
+    evaluations on the same examples, the change's."""
+    values, tokens = np.asarray(values, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+    n, total = len(values), tokens.sum()
+    if n < 2 or total <= 0:
+        return float("nan")
+    residual = values - (values.sum() / total) * tokens
+    return float(np.sqrt(n / (n - 1) * np.sum(residual ** 2)) / total)
+
+
 def _targets(example: Encoded) -> int:
     """Labels a causal LM predicts: every label but the first position's (nothing predicts it)."""
     return sum(1 for label in example[1][1:] if label != IGNORE)
@@ -490,5 +589,9 @@ def publish(trainer: Trainer, out_dir: Path) -> dict:
             trainer.base.tokenizer.save_pretrained(tmp)
         atomic_write_parquet(pl.DataFrame(trainer.state.curve), tmp / "curve.parquet")
         (tmp / "training.json").write_text(json.dumps(info, indent=2))
+    # The job's wall time runs to its published adapter; its start and end place it on the stage's timeline.
+    finished = time.time()
+    info |= {"seconds": round(trainer.wall_seconds(), 3), "started_at": round(trainer._started, 3),
+             "finished_at": round(finished, 3)}
     mark_done(out_dir, trainer.job["key"], **info)
     return info

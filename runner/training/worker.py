@@ -60,9 +60,10 @@ def train_loop_per_worker(config: dict) -> None:
 def _train_one(exp: ExperimentConfig, job: dict, config: dict, base: Base, checkpoint) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    started = time.time()  # the job's wall time (training.parquet `seconds`) runs from here to its published adapter
     train, val, tasks = encode_payload(base.tokenizer, ray.get(config["data_refs"][job["key"]]),
                                        exp.training.max_length)
-    trainer = Trainer(exp, job, base, train, val, tasks, rank=rank, world=world)
+    trainer = Trainer(exp, job, base, train, val, tasks, rank=rank, world=world, started=started)
     if rank == 0:
         print(f"[{job['id']}] seed {trainer.seed}, {len(train)} examples, <= {trainer.max_steps} steps: "
               f"{trainer.memory.describe()}", flush=True)
@@ -86,7 +87,8 @@ def _train_one(exp: ExperimentConfig, job: dict, config: dict, base: Base, check
         info = publish(trainer, Path(job["out_dir"]))
         metrics.record_job_done(job["role"])  # the dashboard's "models finished"
         print(f"[{job['id']}] {info['stopped']} after {info['steps']} steps, best validation loss "
-              f"{info['best_val_loss']:.4f}", flush=True)
+              f"{info['best_val_loss']:.4f} (pretrained {info['pretrained_val_loss']:.4f}); {info['seconds']:.0f}s, "
+              f"{info['step_seconds']:.0f}s in steps, {info['eval_seconds']:.0f}s validating", flush=True)
     if world > 1:
         torch.distributed.barrier()  # no rank starts the next model before the adapter is published
     trainer.close()
