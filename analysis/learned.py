@@ -90,7 +90,7 @@ def _known(value: float | None) -> bool:
 
 
 def _signed(value: float) -> str:
-    return f"{value:+.1f}"
+    return f"{value:+.3g}"  # 3 significant digits: a BLEU of 0.5 keeps its resolution, an accuracy of 62.5 too
 
 
 def verdict(row: Mapping) -> tuple[str, str]:
@@ -98,7 +98,7 @@ def verdict(row: Mapping) -> tuple[str, str]:
     if not row.get("n"):
         return INCONCLUSIVE, f"no test predictions for {row['task']} (evaluation disabled, or this model not scored)"
     lo, hi = row["gain_ci_low"], row["gain_ci_high"]
-    gain = (f"score {row['score']:.1f} vs the pretrained model's {row['pretrained_score']:.1f}, gain "
+    gain = (f"score {row['score']:.3g} vs the pretrained model's {row['pretrained_score']:.3g}, gain "
             f"{_signed(row['gain'])} [{_signed(lo)}, {_signed(hi)}] on {row['n']} test examples")
     best, pretrained, se = (row.get(name) for name in _VAL)
     val_known = _known(best) and _known(pretrained) and _known(se)

@@ -180,8 +180,8 @@ def _task_paragraphs(tasks: pl.DataFrame) -> list[str]:
 def _score_cell(r: Mapping) -> str:
     if r["score"] is None:
         return "not scored"
-    return (f"{r['score']:.1f} vs {r['pretrained_score']:.1f}: {r['gain']:+.1f} "
-            f"[{r['gain_ci_low']:+.1f}, {r['gain_ci_high']:+.1f}]")
+    return (f"{r['score']:.3g} vs {r['pretrained_score']:.3g}: {r['gain']:+.3g} "
+            f"[{r['gain_ci_low']:+.3g}, {r['gain_ci_high']:+.3g}]")
 
 
 def _loss_cell(r: Mapping) -> str:

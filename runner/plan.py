@@ -141,9 +141,9 @@ class Plan:
 
     @property
     def scored_jobs(self) -> tuple[TrainJob, ...]:
-        """The models the evaluate stage scores: E and the run-seed controls (the noise-floor
-        twins only feed the representation analysis)."""
-        return tuple(j for j in self.jobs if j.seed == self.config.training.seed or j.role == MULTITASK)
+        """The models the evaluate stage scores: every trained one, the noise-floor twins included (each
+        on its own task), so each gets a learned-or-not verdict (analysis.learned)."""
+        return self.jobs
 
 
 def train_sizes(config: ExperimentConfig, tasks: list[TaskRef],
@@ -292,7 +292,7 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     # Scores depend on the models, the test splits (in data_key, via every job key) and how they
     # are scored; not on `enabled` or the harness benchmarks, which are kept apart.
     scoring = config.evaluation.model_dump(mode="json", exclude={"enabled", "harness_tasks"})
-    scored = [j.key for j in jobs if j.role == MULTITASK or j.seed == t.seed]
+    scored = [j.key for j in jobs]  # Plan.scored_jobs
     evaluate_key = stable_hash([scored, scoring, config.training.max_length] + ([externals] if externals else []))
     return Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), exposure=exposure,
                 train_sizes=sizes, data_key=data_key, extract_key=extract_key, analyze_key=analyze_key,

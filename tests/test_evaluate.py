@@ -229,8 +229,10 @@ def test_tiny_run_scores_every_model_on_every_task(tiny_run):
     chosen = [spec.name for spec in suite.resolve_tasks(config.tasks.select)]
     scores = pl.read_parquet(tiny_run / "eval.parquet")
     assert scores.columns == list(EVAL_COLUMNS)
+    training = pl.read_parquet(tiny_run / "training.parquet")
+    twins = training.filter(pl.col("seed") != config.training.seed).select("label", "tasks").iter_rows()
     assert sorted(scores.select("model", "task").iter_rows()) == sorted(
-        (model, task) for model in ("pretrained", "multitask", "control") for task in chosen)
+        [(model, task) for model in ("pretrained", "multitask", "control") for task in chosen] + list(twins))
     assert scores["score"].is_finite().all() and scores["score"].is_between(0, 100).all()
     assert (scores["n"] > 0).all() and (scores["n"] <= config.tasks.test_size).all()
     for task, metric in scores.select("task", "metric").unique().iter_rows():
@@ -239,6 +241,28 @@ def test_tiny_run_scores_every_model_on_every_task(tiny_run):
     assert predictions.height == scores["n"].sum()
     # Scored on the test split, never on the probe set.
     assert predictions["example_id"].str.contains(":test:").all()
+
+
+def test_every_trained_model_is_judged_on_every_task_it_was_trained_on(tiny_run):
+    from analysis.learned import COLUMNS, LEARNED_VERDICTS
+
+    learned = pl.read_parquet(tiny_run / "learned.parquet")
+    assert learned.columns == list(COLUMNS)
+    training = pl.read_parquet(tiny_run / "training.parquet")
+    expected = {(r["model"], task) for r in training.iter_rows(named=True) for task in r["tasks"].split(",")}
+    assert set(learned.select("model", "task").iter_rows()) == expected and learned.height == len(expected)
+    assert set(learned["learned"]) <= set(LEARNED_VERDICTS) and (learned["n"] > 0).all()  # twins scored too
+    assert learned["gain"].is_finite().all() and (learned["gain_ci_low"] <= learned["gain_ci_high"]).all()
+    assert set(training["learned"]) <= set(LEARNED_VERDICTS) and training["learned"].null_count() == 0
+    controls = training.filter(pl.col("role") == "control")
+    assert controls["score"].is_not_null().all() and training.filter(pl.col("role") == "multitask")["score"].is_null().all()
+    html = (tiny_run / "report.html").read_text()
+    counted = learned.filter(pl.col("label") == "control")
+    assert f"{(counted['learned'] == 'yes').sum()} of {counted.height} controls learned their task" in html
+    assert html.index("controls learned their task") < html.index("id='findings'")  # the first section says it
+    findings = pl.read_parquet(tiny_run / "findings.parquet")
+    if (counted["learned"] != "yes").any():  # a random-init model's controls rarely learn: the claims say so
+        assert findings["reason"].str.contains("rests on").any()
 
 
 def test_report_has_the_tables_3_4_analogue(tiny_run):
@@ -254,12 +278,18 @@ def test_evaluate_skips_when_current_and_recomputes_nothing(tiny_run):
     from runner.stages import evaluate
 
     exp = prepare(load_config(preset_path("tiny")), tiny_run)
-    before = (tiny_run / "eval.parquet").stat().st_mtime_ns
+    before = {name: (tiny_run / name).stat().st_mtime_ns for name in ("eval.parquet", "learned.parquet")}
+    training = pl.read_parquet(tiny_run / "training.parquet")
+    # The train stage rewrites training.parquet without the verdicts on every `layerwise run`.
+    plain = training.drop("learned", "learned_reason", "score", "pretrained_score", "gain", "gain_ci_low",
+                          "gain_ci_high")
+    plain.write_parquet(tiny_run / "training.parquet")
     # A bogus model folder and no Ray prove no model is loaded and no actor started.
     exp._model_dir = "/nonexistent-model"
     assert evaluate.current(exp)
     evaluate.run(exp)
-    assert (tiny_run / "eval.parquet").stat().st_mtime_ns == before
+    assert {name: (tiny_run / name).stat().st_mtime_ns for name in before} == before  # the verdicts did not change
+    assert pl.read_parquet(tiny_run / "training.parquet").equals(training)  # and are joined in again
 
 
 def test_harness_is_skipped_offline_with_one_line(monkeypatch, caplog, tmp_path):

@@ -224,5 +224,5 @@ def test_the_report_counts_the_controls_that_learned(by_score):
             "2 inconclusive (same, unscored).") in html
     assert "E learned 2 of its 3 seen tasks by the same rule; inconclusive on same." in html
     assert html.count("<tr") == 1 + 5  # the header, four controls and the twin
-    assert "100.0 vs 50.0: +50.0" in html
+    assert "100 vs 50: +50 [+" in html
     assert "not checked" in "".join(inputs_section({}))

@@ -69,7 +69,7 @@ FIGURES = {"fig2_cka_by_layer", "fig3_cka_representative_clusters", "fig4_tsne_s
            "fig8_cka_clusters_1", "fig9_cka_clusters_2", "fig11_tsne_pretrained", "fig12_tsne_multitask",
            "layer_map", "layer_map_by_measure", "cross_layer_cka"}
 FRAMES = ("cka", "similarity", "layer_stats", "cross_layer", "tsne", "gaps", "layer_map", "findings", "seed_baseline",
-          "movement", "correlations", "unseen", "task_stats", "training", "eval", "eval_gaps")
+          "movement", "correlations", "unseen", "task_stats", "training", "eval", "eval_gaps", "learned")
 
 
 def test_every_frame_is_tidy_parquet(tiny_run):

@@ -9,7 +9,9 @@
 - the driver derives everything else once (analysis.derive: cka, seed baseline, gaps, layer map,
   findings, correlations, unseen), records what the run compared (analysis.inputs: the pretrained
   model's kind, family and depth, the tasks' provenance) and runs t-SNE (one remote task per model
-  and layer) at the layers the layer map picks.
+  and layer) at the layers the layer map picks. The findings' reasons name the controls that did not
+  learn their task, from the evaluate stage's learned.parquet (which runs first in `layerwise run`); a
+  change in those verdicts makes the analysis stale.
 Everything is written as Parquet into <out>/, atomically, and skipped when already current.
 """
 
@@ -29,6 +31,7 @@ from analysis.roles import (
     INPUTS,
     LAYER_MAP,
     LAYER_STATS,
+    LEARNED,
     MULTITASK,
     SIMILARITY,
     TASK_STATS,
@@ -36,8 +39,8 @@ from analysis.roles import (
     experimentals,
 )
 from runner.artifacts.activations import read_task_reps
-from runner.artifacts.store import atomic_write_parquet, is_current, loading, mark_done, stamp
-from runner.config import AnalysisConfig
+from runner.artifacts.store import atomic_write_parquet, is_current, loading, mark_done, read_parquet, stamp
+from runner.config import AnalysisConfig, stable_hash
 from runner.plan import Plan
 
 log = logging.getLogger("layerwise.analyze")
@@ -170,9 +173,27 @@ def outputs(plan: Plan) -> list[Path]:
     return [plan.out / f"{name}.parquet" for name in names]
 
 
+def learned_frame(exp) -> pl.DataFrame:
+    """The evaluate stage's learned.parquet, or an empty frame (no control checked) when evaluation is off."""
+    from analysis.learned import unchecked
+
+    path = exp.plan.out / f"{LEARNED}.parquet"
+    if exp.config.evaluation.enabled and path.exists():
+        return read_parquet(path, "learned frame")
+    return unchecked()
+
+
+def _inputs(exp, learned: pl.DataFrame | None = None) -> str:
+    """The activations' marker and the controls' learned verdicts (`learned`, else read): the findings' reasons name them."""
+    from analysis.learned import control_verdicts
+
+    verdicts = sorted(control_verdicts(learned_frame(exp) if learned is None else learned).items())
+    return f"{stamp(exp.plan.activations_dir)}+{stable_hash(verdicts)}"
+
+
 def current(exp) -> bool:
     # A run analysed before the inputs frame existed is analysed again (its findings lack the notes too).
-    return (is_current(_marker(exp.plan), exp.plan.analyze_key, stamp(exp.plan.activations_dir))
+    return (is_current(_marker(exp.plan), exp.plan.analyze_key, _inputs(exp))
             and (exp.plan.out / f"{INPUTS}.parquet").is_file())
 
 
@@ -205,7 +226,9 @@ def run(exp) -> dict[str, pl.DataFrame]:
     frames = {name: pl.concat([f[name] for f in per_task if name in f], how="diagonal_relaxed")
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
     frames[TASK_STATS] = task_statistics(exp.splits)
-    frames.update(derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), frames[TASK_STATS], derive_options(plan)))
+    learned = learned_frame(exp)  # read once: the verdicts the findings name are the ones recorded
+    frames.update(derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), frames[TASK_STATS], derive_options(plan),
+                                learned=learned))
     frames[INPUTS] = inputs_row(exp, frames[TASK_STATS], frames[CKA]["layer"].n_unique())
     if cfg.tsne:
         clusters = {t.name: t.cluster for t in plan.tasks}
@@ -220,7 +243,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
     written = [plan.out / f"{name}.parquet" for name in frames]
     for stale in set(outputs(plan)) - set(written):  # a frame an earlier config wrote and this one does not
         stale.unlink(missing_ok=True)
-    mark_done(_marker(plan), plan.analyze_key, files=written, inputs=stamp(plan.activations_dir),
+    mark_done(_marker(plan), plan.analyze_key, files=written, inputs=_inputs(exp, learned),
               seconds=round(time.time() - started, 2),
               rows=frames[CKA].height)
     return frames
