@@ -233,6 +233,10 @@ class ResourcesConfig(_Section):
     # Controls trained one after another inside one Ray Train run. 1 on a GPU cluster (one run
     # per control); more on a laptop, where worker start-up would otherwise dominate.
     controls_per_run: int = Field(1, ge=1)
+    # Instead of fixed runs: the models that share a worker shape wait in one queue, longest first,
+    # drained by as many lanes (Ray Train runs) as may go at once; each lane loads the base once and
+    # takes the next model when it finishes one, so no slot idles while models wait.
+    job_queue: bool = False
     extract_actors: int = Field(1, ge=1)
     max_failures: int = Field(1, ge=0)
     # Where Ray Train persists checkpoints; shared storage (s3://, a mount) on a cluster.

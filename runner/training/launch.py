@@ -53,8 +53,9 @@ def max_concurrent(config: ExperimentConfig, runs: list[TrainRun]) -> int:
     return max(1, math.floor(min(fits)))
 
 
-def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures: int) -> None:
-    """Tune trial: drive one TorchTrainer (one run of one or more models) to the end."""
+def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures: int, queue=None) -> None:
+    """Tune trial: drive one TorchTrainer (one run of one or more models, or a lane that drains `queue`) to the end."""
+    import ray
     from ray import tune
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -66,15 +67,15 @@ def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures
     resources = {"CPU": run["cpus_per_worker"], **({"GPU": run["gpus_per_worker"]} if on_gpu else {})}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": run, "model_dir": run["model_dir"],
-                           "data_refs": {job["key"]: data_refs[job["key"]] for job in run["jobs"]}},
+        train_loop_config={"run": run, "model_dir": run["model_dir"], "queue": queue if run.get("lane") else None,
+                           "data_refs": {key: data_refs[key] for key in run["keys"]}},
         # On GPUs, all of a run's workers share one node (E lands on the 4-GPU node, never on spot
         # 1-GPU nodes, and its gradients all-reduce over NVLink, not the network).
         scaling_config=ScalingConfig(num_workers=run["workers"], use_gpu=on_gpu, resources_per_worker=resources,
                                      placement_strategy="STRICT_PACK" if on_gpu else "PACK"),
         torch_config=TorchConfig(backend="nccl" if on_gpu else "gloo"),
         # Named by content: a re-run of the same unfinished models resumes this run's checkpoints.
-        run_config=RunConfig(name=f"{run['id']}-{stable_hash([j['key'] for j in run['jobs']])}",
+        run_config=RunConfig(name=f"{run['id']}-{stable_hash(run['keys'])}",
                              storage_path=storage, failure_config=FailureConfig(max_failures=max_failures),
                              # Resuming needs only the latest checkpoint; keeping every one filled
                              # 7.6 GB per demo run.
@@ -82,7 +83,8 @@ def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures
     )
     trainer.fit()
     # One report per finished model, from its done marker (the driver prints one line each).
-    for job in run["jobs"]:
+    taken = set(ray.get(queue.taken.remote(run["id"]))) if run.get("lane") else None
+    for job in run["jobs"] if taken is None else [j for j in run["queued"] if j["id"] in taken]:
         info = json.loads((Path(job["out_dir"]) / SUCCESS).read_text())
         tune.report({"model": job["id"], "role": job["role"], "steps": info.get("steps"),
                      "best_val_loss": info.get("best_val_loss"), "converged": info.get("converged")})
@@ -100,13 +102,21 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     from runner.ops.console import TuneProgress
     from runner.ops.errors import one_line
 
-    runs, data_refs, trained = [], {}, []
+    runs, data_refs, trained, queued = [], {}, [], {}
     for plan, splits, model_dir in cells:
         jobs = pending_jobs(plan)
-        for run in group_runs(jobs, plan.config.resources.controls_per_run):
-            runs.append(run.as_dict() | {"experiment": plan.config.model_dump(mode="json"),
-                                         "id": f"{plan.cell}{run.id}", "model_dir": model_dir})
-        data_refs |= {job.key: ray.put(training_payload(plan.config, job, splits)) for job in jobs}
+        payloads = {job.key: training_payload(plan.config, job, splits) for job in jobs}
+        common = {"experiment": plan.config.model_dump(mode="json"), "model_dir": model_dir}
+        grouped = jobs
+        if plan.config.resources.job_queue and jobs:
+            grouped, lanes = _lanes(plan, jobs, payloads, common)
+            runs += lanes
+            if lanes:
+                queued[lanes[0]["group"]] = lanes[0]["queued"]
+        for run in group_runs(grouped, plan.config.resources.controls_per_run):
+            run = run.as_dict()
+            runs.append(run | common | {"id": f"{plan.cell}{run['id']}", "keys": [j["key"] for j in run["jobs"]]})
+        data_refs |= {key: ray.put(payload) for key, payload in payloads.items()}
         trained += jobs
     if not runs:
         log.info("train: all %d models already trained, skipping", sum(len(cell[0].jobs) for cell in cells))
@@ -114,14 +124,22 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     config = cells[0][0].config
     res = config.resources
     storage = res.storage_path or str(cells[0][0].out / "ray_storage")
+    queue = None
+    if queued:
+        from runner.training.queue import JobQueue
+
+        queue = JobQueue.remote(queued)
     trainable = tune.with_resources(
         tune.with_parameters(_run_trainer, data_refs=data_refs, storage=storage,
-                             max_failures=res.max_failures),
+                             max_failures=res.max_failures, queue=queue),
         # The trial only drives its trainer; the trainer's workers hold the real resources.
         {"CPU": 0, "memory": 1})
     limit = max_concurrent(config, [TrainRun(r["id"], (), r["workers"], r["cpus_per_worker"], r["gpus_per_worker"])
                                     for r in runs])
-    log.info("train: %d models in %d Ray Train runs, up to %d at once", len(trained), len(runs), limit)
+    log.info("train: %d models in %d Ray Train runs, up to %d at once%s", len(trained), len(runs), limit,
+             f" ({sum(map(len, queued.values()))} queued for {sum(bool(r.get('lane')) for r in runs)} lanes, "
+             "longest first)"
+             if queued else "")
     tuner = tune.Tuner(
         trainable,
         param_space={"run": tune.grid_search(runs)},
@@ -141,9 +159,42 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     return trained
 
 
+def _lanes(plan: Plan, jobs: list[TrainJob], payloads: dict, common: dict) -> tuple[list[TrainJob], list[dict]]:
+    """resources.job_queue: the jobs that share the controls' worker shape go to a queue drained by as
+    many lanes as runs may go at once (less one for E where E has its own shape and run). Returns
+    the jobs left to `group_runs` and the lanes."""
+    from runner.training.queue import by_expected_work
+
+    controls = [j for j in jobs if j.role == CONTROL]
+    shape = (lambda j: (j.workers, j.cpus_per_worker, j.gpus_per_worker))
+    head = controls[0] if controls else jobs[0]
+    members = [j for j in jobs if shape(j) == shape(head)]
+    apart = [j for j in jobs if shape(j) != shape(head)]
+    limit = plan.config.resources.max_concurrent_jobs or len(members)
+    count = max(1, min(len(members), limit - len(apart)))
+    sizes = {task: _mean_size(payloads, j) for j in members for task in j.tasks if j.role == CONTROL}
+    ordered = by_expected_work([j.as_dict() for j in members], sizes)
+    keys = [j["key"] for j in ordered]
+    lanes = [common | {"id": f"{plan.cell}lane-{i}", "lane": True, "group": plan.cell or "-", "jobs": [],
+                       "queued": ordered, "keys": keys,
+                       "workers": head.workers, "cpus_per_worker": head.cpus_per_worker,
+                       "gpus_per_worker": head.gpus_per_worker} for i in range(count)]
+    return apart, lanes
+
+
+def _mean_size(payloads: dict, job: TrainJob) -> float:
+    """A control's mean training example size in characters: its steps' relative cost."""
+    data = payloads[job.key]
+    texts = [p + t for p, t in zip(data["train_prompt"], data["train_target"])]
+    return sum(map(len, texts)) / max(len(texts), 1)
+
+
 def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.DataFrame:
     """One row per model: each trained one from its done marker, with E's exposure to each control's
-    task (`trained` true, `kind` lora or full: training.method), then each published experimental model (`externals`,
+    task (`trained` true, `kind` lora or full: training.method); its validation loss beside the
+    pretrained model's on the same examples (`pretrained_val_loss`, `val_gain_se`: the standard
+    error of the fall); `seconds` from the job's start to its published adapter, of which
+    `step_seconds` in optimizer steps and `eval_seconds` validating; then each published experimental model (`externals`,
     runner.models.external.ExternalModel), loaded and not trained here: `trained` false, its source
     and revision, and no training columns."""
     info = {job.id: json.loads((Path(job.out_dir) / SUCCESS).read_text()) for job in plan.jobs}
@@ -154,7 +205,11 @@ def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.Da
         row = {"model": job.id, "label": job.label, "role": job.role, "tasks": ",".join(job.tasks),
                "seed": job.seed, "steps": i.get("steps"), "min_steps": job.min_steps, "max_steps": job.max_steps,
                "examples_seen": i.get("examples_seen"), "best_val_loss": i.get("best_val_loss"),
-               "converged": i.get("converged"), "stopped": i.get("stopped"), "seconds": i.get("seconds"),
+               "converged": i.get("converged"), "stopped": i.get("stopped"),
+               "pretrained_val_loss": i.get("pretrained_val_loss"), "val_gain_se": i.get("val_gain_se"),
+               "val_examples": i.get("val_examples"), "peak_lr": i.get("peak_lr"), "stop_lr": i.get("stop_lr"),
+               "seconds": i.get("seconds"), "step_seconds": i.get("step_seconds"), "eval_seconds": i.get("eval_seconds"),
+               "started_at": i.get("started_at"), "finished_at": i.get("finished_at"),
                "multitask_examples": None, "trained": True, "kind": i.get("method", plan.config.training.method),
                "source": job.out_dir, "revision": None}
         if job.role == CONTROL and job.tasks[0] in seen_by_multitask:
@@ -165,7 +220,10 @@ def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.Da
                      "kind": model.kind, "source": model.name, "revision": model.revision})
     schema = {"model": pl.String, "label": pl.String, "role": pl.String, "tasks": pl.String, "seed": pl.Int64,
               "steps": pl.Int64, "min_steps": pl.Int64, "max_steps": pl.Int64, "examples_seen": pl.Int64,
-              "best_val_loss": pl.Float64, "converged": pl.Boolean, "stopped": pl.String, "seconds": pl.Float64,
+              "best_val_loss": pl.Float64, "converged": pl.Boolean, "stopped": pl.String,
+              "pretrained_val_loss": pl.Float64, "val_gain_se": pl.Float64, "val_examples": pl.Int64,
+              "peak_lr": pl.Float64, "stop_lr": pl.Float64, "seconds": pl.Float64, "step_seconds": pl.Float64,
+              "eval_seconds": pl.Float64, "started_at": pl.Float64, "finished_at": pl.Float64,
               "multitask_examples": pl.Int64, "trained": pl.Boolean, "kind": pl.String, "source": pl.String,
               "revision": pl.String}
     return pl.DataFrame(rows, schema=schema)

@@ -42,11 +42,13 @@ def train_loop_per_worker(config: dict) -> None:
         torch.set_num_threads(int(exp.resources.cpus_per_worker))
     ctx = ray.train.get_context()
     # Say what runs where: one line per worker, in the driver's log and the dashboard's.
+    count = f"models from a queue of {len(config['run']['queued'])}" if config["run"].get("lane") else \
+        f"{len(config['run']['jobs'])} model(s)"
     print(f"[{config['run']['id']}] rank {ctx.get_world_rank()}/{ctx.get_world_size()} pid {os.getpid()} "
-          f"on {socket.gethostname()}, {device}, {len(config['run']['jobs'])} model(s)", flush=True)
+          f"on {socket.gethostname()}, {device}, {count}", flush=True)
     checkpoint = ray.train.get_checkpoint()
     base = None
-    for job in config["run"]["jobs"]:
+    for job in _jobs(config):
         if is_done(Path(job["out_dir"]), job["key"]):
             continue  # finished before a restart of this run
         if base is None:  # loaded once, on the first model this worker trains
@@ -55,6 +57,25 @@ def train_loop_per_worker(config: dict) -> None:
             print(f"[{job['id']}] base model loaded in {time.time() - started:.1f}s", flush=True)
         _train_one(exp, job, config, base, checkpoint)
         checkpoint = None  # a restored checkpoint belongs to the first unfinished model only
+
+
+def _jobs(config: dict):
+    """The run's models: its fixed list, or for a lane (resources.job_queue) whatever the queue hands
+    out next. Rank 0 asks and every rank trains what it got."""
+    run = config["run"]
+    if not run.get("lane"):
+        yield from run["jobs"]
+        return
+    finished = None
+    while True:
+        job = [ray.get(config["queue"].next.remote(run["group"], run["id"], finished))
+               if ray.train.get_context().get_world_rank() == 0 else None]
+        if ray.train.get_context().get_world_size() > 1:
+            torch.distributed.broadcast_object_list(job, src=0)
+        if job[0] is None:
+            return
+        yield job[0]
+        finished = job[0]["id"]
 
 
 def _train_one(exp: ExperimentConfig, job: dict, config: dict, base: Base, checkpoint) -> None:
