@@ -8,6 +8,7 @@ whether it converged (stopped on a plateau) or hit its cap.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +16,7 @@ import polars as pl
 from analysis.roles import CONTROL, MULTITASK, TRAINING
 from runner.artifacts.store import atomic_write_parquet, is_done
 from runner.plan import Plan
-from runner.training.launch import pending_jobs, run_training, training_frame
+from runner.training.launch import pending_jobs, run_training, slot_use, training_frame
 
 log = logging.getLogger("layerwise.train")
 
@@ -67,11 +68,16 @@ def _twins(plan: Plan) -> int:
 
 
 def run(exp) -> None:
+    started = time.time()
     trained = run_training([(exp.plan, exp.splits, exp.model_dir)])
     frame = training_frame(exp.plan, exp.externals)
     atomic_write_parquet(frame, exp.plan.out / f"{TRAINING}.parquet")
     if trained:
         log.info("train: finished %d models", len(trained))
+        slots = exp.config.resources.max_concurrent_jobs
+        if slots:
+            use = slot_use(frame.filter(pl.col("model").is_in([j.id for j in trained])), time.time() - started, slots)
+            log.info("train: %s", use.describe())
     stuck = frame.filter(pl.col("trained") & ~pl.col("converged").fill_null(False))
     if stuck.height:
         exp.notes.append(f"{stuck.height} of {len(exp.plan.jobs)} models stopped at their step cap without a plateau "

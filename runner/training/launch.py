@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,6 +188,36 @@ def _mean_size(payloads: dict, job: TrainJob) -> float:
     data = payloads[job.key]
     texts = [p + t for p, t in zip(data["train_prompt"], data["train_target"])]
     return sum(map(len, texts)) / max(len(texts), 1)
+
+
+@dataclass(frozen=True)
+class SlotUse:
+    """How the training stage's job slots (wall seconds x concurrent runs) were spent."""
+
+    wall: float
+    slots: int
+    steps: float       # optimizer steps, summed over the models
+    validation: float  # validation passes, summed over the models
+
+    @property
+    def total(self) -> float:
+        return self.wall * self.slots
+
+    @property
+    def model_work(self) -> float:
+        return (self.steps + self.validation) / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        rest = 1 - self.model_work
+        return (f"model work {self.model_work:.0%} of {self.slots} slots x {self.wall:.0f}s (steps "
+                f"{self.steps / self.total:.0%}, validation {self.validation / self.total:.0%}, the rest {rest:.0%}: "
+                "worker start-up, base loading, engines, checkpoints, idle slots)")
+
+
+def slot_use(frame: pl.DataFrame, wall: float, slots: int) -> SlotUse:
+    """The share of `slots` x `wall` seconds the models in `frame` (training.parquet rows) spent stepping and validating."""
+    return SlotUse(wall=wall, slots=slots, steps=float(frame["step_seconds"].fill_null(0).sum()),
+                   validation=float(frame["eval_seconds"].fill_null(0).sum()))
 
 
 def training_frame(plan: Plan, externals: Sequence[ExternalModel] = ()) -> pl.DataFrame:
