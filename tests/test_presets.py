@@ -30,16 +30,14 @@ def test_the_default_compares_a_base_model_on_real_text(demo):
     from tasks import get_task
 
     assert checkpoint_kind(demo.config.model) == "base"
-    seen = [get_task(ref.name) for ref in demo.plan.tasks if ref.cluster != UNSEEN]
-    assert demo.config.tasks.source == "packaged" and all(spec.packaged is not None for spec in seen)
-    assert len({spec.cluster for spec in seen}) >= 5
-    from tasks.registry import PAPER_TASKS
-
-    assert len([spec for spec in seen if spec.name in PAPER_TASKS]) >= 3  # the paper's own Flan 2021 datasets
-    # Real examples, not generated and not built by a rule of ours; and none read from BIG-bench's
-    # sdist, which the package index no longer serves.
-    assert not any(spec.packaged.derived for spec in seen)
-    assert all(src.package != "bigbench" for ref in demo.plan.tasks for src in get_task(ref.name).packaged_sources)
+    specs = [get_task(ref.name) for ref in demo.plan.tasks]
+    seen = [spec for spec in specs if spec.cluster != UNSEEN]
+    # Real text from served packages, never generated; at most one task whose examples a rule of ours
+    # builds from it (the report names it); none read from BIG-bench's sdist, no longer served.
+    assert demo.config.tasks.source == "packaged" and all(spec.packaged is not None for spec in specs)
+    assert len({spec.cluster for spec in seen}) >= 4 and len(specs) > len(seen)  # and an unseen task
+    assert sum(bool(spec.packaged.derived) for spec in specs) <= 1
+    assert all(src.package != "bigbench" for spec in specs for src in spec.packaged_sources)
 
 
 def test_the_study_covers_ten_seen_clusters_and_five_unseen_tasks(study):
@@ -59,18 +57,18 @@ def test_the_study_covers_ten_seen_clusters_and_five_unseen_tasks(study):
     assert len({job.tasks[0] for job in twins}) >= 4
 
 
-def test_demo_has_a_noise_floor_over_four_clusters(demo):
+def test_demo_has_a_noise_floor_over_two_clusters(demo):
     twins = [job for job in demo.plan.jobs if job.role == CONTROL and job.seed != demo.config.training.seed]
     clusters = {ref.name: ref.cluster for ref in demo.plan.tasks}
-    assert len({job.tasks[0] for job in twins}) >= 4
-    assert len({clusters[job.tasks[0]] for job in twins}) >= 4
+    assert len({clusters[job.tasks[0]] for job in twins}) >= 2
+    assert {job.tasks[0] for job in twins} == set(demo.config.baseline.select)
     assert {job.seed for job in twins} == set(demo.config.baseline.seeds)
 
 
 def test_demo_tasks_differ_in_size_and_share_E_equally(demo):
     seen = [ref.name for ref in demo.plan.tasks if ref.cluster != UNSEEN]
     sizes = [demo.plan.train_sizes[name] for name in seen]
-    assert len(set(sizes)) == len(sizes) >= 5  # the data-size correlation has something to test
+    assert len(set(sizes)) == len(sizes) >= 4  # the data-size correlation has something to test
     rates = [e.rate for e in demo.plan.exposure]
     assert max(rates) - min(rates) < 1e-12
 
@@ -99,15 +97,13 @@ def test_paper_preset_jobs_fit_or_refuse_in_one_line(tmp_path, memory):
         assert plan.estimated_gib <= memory
 
 
-def test_demo_controls_are_split_into_runs_of_near_equal_size(demo):
-    from runner.plan import group_runs
-
-    runs = group_runs(list(demo.plan.jobs), demo.config.resources.controls_per_run)
-    assert [job.role for job in runs[0].jobs] == [MULTITASK]
-    controls = [job.id for run in runs[1:] for job in run.jobs]
-    assert sorted(controls) == sorted(job.id for job in demo.plan.jobs if job.role == CONTROL)
-    sizes = [len(run.jobs) for run in runs[1:]]
-    assert max(sizes) <= demo.config.resources.controls_per_run and max(sizes) - min(sizes) <= 1
+@pytest.mark.parametrize("preset", ["demo", "study"])
+def test_presets_plateau_is_the_models_not_the_schedules(preset, demo, study):
+    """A constant rate after warmup (a decaying one flattens any curve), progress judged by the validation
+    set's own noise, two evaluations without it, and the models queued over the lanes."""
+    t = {"demo": demo, "study": study}[preset].config.training
+    assert (t.lr_schedule, t.min_delta) == ("constant", "auto") and t.patience >= 2
+    assert {"demo": demo, "study": study}[preset].config.resources.job_queue
 
 
 def test_study_controls_and_their_seed_twins_train_alike(study):
