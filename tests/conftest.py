@@ -36,3 +36,15 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stderr[-4000:]
     (out / "console.txt").write_text(result.stdout + result.stderr)  # what the user saw
     return out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray of one CPU for the module (or the one already running)."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()

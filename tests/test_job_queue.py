@@ -1,21 +1,8 @@
 """The training queue (resources.job_queue) on a real local Ray: lanes drain it longest first, a
 restarted lane gets its unfinished job back, and a sweep cell's lanes never take another cell's jobs."""
 
-import pytest
 
 from runner.training.queue import JobQueue, by_expected_work
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 def job(job_id: str, role: str = "control", tasks=("a",), max_steps: int = 10, min_steps: int = 0, batch: int = 8):
