@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.cka import ArrayLike
 from analysis.measures import Measure, View, measure_info
+from analysis.measures.arrays import ArrayLike
 from analysis.suite import _draws, _evaluate, _null_stats, _permutation_null, adjusted
 
 __all__ = ["adjusted", "calibrate"]

@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from analysis.cka import ArrayLike, _n_layers
 from analysis.measures import Measure, Selection, View, list_measures, measure_info, resolve
 from analysis.measures import standardize as standardize_features
+from analysis.measures.arrays import ArrayLike, layers_and_rows
 
 Pair = tuple[str, str]
 
@@ -175,7 +175,7 @@ def pairwise_frame(
         raise ValueError("no (experimental, control) pairs given")
     models = list(dict.fromkeys(m for pair in pairs for m in pair))
     _check_models(reps, models)
-    n_layers, n = _n_layers({m: reps[m] for m in models})
+    n_layers, n = layers_and_rows({m: reps[m] for m in models})
     boot_idx, perm_idx = _draws(n, bootstrap, permutations, seed)
 
     shape = (len(chosen), len(pairs), n_layers)
@@ -267,7 +267,7 @@ def cross_layer_frame(
         raise ValueError(f"no cross-layer form for {unsupported}; cross_layer_frame supports {supported}")
     models = list(dict.fromkeys(m for pair in pairs for m in pair))
     _check_models(reps, models)
-    _, n = _n_layers({m: reps[m] for m in models})
+    _, n = layers_and_rows({m: reps[m] for m in models})
     prepared = {m: _StandardizedLayers(reps[m]) if standardize else reps[m] for m in models}
     frames = []
     for measure, params in chosen:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from analysis.cka import ArrayLike, _numpy64
+from analysis.measures.arrays import ArrayLike, as_numpy64
 
 
 def tsne(
@@ -21,7 +21,7 @@ def tsne(
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    x = _numpy64(x)
+    x = as_numpy64(x)
     n = x.shape[0]
     if n < 4:
         raise ValueError("t-SNE needs at least 4 points")

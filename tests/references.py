@@ -148,6 +148,12 @@ def ref_platonic_cknna(x, y, topk=10):
     return similarity(kx, ly) / np.sqrt(similarity(kx, kx) * similarity(ly, ly))
 
 
+def ref_variance_spectrum(x):
+    """Eigenvalues of the centred data's scatter matrix, descending: the squared singular values of Xc
+    (min(n, d) of them)."""
+    return np.linalg.svd(centre(x), compute_uv=False) ** 2
+
+
 def ref_pca_scores(x, threshold):
     """Scores on the top principal components explaining `threshold` of the variance (SVD of Xc)."""
     u, s, _ = np.linalg.svd(centre(x), full_matrices=False)

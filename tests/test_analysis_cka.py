@@ -1,14 +1,48 @@
-"""CKA engine vs a plain float64 reference written straight from the formulas."""
+"""The CKA measures as the pipeline runs them (registered measures on views, the frames' layer loop,
+the cross-layer form; analysis.measures.gram's exact-and-fast Grams) vs a plain float64 reference
+written straight from the formulas."""
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
-from analysis.cka import MIXED_MIN_WORK, cka_pairs, cross_layer_cka, layerwise_cka, linear_cka, rbf_cka
+from analysis.measures import View, get_measure, measure_info
+from analysis.measures.gram import MIXED_MIN_WORK
+from analysis.suite import pairwise_frame
 from tests.references import ref_cka_of_grams as ref_cka
 from tests.references import ref_linear_gram, ref_rbf_gram
 
-# ---------------------------------------------------------------- independent reference
+
+def linear_cka(x, y, debiased=False, precision="auto"):
+    """The registered linear CKA (debiased: Song's HSIC) on views of the given precision."""
+    measure = get_measure("debiased_cka" if debiased else "linear_cka")
+    return measure(View(x, precision), View(y, precision))
+
+
+def rbf_cka(x, y, threshold=1.0, debiased=False):
+    return get_measure("rbf_cka")(x, y, threshold=threshold, debiased=debiased)
+
+
+def measure_for(kernel, debiased):
+    """(registered name, params) of the CKA estimator with this kernel and HSIC."""
+    if kernel == "linear":
+        return ("debiased_cka" if debiased else "linear_cka"), {}
+    return "rbf_cka", {"threshold": 1.0, "debiased": debiased}
+
+
+def frame_values(reps, pairs, kernel, debiased):
+    """{pair: values per layer} from the analyze stage's frame (one view per model and layer, shared by the pairs)."""
+    frame = pairwise_frame("t", "c", reps, pairs, [measure_for(kernel, debiased)])
+    return {(e, c): frame.filter((pl.col("experimental") == e) & (pl.col("control") == c)).sort("layer")["value"]
+            .to_numpy() for e, c in pairs}
+
+
+def cross_layer(xs, ys, kernel, debiased):
+    name, params = measure_for(kernel, debiased)
+    info = measure_info(name)
+    return info.cross_layer(xs, ys, **info.resolve_params(params))
+
 
 
 def related_pair(rng, n, d1, d2):
@@ -140,7 +174,8 @@ def test_cuda_matches_cpu():
         assert abs(rbf_cka(tx, ty, 1.0, debiased) - rbf_cka(x.astype(np.float32), y.astype(np.float32), 1.0, debiased)) < 1e-6
     xs = torch.stack([tx, tx * 2, tx + 1])
     ys = torch.stack([ty, ty, tx])
-    np.testing.assert_allclose(layerwise_cka(xs, ys), [linear_cka(a, b) for a, b in zip(xs, ys)], atol=1e-9)
+    per_layer = frame_values({"x": xs, "y": ys}, [("x", "y")], "linear", False)[("x", "y")]
+    np.testing.assert_allclose(per_layer, [linear_cka(a, b) for a, b in zip(xs, ys)], atol=1e-9)
 
 
 def test_rejects_misaligned_rows():
@@ -150,7 +185,7 @@ def test_rejects_misaligned_rows():
         rbf_cka(np.zeros((10, 3)), np.zeros((10, 3, 1)))
 
 
-# ---------------------------------------------------------------- batched engine
+# ---------------------------------------------------------------- batched: the frames' layer loop, cross-layer
 
 
 @pytest.mark.parametrize("kernel", ["linear", "rbf"])
@@ -167,13 +202,13 @@ def test_batched_engine_matches_single_pairs(kernel, debiased, n, d):
     }
     single = (lambda a, b: linear_cka(a, b, debiased)) if kernel == "linear" else (lambda a, b: rbf_cka(a, b, 1.0, debiased))
     pairs = [("pretrained", "control"), ("multitask", "control")]
-    out = cka_pairs(reps, pairs, kernel=kernel, debiased=debiased)
+    out = frame_values(reps, pairs, kernel, debiased)
     for a, b in pairs:
         expected = [single(reps[a][l], reps[b][l]) for l in range(n_layers)]
         np.testing.assert_allclose(out[(a, b)], expected, atol=1e-10)
-    lw = layerwise_cka(reps["multitask"], reps["control"], kernel=kernel, debiased=debiased)
+    lw = frame_values(reps, [("multitask", "control")], kernel, debiased)[("multitask", "control")]
     np.testing.assert_allclose(lw, out[("multitask", "control")], atol=1e-12)
-    cross = cross_layer_cka(reps["multitask"], reps["control"][:3], kernel=kernel, debiased=debiased)
+    cross = cross_layer(reps["multitask"], reps["control"][:3], kernel, debiased)
     assert cross.shape == (4, 3)
     for i in range(4):
         for j in range(3):

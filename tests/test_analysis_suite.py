@@ -9,15 +9,16 @@ import pytest
 import torch
 from scipy.stats import t as student_t
 
-from analysis.cka import layerwise_cka, rbf_cka
 from analysis.correlate import correlation_frame
 from analysis.layer_map import fit_change_points, segment_slopes
 from analysis.measures import get_measure, list_measures, standardize
-from analysis.measures.pca99 import n_components_for, variance_spectrum
+from analysis.measures.pca99 import n_components_for
 from analysis.stats import pearson, spearman
 from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
 from analysis.tsne import tsne, tsne_frame
 from analysis.unseen import unseen_frame
+from tests.references import ref_debiased_cka, ref_rbf_cka
+from tests.references import ref_variance_spectrum as variance_spectrum
 
 PAIRS = [("pretrained", "control"), ("multitask", "control")]
 PAIRWISE_COLUMNS = ["measure", "experimental", "control", "task", "cluster", "layer", "value", "n", "standardized"]
@@ -43,9 +44,9 @@ def test_pairwise_frame_values_columns_and_types():
     assert set(f["measure"]) == {"debiased_cka"} and set(f["n"]) == {40} and set(f["standardized"]) == {False}
     assert set(f["task"]) == {"rte"} and set(f["cluster"]) == {"nli"} and set(f["control"]) == {"control"}
     got = f.filter(pl.col("experimental") == "multitask").sort("layer")["value"].to_numpy()
-    np.testing.assert_allclose(got, layerwise_cka(reps["multitask"], reps["control"], debiased=True), atol=1e-12)
+    np.testing.assert_allclose(got, [ref_debiased_cka(a, b) for a, b in zip(reps["multitask"], reps["control"])], atol=1e-12)
     g = pairwise_frame("rte", "nli", reps, [("pretrained", "control")], [("rbf_cka", {"threshold": 0.5})])
-    assert g.sort("layer")["value"][0] == pytest.approx(rbf_cka(reps["pretrained"][0], reps["control"][0], 0.5))
+    assert g.sort("layer")["value"][0] == pytest.approx(ref_rbf_cka(reps["pretrained"][0], reps["control"][0], 0.5))
     with pytest.raises(KeyError):
         pairwise_frame("rte", "nli", reps, [("pretrained", "nope")], ["linear_cka"])
     with pytest.raises(ValueError):

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.cka import _numpy64
+from analysis.measures.arrays import as_numpy64
 from analysis.measures.pca99 import n_components_for
 from analysis.measures.registry import register
 from analysis.measures.view import View
@@ -58,7 +58,7 @@ def principal_directions(view: View, threshold: float | None) -> np.ndarray:
 def _scores(view: View, threshold: float | None) -> np.ndarray:
     """The matrix google/svcca's code is given: as is (threshold None) or its principal component scores."""
     if threshold is None:
-        return _numpy64(view.x)
+        return as_numpy64(view.x)
     u = principal_directions(view, threshold)
     return u * np.sqrt(view.basis[0][: u.shape[1]])
 

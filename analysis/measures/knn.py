@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.cka import safe_ratio
+from analysis.measures.gram import safe_ratio
 from analysis.measures.registry import register
 from analysis.measures.view import MATRIX, SAME, View, top_k_mask
 

@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.cka import ArrayLike
 from analysis.measures.registry import register
 from analysis.measures.view import View
-
-
-def variance_spectrum(x: ArrayLike) -> np.ndarray:
-    """Eigenvalues of the centred data's scatter matrix, descending, float64, clipped at 0."""
-    return View(x).spectrum
 
 
 def n_components_for(spectrum: np.ndarray, threshold: float = 0.99) -> int:

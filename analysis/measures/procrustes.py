@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from analysis.cka import safe_ratio
+from analysis.measures.gram import safe_ratio
 from analysis.measures.registry import register
 from analysis.measures.view import ROWS, View
 

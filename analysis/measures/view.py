@@ -3,7 +3,7 @@
 A measure never forms a Gram matrix itself; it asks the view. So on one layer, linear CKA, PCA,
 Procrustes, k-NN and RSA share one GEMM, and every pair that involves the model reuses it.
 
-    gram       K  = Xc Xcᵀ                 Xc = column-centred X (float32 GEMM at scale: analysis.cka)
+    gram       K  = Xc Xcᵀ                 Xc = column-centred X (float32 GEMM at scale: analysis.measures.gram)
     gram64     the same, always float64     (distances, spectra, cosines: nothing but CKA takes float32)
     inner      G  = X Xᵀ = K + a1ᵀ + 1aᵀ + |μ|²,  a = Xc μ, μ = column means  (no second GEMM)
     cosine     G_ij / (|x_i| |x_j|)         (rows L2-normalised; a zero row has cosine 0)
@@ -29,19 +29,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from analysis.cka import (
-    ArrayLike,
-    Precision,
-    _centered_features,
-    _check_2d,
-    _is_cuda,
-    _linear_gram,
-    _mixed_linear_gram,
-    _numpy64,
-    _numpy_float,
-    _use_mixed,
-    center_gram,
-)
+from analysis.measures.arrays import ArrayLike, as_numpy64, as_numpy_float, centered_features, check_2d, is_cuda
+from analysis.measures.gram import Precision, center_gram, linear_gram, mixed_linear_gram, uses_mixed_precision
 
 T = TypeVar("T")
 # How a cached quantity follows a row index (subset or permutation): value, idx -> value.
@@ -75,10 +64,10 @@ class View:
     """Lazily cached quantities of one n x d matrix (numpy or torch, CPU or CUDA), float64."""
 
     def __init__(self, x: ArrayLike, precision: Precision = "auto") -> None:
-        _check_2d(x)
+        check_2d(x)
         self.precision: Precision = precision
         self.n, self.d = int(x.shape[0]), int(x.shape[1])
-        self.on_device = _is_cuda(x)
+        self.on_device = is_cuda(x)
         self._parent: View | None = None
         self._idx: np.ndarray | None = None
         self._permuted = False
@@ -131,7 +120,7 @@ class View:
     @property
     def features(self) -> np.ndarray:
         """Column-centred X, float64 numpy on the CPU."""
-        return self.cached("features", lambda v: _numpy64(_centered_features(v.x)), ROWS)
+        return self.cached("features", lambda v: as_numpy64(centered_features(v.x)), ROWS)
 
     @property
     def has_variance(self) -> bool:
@@ -150,7 +139,7 @@ class View:
 
     @property
     def gram(self) -> np.ndarray:
-        """Xc Xcᵀ as analysis.cka forms it (float32 GEMM with float64 sums for large CPU inputs).
+        """Xc Xcᵀ as analysis.measures.gram forms it (float32 GEMM with float64 sums for large CPU inputs).
         On a subset it is the parent's, indexed: a Gram of shifted features, so centre before use."""
         return self.cached("gram", _gram, MATRIX, indexable=True)
 
@@ -183,7 +172,7 @@ class View:
     # ------------------------------------------------------------ derived (recomputed on a subset)
 
     def centered_gram(self, debiased: bool = False) -> np.ndarray:
-        """HKH, or the U-centred K (debiased): analysis.cka.center_gram of `gram`."""
+        """HKH, or the U-centred K (debiased): analysis.measures.gram.center_gram of `gram`."""
         return self.cached(("centered_gram", debiased), lambda v: center_gram(v.gram, debiased), MATRIX)
 
     def centered_norm(self, debiased: bool = False) -> float:
@@ -225,14 +214,14 @@ def _has_variance(v: View) -> bool:
 
 
 def _gram(v: View) -> np.ndarray:
-    if not v.on_device and _use_mixed(v.n, v.d, v.precision):
-        return _mixed_linear_gram(_numpy_float(v.x))
+    if not v.on_device and uses_mixed_precision(v.n, v.d, v.precision):
+        return mixed_linear_gram(as_numpy_float(v.x))
     return v.gram64
 
 
 def _gram64(v: View) -> np.ndarray:
     if v.on_device:  # float64 GEMM on the device, only n x n comes back
-        return _linear_gram(v.x, "float64")
+        return linear_gram(v.x, "float64")
     f = v.features
     return f @ f.T  # numpy detects a @ a.T and calls syrk
 
@@ -245,7 +234,7 @@ def _mean_terms(v: View) -> tuple[np.ndarray, float, np.ndarray]:
         mu = x64.mean(dim=0)
         a = (x64 - mu) @ mu
         return a.cpu().numpy(), float(mu @ mu), x64.sum(dim=1).cpu().numpy()
-    mu = _numpy_float(x).mean(axis=0, dtype=np.float64)
+    mu = as_numpy_float(x).mean(axis=0, dtype=np.float64)
     f = v.features
     return f @ mu, float(mu @ mu), f.sum(axis=1) + mu.sum()
 
