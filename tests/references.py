@@ -110,8 +110,8 @@ def _platonic_knn(feats, topk):
 
 
 def ref_platonic_mutual_knn(x, y, topk=10):
-    """platonic-rep AlignmentMetrics.mutual_knn on the rows as given (the similarity-repository's
-    platonic/mutual_knn_topk: no normalisation), in numpy."""
+    """platonic-rep AlignmentMetrics.mutual_knn on the rows as given, in numpy: what the similarity-repository's
+    platonic/mutual_knn_topk (standard id mutual_knn-topk=10) computes; no normalisation on the way."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     knn_a, knn_b = _platonic_knn(x, topk), _platonic_knn(y, topk)
     n = knn_a.shape[0]
@@ -123,7 +123,8 @@ def ref_platonic_mutual_knn(x, y, topk=10):
 
 
 def ref_platonic_cknna(x, y, topk=10):
-    """platonic-rep AlignmentMetrics.cknna(unbiased=True) on the rows as given (K = X Xᵀ), without its 1e-6."""
+    """platonic-rep AlignmentMetrics.cknna(unbiased=True) on the rows as given (K = X Xᵀ), in numpy, with its 1e-6
+    in the denominator: what the similarity-repository's platonic/cknna_topk (standard id cknna-topk=10) computes."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = len(x)
 
@@ -145,7 +146,7 @@ def ref_platonic_cknna(x, y, topk=10):
         return hsic_unbiased(mask * k, mask * l)
 
     kx, ly = x @ x.T, y @ y.T
-    return similarity(kx, ly) / np.sqrt(similarity(kx, kx) * similarity(ly, ly))
+    return similarity(kx, ly) / (np.sqrt(similarity(kx, kx) * similarity(ly, ly)) + 1e-6)
 
 
 def ref_variance_spectrum(x):

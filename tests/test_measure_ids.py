@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.measures import describe, get_measure, list_measures, measure_info
-from analysis.measures.ids import example_ids
+from analysis.measures.ids import example_ids, id_params
 from tests.references import (
     ref_cknna,
     ref_debiased_cka,
@@ -50,19 +50,25 @@ ORIGINALS = {
     "cka-kernel=(rbf-sigma=1)-hsic=gretton-score": lambda x, y: ref_rbf_cka_sigma(x, y, 1.0),
     "cka-kernel=(rbf-sigma=0.7)-hsic=song-score": lambda x, y: ref_rbf_cka_sigma(x, y, 0.7, debiased=True),
     "cka-kernel=(rbf-sigma=median)-hsic=gretton-score": lambda x, y: ref_rbf_cka(x, y, 1.0),
+    "cka-kernel=(rbf-sigma=median)-hsic=song-score": lambda x, y: ref_rbf_cka(x, y, 1.0, debiased=True),
     "cka-kernel=(rbf-threshold=0.5)-hsic=song-score": lambda x, y: ref_rbf_cka(x, y, 0.5, debiased=True),
+    "cka-kernel=(rbf-threshold=2)-hsic=gretton-score": lambda x, y: ref_rbf_cka(x, y, 2.0),
     "svcca-var=0.99-score": ref_google_svcca,
     "svcca-var=0.95-score": lambda x, y: ref_google_svcca(x, y, 0.95),
     "procrustes-score": ref_procrustes,
     "rsa-rdm=correlation-compare=spearman": ref_rsa,
-    "mutual_knn-topk=10": lambda x, y: ref_mutual_knn(x, y, 10),
-    "mutual_knn-topk=4": lambda x, y: ref_mutual_knn(x, y, 4),
-    "cknna-topk=10": lambda x, y: ref_cknna(x, y, 10),
-    "mutual_knn-topk=10-unnormalized": lambda x, y: ref_platonic_mutual_knn(x, y, 10),
-    "cknna-topk=10-unnormalized": lambda x, y: ref_platonic_cknna(x, y, 10),
+    # the similarity-repository's platonic entries: platonic-rep's metrics on the rows as given
+    "mutual_knn-topk=10": lambda x, y: ref_platonic_mutual_knn(x, y, 10),
+    "mutual_knn-topk=4": lambda x, y: ref_platonic_mutual_knn(x, y, 4),
+    "cknna-topk=10": lambda x, y: ref_platonic_cknna(x, y, 10),
+    "cknna-topk=5": lambda x, y: ref_platonic_cknna(x, y, 5),
+    # this project's spelling: the same metrics on L2-normalised rows (without cknna's 1e-6)
+    "mutual_knn-topk=10-l2norm": lambda x, y: ref_mutual_knn(x, y, 10),
+    "cknna-topk=10-l2norm": lambda x, y: ref_cknna(x, y, 10),
     "pwcca-score": ref_google_pwcca,
     "pwcca-var=0.99-score": lambda x, y: ref_google_pwcca(pca99(x), pca99(y)),
     "pwcca-var=0.99-whitened-centered-score": ref_pwcca,
+    "pwcca-whitened-centered-score": lambda x, y: ref_pwcca(x, y, threshold=1.0),  # every component kept
 }
 # (n, dx, dy): x with more neurons, then fewer (google/svcca's pwcca takes the side with fewer; PR #9's case)
 SHAPES = [(90, 14, 9), (90, 9, 14), (60, 20, 20)]
@@ -80,6 +86,38 @@ def test_standard_id_matches_the_original(standard_id, n, dx, dy):
     assert measure.name in list_measures("pairwise")
 
 
+def test_every_accepted_id_is_checked_against_the_original():
+    """Each id template a measure accepts has at least one instance in ORIGINALS, so no id escapes the check."""
+    unchecked = [template for name in list_measures() for template in measure_info(name).ids
+                 if not any(id_params(_only(measure_info(name), template), example) is not None for example in ORIGINALS)]
+    assert not unchecked, f"standard ids with no check against the original implementation: {unchecked}"
+
+
+def _only(measure, template):
+    """The registration restricted to one of its id templates."""
+    import dataclasses
+
+    return dataclasses.replace(measure, ids={template: measure.ids[template]})
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+@pytest.mark.parametrize("unit_rows", [False, True])
+def test_platonic_ids_are_the_metric_on_the_rows_as_given(scale, unit_rows):
+    """mutual_knn-topk=k and cknna-topk=k equal platonic-rep's metrics on whatever rows they are given, at any
+    scale (cknna's 1e-6 included, which is why the scale matters), unit-norm rows (what platonic-rep's own
+    pipeline passes) included; the -l2norm ids equal them on the normalised rows without the 1e-6."""
+    x, y = uncentred_pair(101, 80, 12, 9)
+    if unit_rows:
+        x, y = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
+    x, y = scale * x, scale * y
+    for k in (2, 10):
+        assert abs(get_measure(f"mutual_knn-topk={k}")(x, y) - ref_platonic_mutual_knn(x, y, k)) < 1e-12  # the same sets
+        expected = ref_platonic_cknna(x, y, k)
+        assert abs(get_measure(f"cknna-topk={k}")(x, y) - expected) < 1e-9 * max(1.0, abs(expected))
+        assert abs(get_measure(f"mutual_knn-topk={k}-l2norm")(x, y) - ref_mutual_knn(x, y, k)) < 1e-12
+        assert abs(get_measure(f"cknna-topk={k}-l2norm")(x, y) - ref_cknna(x, y, k)) < 1e-9
+
+
 @pytest.mark.parametrize("standard_id,name,params", [
     ("cka-kernel=linear-hsic=gretton-score", "linear_cka", {}),
     ("cka-kernel=linear-hsic=song-score", "debiased_cka", {}),
@@ -89,8 +127,10 @@ def test_standard_id_matches_the_original(standard_id, n, dx, dy):
     ("svcca-var=0.99-score", "svcca", {"threshold": 0.99}),
     ("procrustes-score", "procrustes", {}),
     ("rsa-rdm=correlation-compare=spearman", "rsa", {}),
-    ("mutual_knn-topk=10", "mutual_knn", {"k": 10}),
-    ("cknna-topk=10", "cknna", {"k": 10}),
+    ("mutual_knn-topk=10", "mutual_knn", {"k": 10, "normalize": False}),
+    ("cknna-topk=10", "cknna", {"k": 10, "normalize": False, "epsilon": 1e-6}),
+    ("mutual_knn-topk=10-l2norm", "mutual_knn", {"k": 10, "normalize": True}),
+    ("cknna-topk=10-l2norm", "cknna", {"k": 10, "normalize": True, "epsilon": 0.0}),
     ("pwcca-score", "pwcca", {"threshold": None, "convention": "google_svcca"}),
     ("pwcca-var=0.9-whitened-centered-score", "pwcca", {"threshold": 0.9, "convention": "whitened"}),
 ])
@@ -106,7 +146,7 @@ def test_an_id_binds_its_measure_and_parameters(standard_id, name, params):
 
 def test_call_time_parameters_still_override_an_id():
     x, y = uncentred_pair(5, 50, 8, 7)
-    assert get_measure("mutual_knn-topk=10")(x, y, k=3) == get_measure("mutual_knn")(x, y, k=3)
+    assert get_measure("mutual_knn-topk=10")(x, y, k=3) == get_measure("mutual_knn")(x, y, k=3, normalize=False)
     assert get_measure("mutual_knn-topk=3")(x, y) != get_measure("mutual_knn-topk=10")(x, y)
 
 
@@ -131,10 +171,16 @@ def test_default_conventions_are_unchanged():
     # and the options are real differences, so the ids that name them say something
     assert abs(get_measure("rbf_cka")(x, y, sigma=1.0) - get_measure("rbf_cka")(x, y)) > 1e-3
     assert abs(get_measure("pwcca-score")(x, y) - get_measure("pwcca")(x, y)) > 1e-4
-    assert get_measure("mutual_knn-topk=10-unnormalized")(x, y) != get_measure("mutual_knn")(x, y)
+    assert measure_info("mutual_knn").params["normalize"] and measure_info("cknna").params["epsilon"] == 0.0
+    assert get_measure("mutual_knn-topk=10-l2norm")(x, y) == get_measure("mutual_knn")(x, y)
+    assert get_measure("cknna-topk=10-l2norm")(x, y) == get_measure("cknna")(x, y)
+    assert get_measure("mutual_knn-topk=10")(x, y) != get_measure("mutual_knn")(x, y)
     # with unit-norm rows, cosine and inner-product neighbours are the same
     xn, yn = x / np.linalg.norm(x, axis=1, keepdims=True), y / np.linalg.norm(y, axis=1, keepdims=True)
-    assert abs(get_measure("cknna-topk=10-unnormalized")(xn, yn) - get_measure("cknna")(x, y)) < 1e-9
+    assert abs(get_measure("cknna")(xn, yn, normalize=False) - get_measure("cknna")(x, y)) < 1e-9
+    # and there the standard id differs from it by the reference's 1e-6 alone
+    assert abs(get_measure("cknna-topk=10")(xn, yn, epsilon=0.0) - get_measure("cknna")(x, y)) < 1e-9
+    assert abs(get_measure("cknna-topk=10")(xn, yn) - get_measure("cknna")(x, y)) > 1e-7
 
 
 def test_google_pwcca_fails_where_the_original_does():

@@ -12,7 +12,8 @@ parentheses, and what is returned last:
 A registration lists its ids as templates, each mapped to the parameter values it fixes; a
 placeholder {p} is a parameter read off the id (a number). Where this project's default differs from
 the original implementation, the default's id names the difference and the original's id keeps the
-repository's spelling (e.g. pwcca).
+repository's spelling, computing what the repository's callable computes (e.g. pwcca; mutual_knn and
+cknna, whose default normalises the rows: -l2norm).
 """
 
 from __future__ import annotations

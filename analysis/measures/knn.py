@@ -1,24 +1,30 @@
 """Neighbourhood measures (Huh et al., 2024, "The Platonic Representation Hypothesis").
 
-Both use the rows L2-normalised and neighbours by inner product (cosine), self excluded, as the
-reference implementation (minyoungg/platonic-rep, metrics.py and measure_alignment.py) does:
+Both follow the reference implementation (minyoungg/platonic-rep metrics.py): neighbours by inner
+product, self excluded, and
 
-    N_k^X(i)  = the k rows nearest to row i in X                 (view.knn, one mask per view and k)
+    N_k^X(i)  = the k rows nearest to row i in X                 (one mask per view and k)
     mutual_knn = mean_i |N_k^X(i) ∩ N_k^Y(i)| / k
     cknna      = HSIC_u(M∘K, M∘L) / sqrt(HSIC_u(Mx∘K, Mx∘K) HSIC_u(My∘L, My∘L))
-                 K, L cosine Grams; Mx_ij = [j ∈ N_k^X(i)]; M = Mx ∧ My (pairs neighbours in both);
+                 K, L the Grams; Mx_ij = [j ∈ N_k^X(i)]; M = Mx ∧ My (pairs neighbours in both);
                  HSIC_u is Song et al.'s (2012) unbiased HSIC, eq. 5, on these (non-symmetric) matrices.
 
-normalize=False uses the rows as given (neighbours and kernel by inner product), as the
-similarity-repository's platonic entries do (they call the metric on raw rows; platonic-rep's own
-pipeline normalises first, the default here).
+Which rows: normalize=True (this project's default) L2-normalises them first, so K is the cosine Gram
+and neighbours are by cosine, as platonic-rep's own pipeline (measure_alignment.py) feeds its metrics;
+normalize=False takes the rows as given (K = X Xᵀ), as the metric itself does.
+
+Standard ids: `mutual_knn-topk={k}` and `cknna-topk={k}` are the similarity-repository's, which calls
+platonic-rep's AlignmentMetrics.mutual_knn / .cknna on the rows as given (its platonic/mutual_knn_topk
+and platonic/cknna_topk): normalize=False, and cknna with the reference's 1e-6 in its denominator
+(epsilon), so the id's value is the repository's. The normalised variant has no id there: this project
+spells it `-l2norm`.
 
 k is capped at n - 1. M∘K is not symmetric (i may be among j's neighbours but not j among i's), so
 Song's cross term 1ᵀ(M∘K)(M∘L)1 and with it cknna(X, Y) differ slightly from cknna(Y, X), as in the
-reference. Departure from the reference: it adds 1e-6 to cknna's denominator, whose HSIC terms
-scale like k/n (the denominator is ~7e-3 at n = 750, k = 10), so the epsilon shifts values by
-~1e-4 relative, more at larger n, and breaks the invariance to scale; here an undefined
-denominator (<= 0) gives nan instead.
+reference. Departure from the reference under this project's names (epsilon=0): the reference adds
+1e-6 to cknna's denominator, whose HSIC terms scale like k/n on unit rows (the denominator is ~7e-3 at
+n = 750, k = 10), so the epsilon shifts values by ~1e-4 relative, more at larger n, and breaks the
+invariance to scale. Either way an undefined denominator (<= 0) gives nan.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from analysis.measures.registry import register
 from analysis.measures.view import MATRIX, SAME, View, top_k_mask
 
 PLATONIC = "minyoungg/platonic-rep metrics.py"
-_NEIGHBOURS = ("normalize=True (default): rows L2-normalised first, neighbours by cosine, as platonic-rep's "
-               "measure_alignment.py normalises the rows before its metrics (it also clamps outliers at the 0.95 "
-               "quantile of |x| first, prepare_features; this project does not); normalize=False: the rows as "
-               "given, neighbours by inner product, as the similarity-repository's platonic entry calls the metric "
-               "(id suffix -unnormalized, this project's spelling). Self excluded, ties to the lower index, k capped at n - 1")
+_NEIGHBOURS = ("normalize=True (default; id suffix -l2norm, this project's spelling): rows L2-normalised first, "
+               "neighbours by cosine, as platonic-rep's measure_alignment.py normalises the rows before its metrics "
+               "(it also clamps outliers at the 0.95 quantile of |x| first, prepare_features; this project does not); "
+               "normalize=False (the standard id): the rows as given, neighbours by inner product, as the "
+               "similarity-repository's platonic entry calls the metric. Self excluded, ties to the lower index, "
+               "k capped at n - 1")
 
 
 def _neighbours(view: View, k: int, normalize: bool) -> np.ndarray:
@@ -58,10 +65,11 @@ def capped_k(k: int, n: int) -> int:
     "mutual_knn", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="Mutual k-NN: mean over examples of the shared fraction of their k cosine nearest neighbours",
     meaning="1 = every example has the same k neighbours in both; about k/(n-1) by chance",
-    ids={"mutual_knn-topk={k}": {"normalize": True}, "mutual_knn-topk={k}-unnormalized": {"normalize": False}},
+    ids={"mutual_knn-topk={k}": {"normalize": False}, "mutual_knn-topk={k}-l2norm": {"normalize": True}},
     conventions={"neighbours": _NEIGHBOURS, "centring": "none (as the reference)",
                  "value": "mean over examples of |N_k^X(i) ∩ N_k^Y(i)| / k"},
-    reference=f"{PLATONIC}: AlignmentMetrics.mutual_knn (on F.normalize'd rows, measure_alignment.py)",
+    reference=f"{PLATONIC}: AlignmentMetrics.mutual_knn (the rows as given; -l2norm: on F.normalize'd rows, as "
+              "measure_alignment.py calls it)",
 )
 def mutual_knn(x: View, y: View, *, k: int = 10, normalize: bool = True) -> float:
     if x.n < 2:
@@ -95,13 +103,16 @@ def _self_similarity(view: View, k: int, normalize: bool = True) -> float:
     "cknna", kind="pairwise", higher_is_similar=True, perfect=1.0,
     description="CKNNA: CKA (unbiased HSIC) restricted to pairs that are k-nearest neighbours in both (Huh et al., 2024)",
     meaning="1 = identical local (k-NN) kernel structure; ~0 for unrelated neighbourhoods",
-    ids={"cknna-topk={k}": {"normalize": True}, "cknna-topk={k}-unnormalized": {"normalize": False}},
+    ids={"cknna-topk={k}": {"normalize": False, "epsilon": 1e-6}, "cknna-topk={k}-l2norm": {"normalize": True}},
     conventions={"neighbours": _NEIGHBOURS, "kernel": "the cosine Gram (normalize=False: X Xᵀ), masked to mutual neighbours",
                  "hsic": "Song et al. (2012) unbiased, eq. 5, on the masked (non-symmetric) kernels",
-                 "denominator": "no 1e-6 added (the reference adds it); an undefined one gives nan"},
-    reference=f"{PLATONIC}: AlignmentMetrics.cknna(topk, unbiased=True)",
+                 "denominator": "sqrt(HSIC_u(x, x) HSIC_u(y, y)) + epsilon: 0 by default (not scale invariant "
+                                "otherwise), 1e-6 under the standard id cknna-topk={k}, as the reference; an "
+                                "undefined one (<= 0) gives nan"},
+    reference=f"{PLATONIC}: AlignmentMetrics.cknna(topk, unbiased=True) (the rows as given; -l2norm: on "
+              "F.normalize'd rows, as measure_alignment.py calls it, without the 1e-6)",
 )
-def cknna(x: View, y: View, *, k: int = 10, normalize: bool = True) -> float:
+def cknna(x: View, y: View, *, k: int = 10, normalize: bool = True, epsilon: float = 0.0) -> float:
     if k < 2:
         raise ValueError(f"cknna needs k >= 2 (as the reference), got {k}")
     if x.n < 4:  # unbiased HSIC needs n >= 4
@@ -110,4 +121,4 @@ def cknna(x: View, y: View, *, k: int = 10, normalize: bool = True) -> float:
     both = _neighbours(x, k, normalize) & _neighbours(y, k, normalize)
     sim_xy = hsic_unbiased(np.where(both, _kernel(x, normalize), 0.0), np.where(both, _kernel(y, normalize), 0.0))
     denominator = _self_similarity(x, k, normalize) * _self_similarity(y, k, normalize)
-    return safe_ratio(sim_xy, np.sqrt(denominator)) if denominator > 0 else float("nan")
+    return safe_ratio(sim_xy, np.sqrt(denominator) + epsilon) if denominator > 0 else float("nan")
