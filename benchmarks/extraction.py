@@ -15,14 +15,19 @@ tokens per second, as a fraction of the dense matmul rate measured here for the 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from runner.config import ModelConfig, load_config, preset_path
-from runner.inference.encoder import HiddenStateEncoder
-from runner.models import load_base_model, load_tokenizer, pick_device, pick_dtype, resolve_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.peak import matmul_rate, sync  # noqa: E402
+from runner.config import ModelConfig, load_config, preset_path  # noqa: E402
+from runner.inference.encoder import HiddenStateEncoder  # noqa: E402
+from runner.models import load_base_model, load_tokenizer, pick_device, pick_dtype, resolve_model  # noqa: E402
 
 
 def probe_prompts(count: int) -> list[str]:
@@ -43,25 +48,6 @@ def naive(model, tokenizer, prompts: list[str], max_length: int, device: str) ->
             on_cpu = [h.float().cpu() for h in states]  # the whole [1, length, d] stack, every layer
             out.append(torch.stack([h[0, -1] for h in on_cpu]).numpy())
     return np.stack(out)
-
-
-def matmul_rate(dtype: torch.dtype, device: str, size: int = 2048, repeats: int = 10) -> float:
-    """Dense GEMM FLOP/s on this device and dtype (best of `repeats`)."""
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    best = float("inf")
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def timed(fn, device: str, repeats: int):

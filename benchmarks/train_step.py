@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import runner.training.trainer as trainer_mod  # noqa: E402
+from benchmarks.peak import matmul_rate, sync  # noqa: E402
 from runner.config import parse_config  # noqa: E402
 from runner.training.batching import IGNORE, length_buckets, padding_fraction  # noqa: E402
 from runner.training.memory import GPUS, KNOWN_SHAPES, TARGET_FRACTION, ModelShape, calibration_rows, estimate_memory, gpu_named  # noqa: E402
@@ -41,25 +42,6 @@ SHAPES = {"tiny": None, "smollm2-135m": KNOWN_SHAPES["smollm2-135m"], "gemma3-27
           "llama-2-7b": KNOWN_SHAPES["meta-llama/Llama-2-7b-hf"]}
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 TINY = {"hidden_size": 64, "num_layers": 4, "num_heads": 4, "intermediate_size": 128, "vocab_size": 512}
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_rate(dtype: torch.dtype, device: str, size: int, repeats: int = 10) -> float:
-    """Dense GEMM FLOP/s on this device and dtype (best of `repeats`)."""
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    best = float("inf")
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 def hf_config(shape: ModelShape):
