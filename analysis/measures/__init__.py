@@ -7,7 +7,9 @@
     print(describe())                         # every measure: ids, conventions, the code it follows
 
 To add a measure: write a module here with a function on views decorated by @register, and import
-it below. Nothing else names it.
+it below. Nothing else names it. Not measures: registry and ids (the records), view (the per-matrix
+cache), arrays (inputs and centring) and gram (Gram matrices, kernels, HSIC centring), the maths
+every measure shares.
 """
 
 from analysis.measures.registry import (
