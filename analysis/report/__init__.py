@@ -36,7 +36,7 @@ from analysis.report.gallery import figures_section
 from analysis.report.health import headline_numbers, health_section
 from analysis.report.html import STYLE, VERDICT_STYLE
 from analysis.report.registry import SECTIONS, Page, Section, ordered, primary_view, section, sections_needed, tuned_labels
-from analysis.report.scores import eval_section
+from analysis.report.task_scores import eval_section
 from analysis.roles import CKA
 
 __all__ = ["SECTIONS", "STYLE", "VERDICT_STYLE", "Page", "Section", "eval_section", "experimentals_section",
