@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 
-def _as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_numpy(a: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A numpy array of `a` (a tensor is detached and moved to the CPU; bfloat16 becomes float32)."""
     if isinstance(a, torch.Tensor):
         a = a.detach().cpu()
         if a.dtype == torch.bfloat16:  # numpy has no bfloat16
@@ -46,7 +47,7 @@ def align_and_mask(
     positions: dict[str, dict[str, int]] = {}
     arrays: dict[str, np.ndarray] = {}
     for model, (ids, array) in reps.items():
-        array = _as_numpy(array)
+        array = as_numpy(array)
         ids = [str(i) for i in ids]
         if array.ndim != 3 or array.shape[1] != len(ids):
             raise ValueError(f"{model}: expected array [L, {len(ids)}, d] for {len(ids)} ids, got {array.shape}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analysis.align import _as_numpy, align_and_mask
+from analysis.align import align_and_mask, as_numpy
 from analysis.derive import derive_frames, options_for
 from analysis.inputs import KINDS, UNKNOWN
 from analysis.measures import DEFAULT_MEASURES, PAPER_MEASURES, Selection, resolve
@@ -85,12 +85,12 @@ def _as_layers(value: Any, where: str) -> tuple[list[str] | None, np.ndarray]:
     if isinstance(value, tuple) and len(value) == 2 and _is_ids(value[0]):
         ids, value = [str(i) for i in value[0]], value[1]
     if isinstance(value, (list, tuple)):
-        layers = [_as_numpy(layer) for layer in value]
+        layers = [as_numpy(layer) for layer in value]
         shapes = {tuple(layer.shape) for layer in layers}
         if len(shapes) > 1 or any(layer.ndim != 2 for layer in layers):
             raise ValueError(f"{where}: per-layer arrays must all be [n, d] of one shape, got {sorted(shapes)}")
         value = np.stack(layers) if layers else np.empty((0, 0, 0))
-    array = _as_numpy(value)
+    array = as_numpy(value)
     if array.ndim != 3 or 0 in array.shape:
         raise ValueError(f"{where}: expected an array [layers, n, d] (or a list of [n, d]), got shape {array.shape}")
     if ids is not None and len(ids) != array.shape[1]:

@@ -22,7 +22,7 @@ This differs from Gröger et al.'s `calibrated-similarity` (Algorithm 1), which 
 (1 - alpha) critical value instead of the null mean and clips to [0, 1]: theirs is 0 for everything
 not significant at alpha, ours is unbiased (mean 0 under the null), so means over tasks stay honest.
 
-The engine is analysis.suite's: the same seeded permutations (analysis.suite._draws), the same
+The engine is analysis.suite's: the same seeded permutations (analysis.suite.draw_indices), the same
 permuted views (analysis.measures.View.permute: a permuted Gram is the parent's centred Gram indexed,
 P K Pᵀ, never a new GEMM) and the same statistics, so calibrate(measure, x, y, seed=s) equals the row
 of pairwise_frame(..., permutations=P, seed=s) for the same matrices.
@@ -36,7 +36,7 @@ import numpy as np
 
 from analysis.measures import Measure, View, measure_info
 from analysis.measures.arrays import ArrayLike
-from analysis.suite import _draws, _evaluate, _null_stats, _permutation_null, adjusted
+from analysis.suite import adjusted, draw_indices, evaluate_pairs, null_stats, permutation_null
 
 __all__ = ["adjusted", "calibrate"]
 
@@ -67,11 +67,11 @@ def calibrate(measure: str | Measure, x: ArrayLike, y: ArrayLike, *, permutation
     if views["x"].n != views["y"].n:
         raise ValueError(f"x and y must have the same rows (examples): {views['x'].n} != {views['y'].n}")
     chosen, pairs = [(m, m.resolve_params(params))], [("x", "y")]
-    _, perms = _draws(views["x"].n, 0, permutations, seed)
-    score = _evaluate(chosen, pairs, views, views)
-    null = _permutation_null(chosen, pairs, views, perms)
+    _, perms = draw_indices(views["x"].n, 0, permutations, seed)
+    score = evaluate_pairs(chosen, pairs, views, views)
+    null = permutation_null(chosen, pairs, views, perms)
     perfect = np.nan if m.perfect is None else m.perfect
-    stats = _null_stats(score, null, np.array([[bool(m.higher_is_similar)]]), np.array([[perfect]]))
+    stats = null_stats(score, null, np.array([[bool(m.higher_is_similar)]]), np.array([[perfect]]))
     out = {"score": float(score[0, 0])} | {key: float(np.asarray(v).reshape(-1)[0]) for key, v in stats.items()}
     out["n_permutations"] = int(out["n_permutations"])
     return out

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from analysis.roles import UNSEEN
+from analysis.roles import CKA, UNSEEN
 from analysis.stats import pearson, spearman
 
 MEASURES = ("flesch_kincaid", "coleman_liau", "train_size")
@@ -33,9 +33,9 @@ def correlation_frame(
     rows = []
     for key, group in joined.group_by(keys, maintain_order=True):
         for measure in present:
-            g = group.select("cka", measure).drop_nulls()
-            r, p = pearson(g["cka"], g[measure])
-            rho, p_rho = spearman(g["cka"], g[measure])
+            g = group.select(CKA, measure).drop_nulls()
+            r, p = pearson(g[CKA], g[measure])
+            rho, p_rho = spearman(g[CKA], g[measure])
             rows.append({
                 **dict(zip(keys, key)),
                 "measure": measure,

@@ -14,6 +14,8 @@ measures per model, task, layer) and `task_stats` (readability, size). Out:
                    claims reading C_t name the controls that did not learn their task (given `learned`)
     correlations   per (experimental, layer, covariate): Pearson and Spearman with p-values
     unseen         seen vs unseen summaries per layer (of the primary tuned model)
+    score_cka      per (experimental, task): its task score (given the evaluate stage's eval frame) against its
+                   mean primary similarity to C_t over the primary map's transition layers (analysis.scores)
 
 The `experimental` column of gaps, layer_map and findings names the tuned model in E's place: E
 ("multitask") when the run trains it, and each published checkpoint (model.experimental) by its
@@ -45,12 +47,14 @@ from analysis.roles import (
     MOVEMENT,
     MULTITASK,
     PRETRAINED,
+    SCORE_CKA,
     SEED_BASELINE,
     UNSEEN_FRAME,
     experimentals,
     is_reseeded,
     seed_of,
 )
+from analysis.scores import score_cka_frame
 from analysis.unseen import unseen_frame
 
 
@@ -144,10 +148,21 @@ def _scored(sim: pl.DataFrame, measure: str, scores: str) -> tuple[pl.DataFrame,
                             .alias("value")), "calibrated"
 
 
+def score_cka(task_scores: pl.DataFrame, cka: pl.DataFrame, layer_map: pl.DataFrame, opts: DeriveOptions) -> pl.DataFrame:
+    """The score_cka frame: `task_scores` (the eval frame) against similarity over the transition layers of the
+    primary tuned model's map in the primary measure; those layers in its `layers` column."""
+    primary_map = layer_map.filter((pl.col("experimental") == opts.tuned[0]) & (pl.col("measure") == opts.primary))
+    groups, _ = layer_groups(primary_map, sorted(cka["layer"].unique().to_list()))
+    layers = groups["transition"]
+    return score_cka_frame(task_scores, cka, layers).with_columns(pl.lit(layers, pl.List(pl.Int64)).alias("layers"))
+
+
 def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, task_stats: pl.DataFrame | None,
-                  opts: DeriveOptions, learned: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+                  opts: DeriveOptions, learned: pl.DataFrame | None = None,
+                  task_scores: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
     """`learned`: the evaluate stage's learned frame (analysis.learned), whose control verdicts go into the
-    findings' reasons; a control without a row there was not checked. None: not tracked, no note."""
+    findings' reasons; a control without a row there was not checked. None: not tracked, no note.
+    `task_scores`: the evaluate stage's eval frame, for score_cka; None: no scores, no score_cka."""
     control_learned = None if learned is None else control_verdicts(learned)
     sim = similarity.filter(pl.col("standardized") == opts.standardized) if "standardized" in similarity.columns \
         else similarity
@@ -182,4 +197,6 @@ def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, ta
         frames[UNSEEN_FRAME] = unseen_frame(cka, tuned=opts.tuned[0])
     if task_stats is not None and len(seen) >= 3:
         frames[CORRELATIONS] = correlation_frame(cka, task_stats)
+    if task_scores is not None:
+        frames[SCORE_CKA] = score_cka(task_scores, cka, frames[LAYER_MAP], opts)
     return frames

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analysis.gaps import EPSILON, MIN_TASKS, TaskMatrix, _quiet, percentile_ci, seen_tasks, task_matrix, unseen_tasks
+from analysis.gaps import EPSILON, MIN_TASKS, TaskMatrix, percentile_ci, quiet_all_nan, seen_tasks, task_matrix, unseen_tasks
 from analysis.inputs import UNKNOWN, baseline_note
 from analysis.learned import learned_note
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, is_reseeded
@@ -86,7 +86,7 @@ def _columns_of(m: TaskMatrix, layers: list[int]) -> np.ndarray:
 
 
 def _per_task_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    with _quiet():
+    with quiet_all_nan():
         return np.nanmean(values[:, mask], axis=1)
 
 
@@ -152,7 +152,7 @@ def _correlations(values: np.ndarray, covariate: np.ndarray, idx: np.ndarray) ->
     """Pearson r per layer between the covariate and the values, over tasks idx (NaN if constant)."""
     x = covariate[idx][:, None]
     y = values[idx]
-    with _quiet():
+    with quiet_all_nan():
         xc, yc = x - np.nanmean(x), y - np.nanmean(y, axis=0)
         return np.nansum(xc * yc, axis=0) / np.sqrt(np.nansum(xc**2) * np.nansum(yc**2, axis=0))
 
@@ -250,7 +250,7 @@ def claim_less_varied(ctx: Context, inputs: Inputs) -> list[dict]:
     upper = _columns_of(e, ctx.upper)
 
     def spread_gap(idx: np.ndarray) -> float:
-        with _quiet():
+        with quiet_all_nan():
             return float(np.nanmean(np.nanstd(e.values[idx][:, upper], axis=0, ddof=1)
                                     - np.nanstd(p.values[idx][:, upper], axis=0, ddof=1)))
 
@@ -286,7 +286,7 @@ def claim_dimensions(ctx: Context, inputs: Inputs) -> list[dict]:
         twin_tasks = sorted(dims.filter(pl.col("experimental") == twin)["task"].unique().to_list())
         a, b = m(CONTROL, twin_tasks), m(twin, twin_tasks)
         shifts.append(np.abs(a.values - b.values)[:, upper])
-    with _quiet():
+    with quiet_all_nan():
         floor = float(np.nanmean(np.concatenate(shifts, axis=0))) if shifts else float("nan")
     if np.isfinite(value) and value == 0 and lo == 0 and hi == 0:
         outcome = (INCONCLUSIVE, "both models need the same number of components everywhere (at the rank cap?)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,19 +64,20 @@ def bootstrap_task_means(values: np.ndarray, draws: int, seed: int) -> np.ndarra
     """[draws, ...]: the mean over tasks (axis 0) of `values` for tasks resampled with replacement."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.shape[0], size=(draws, values.shape[0]))
-    with _quiet():
+    with quiet_all_nan():
         return np.nanmean(values[idx], axis=1)
 
 
 def percentile_ci(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    with _quiet():
+    with quiet_all_nan():
         lo, hi = np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
     return lo, hi
 
 
 @contextlib.contextmanager
-def _quiet():
-    """All-NaN columns (an undefined layer) are expected here: their mean is NaN, silently."""
+def quiet_all_nan() -> Iterator[None]:
+    """All-NaN columns (an undefined layer) are expected in the gaps and the claims: their mean is NaN,
+    silently."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
@@ -114,7 +116,7 @@ def noise_floor(sim: pl.DataFrame, measure: str, base: str = PRETRAINED, tuned: 
     layers = parts[0][0]
     distance = np.concatenate([p[1] for p in parts])
     shift = np.concatenate([p[2] for p in parts])
-    with _quiet():
+    with quiet_all_nan():
         seed_distance, gap_shift = np.nanmean(distance, axis=0), np.nanmean(shift, axis=0)
     return pl.DataFrame({"layer": layers.astype(np.int64), "seed_distance": seed_distance, "gap_shift": gap_shift,
                          "floor": np.fmax(seed_distance, gap_shift),
@@ -131,7 +133,7 @@ def gap_frame(sim: pl.DataFrame, measure: str, tasks: list[str], *, draws: int =
     b = task_matrix(sim, measure, base, tasks=tasks)
     t = task_matrix(sim, measure, tuned, tasks=tasks)
     deltas = t.values - b.values
-    with _quiet():
+    with quiet_all_nan():
         delta = np.nanmean(deltas, axis=0)
         base_mean, tuned_mean = np.nanmean(b.values, axis=0), np.nanmean(t.values, axis=0)
     if len(tasks) >= MIN_TASKS:

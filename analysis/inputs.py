@@ -17,7 +17,6 @@ from analysis.roles import UNSEEN
 BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM_INIT = "base", "instruction_tuned", "unknown", "random_init"
 KINDS = (BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM_INIT)
 
-PROVENANCE_COLUMNS = ("provenance", "licence", "synthetic")
 TASK_COLUMNS = ("task", "cluster", "seen", "provenance", "licence", "synthetic", "derived", "train_size")
 SCHEMA = {"model": pl.String, "model_kind": pl.String, "model_type": pl.String, "num_layers": pl.Int64,
           "hidden_size": pl.Int64, "tasks": pl.Int64, "seen_tasks": pl.Int64, "unseen_tasks": pl.Int64,

@@ -53,8 +53,17 @@ CORRELATIONS = "correlations"
 UNSEEN_FRAME = "unseen"
 FINDINGS = "findings"
 TRAINING = "training"
-EVAL = "eval"
+EVAL = "eval"                    # per (model, task): held-out score with CI (analysis.scores)
+EVAL_GAPS = "eval_gaps"          # per (experimental, task): tuned model - C_t, paired CI, verdict
+EVAL_PREDICTIONS = "eval_predictions"  # every scored prediction, for auditing
+SCORE_CKA = "score_cka"          # per (experimental, task): score against similarity over the transition layers
 LEARNED = "learned"              # per (trained model, task): did it learn the task? (analysis.learned)
 HARNESS = "harness"
 REPLICATION = "replication"      # a sweep's: per (claim, measure), does the verdict hold across its settings
 INPUTS = "inputs"                # one row: the pretrained model and the tasks' provenance (analysis.inputs)
+
+# Columns whose names the frames share.
+TUNED_MINUS_CONTROL = "tuned_minus_control"  # eval_gaps: the tuned model's score (E's or a published one's) - C_t's
+# Its name until this release, though it also held published models' gaps: eval_gaps carries it as a copy
+# and readers accept it, for one release.
+OLD_TUNED_MINUS_CONTROL = "multitask_minus_control"

@@ -11,18 +11,19 @@ Every score is on a 0-100 scale, as in the paper:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 
-from analysis.roles import CKA, CONTROL, EVAL, LAYER_MAP, MULTITASK, PRETRAINED, is_reseeded
+from analysis.roles import CKA, CONTROL, MULTITASK, OLD_TUNED_MINUS_CONTROL, PRETRAINED, TUNED_MINUS_CONTROL
 
 METRICS = ("accuracy", "rouge_l", "bleu")
 EVAL_COLUMNS = ("model", "task", "cluster", "metric", "score", "ci_low", "ci_high", "n")
-# `multitask_minus_control` is the `experimental` model's score minus C_t's: E's, or a published checkpoint's.
-GAP_COLUMNS = ("experimental", "task", "cluster", "metric", "n", "multitask_minus_control", "ci_low", "ci_high",
-               "verdict")
+# TUNED_MINUS_CONTROL is the `experimental` model's score minus C_t's: E's, or a published checkpoint's;
+# OLD_TUNED_MINUS_CONTROL, its former name, is a copy of it for one release.
+GAP_COLUMNS = ("experimental", "task", "cluster", "metric", "n", TUNED_MINUS_CONTROL, "ci_low", "ci_high", "verdict",
+               OLD_TUNED_MINUS_CONTROL)
 
 
 def normalize_answer(text: str) -> str:
@@ -140,30 +141,17 @@ def gap_frame(predictions: pl.DataFrame, n_boot: int = 1000, seed: int = 0,
                                      n_boot=n_boot, seed=seed)
             verdict = f"{model} better" if lo > 0 else "control better" if hi < 0 else "no difference"
             records.append({"experimental": model, "task": task, "cluster": cluster, "metric": metric, "n": wide.height,
-                            "multitask_minus_control": gap, "ci_low": lo, "ci_high": hi, "verdict": verdict})
+                            TUNED_MINUS_CONTROL: gap, "ci_low": lo, "ci_high": hi, "verdict": verdict})
     schema = {"experimental": pl.String, "task": pl.String, "cluster": pl.String, "metric": pl.String, "n": pl.Int64,
-              "multitask_minus_control": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "verdict": pl.String}
-    return pl.DataFrame(records, schema=schema).select(GAP_COLUMNS)
+              TUNED_MINUS_CONTROL: pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "verdict": pl.String}
+    return (pl.DataFrame(records, schema=schema)
+            .with_columns(pl.col(TUNED_MINUS_CONTROL).alias(OLD_TUNED_MINUS_CONTROL)).select(GAP_COLUMNS))
 
 
-def comparison_table(scores: pl.DataFrame) -> pl.DataFrame:
-    """Tables 3/4 layout: one row per task, grouped by cluster, scores of each model side by side.
-
-    Columns: cluster, task, metric, n, then one column per model present (pretrained, multitask,
-    control, in that order) and multitask_minus_control when both are there. The noise-floor twins'
-    rows (scored for analysis.learned) are left out.
-    """
-    scores = scores.filter(~pl.col("model").map_elements(is_reseeded, return_dtype=pl.Boolean))
-    order = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]
-    order += sorted(set(scores["model"].unique().to_list()) - set(order))
-    wide = (scores.pivot(on="model", index=["cluster", "task", "metric"], values="score")
-            .join(scores.group_by("task").agg(pl.col("n").max()), on="task"))
-    if {MULTITASK, CONTROL} <= set(order):
-        wide = wide.with_columns((pl.col(MULTITASK) - pl.col(CONTROL)).alias("multitask_minus_control"))
-    extra = ["multitask_minus_control"] if "multitask_minus_control" in wide.columns else []
-    clusters = list(dict.fromkeys(scores["cluster"].to_list()))
-    return (wide.with_columns(pl.col("cluster").replace_strict({c: i for i, c in enumerate(clusters)}).alias("_c"))
-            .sort("_c", maintain_order=True).select("cluster", "task", "metric", "n", *order, *extra))
+def gap_column(gaps: pl.DataFrame) -> str:
+    """The column of eval_gaps holding the tuned model's score minus C_t's: its name, or the name a
+    frame written before the rename has."""
+    return TUNED_MINUS_CONTROL if TUNED_MINUS_CONTROL in gaps.columns else OLD_TUNED_MINUS_CONTROL
 
 
 def score_cka_frame(scores: pl.DataFrame, cka: pl.DataFrame, layers: Sequence[int]) -> pl.DataFrame:
@@ -174,26 +162,12 @@ def score_cka_frame(scores: pl.DataFrame, cka: pl.DataFrame, layers: Sequence[in
     """
     layers = list(layers)
     mean_cka = (cka.filter(pl.col("layer").is_in(layers))
-                .group_by("experimental", "task").agg(pl.col("cka").mean()))
+                .group_by("experimental", "task").agg(pl.col(CKA).mean()))
     control = scores.filter(pl.col("model") == CONTROL).select("task", pl.col("score").alias("control_score"))
     return (scores.rename({"model": "experimental"})
             .join(mean_cka, on=["experimental", "task"], how="inner")
             .join(control, on="task", how="left")
             .with_columns((pl.col("score") - pl.col("control_score")).alias("score_minus_control"))
-            .select("experimental", "task", "cluster", "metric", "cka", "score", "control_score",
+            .select("experimental", "task", "cluster", "metric", CKA, "score", "control_score",
                     "score_minus_control")
             .sort("experimental", "task"))
-
-
-def score_cka_frames(frames: Mapping[str, pl.DataFrame], primary: str) -> dict[str, pl.DataFrame]:
-    """{"score_cka": scores against similarity over the transition layers of the primary measure's
-    layer map}, or {} when the eval, cka or layer_map frame is missing."""
-    from analysis.layer_map import layer_groups
-
-    if EVAL not in frames or CKA not in frames or LAYER_MAP not in frames:
-        return {}
-    layer_map = frames[LAYER_MAP].filter(pl.col("measure") == primary)
-    groups, _ = layer_groups(layer_map, sorted(frames[CKA]["layer"].unique().to_list()))
-    layers = groups["transition"]
-    joined = score_cka_frame(frames[EVAL], frames[CKA], layers)
-    return {"score_cka": joined.with_columns(pl.lit(layers, pl.List(pl.Int64)).alias("layers"))}

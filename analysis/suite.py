@@ -33,7 +33,7 @@ def _check_models(reps: Mapping[str, ArrayLike], models: Sequence[str]) -> None:
         raise KeyError(f"models missing from reps: {missing} (have {sorted(reps)})")
 
 
-def _draws(n: int, bootstrap: int, permutations: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def draw_indices(n: int, bootstrap: int, permutations: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Seeded resampling and permutation indices, the same for every layer, model and measure.
 
     Resampling is half-sampling: n//2 examples drawn WITHOUT replacement (the same draws for every
@@ -57,14 +57,14 @@ def _draws(n: int, bootstrap: int, permutations: int, seed: int) -> tuple[list[n
     return boot, perms
 
 
-def _evaluate(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair], left: Mapping[str, View],
+def evaluate_pairs(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair], left: Mapping[str, View],
               right: Mapping[str, View]) -> np.ndarray:
     """[measures, pairs] of measure(left[experimental], right[control])."""
     return np.array([[m.compute(left[e], right[c], **params) for e, c in pairs] for m, params in chosen],
                     dtype=np.float64).reshape(len(chosen), len(pairs))
 
 
-def _permutation_null(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair], views: Mapping[str, View],
+def permutation_null(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair], views: Mapping[str, View],
                       perms: Sequence[np.ndarray]) -> np.ndarray:
     """[measures, pairs, P] of measure(experimental, control with its rows shuffled by each perm). The
     shuffled control is views[c].permute(perm): its Grams (and every other cached quantity) are the
@@ -74,7 +74,7 @@ def _permutation_null(chosen: list[tuple[Measure, dict]], pairs: Sequence[Pair],
     null = np.full((len(chosen), len(pairs), len(perms)), np.nan)
     for r, perm in enumerate(perms):
         shuffled = {c: views[c].permute(perm) for c in controls}
-        null[:, :, r] = _evaluate(chosen, pairs, views, shuffled)
+        null[:, :, r] = evaluate_pairs(chosen, pairs, views, shuffled)
     return null
 
 
@@ -91,7 +91,7 @@ def _interval(values: np.ndarray, boot: np.ndarray, ci: float) -> dict[str, np.n
     return {"ci_low": lo + shift, "ci_high": hi + shift, "n_bootstrap": np.isfinite(boot).sum(axis=-1)}
 
 
-def _null_stats(values: np.ndarray, null: np.ndarray, higher: np.ndarray, perfect: np.ndarray) -> dict[str, np.ndarray]:
+def null_stats(values: np.ndarray, null: np.ndarray, higher: np.ndarray, perfect: np.ndarray) -> dict[str, np.ndarray]:
     """One-sided in the measure's direction: p_value = (1 + #{null at least as similar}) / (1 + P); null_q95
     is the 5%-level critical value (the 95th percentile when higher means more similar, else the 5th);
     calibrated = (value - null_mean) / (perfect - null_mean), see adjusted."""
@@ -162,7 +162,7 @@ def pairwise_frame(
     standardize: z-score every feature of each matrix first (massive dimensions cannot dominate).
     Columns: measure, experimental, control, task, cluster, layer, value (null where undefined), n,
     standardized; with bootstrap > 0: ci_low, ci_high (level `ci`, from seeded half-samples without
-    replacement re-centred on value: see _draws for why not the plain bootstrap), n_bootstrap (draws
+    replacement re-centred on value: see draw_indices for why not the plain bootstrap), n_bootstrap (draws
     with a defined value); with permutations > 0, the permutation null of every selected measure and
     pair (the control's rows shuffled; Grams permuted, not recomputed): null_mean, null_q95, p_value
     (one-sided, (1 + #{null >= value}) / (1 + P)), n_permutations and calibrated, the chance-adjusted
@@ -176,7 +176,7 @@ def pairwise_frame(
     models = list(dict.fromkeys(m for pair in pairs for m in pair))
     _check_models(reps, models)
     n_layers, n = layers_and_rows({m: reps[m] for m in models})
-    boot_idx, perm_idx = _draws(n, bootstrap, permutations, seed)
+    boot_idx, perm_idx = draw_indices(n, bootstrap, permutations, seed)
 
     shape = (len(chosen), len(pairs), n_layers)
     values = np.full(shape, np.nan)
@@ -184,12 +184,12 @@ def pairwise_frame(
     null = np.full((*shape, permutations), np.nan)
     for layer in range(n_layers):
         views = {m: View(standardize_features(reps[m][layer]) if standardize else reps[m][layer]) for m in models}
-        values[:, :, layer] = _evaluate(chosen, pairs, views, views)
+        values[:, :, layer] = evaluate_pairs(chosen, pairs, views, views)
         for b, idx in enumerate(boot_idx):
             half = {m: v.subset(idx) for m, v in views.items()}
-            boot[:, :, layer, b] = _evaluate(chosen, pairs, half, half)
+            boot[:, :, layer, b] = evaluate_pairs(chosen, pairs, half, half)
         if perm_idx:
-            null[:, :, layer] = _permutation_null(chosen, pairs, views, perm_idx)
+            null[:, :, layer] = permutation_null(chosen, pairs, views, perm_idx)
 
     which_measure, which_pair, which_layer = (a.ravel() for a in np.indices(shape))
     columns: dict[str, object] = {
@@ -208,7 +208,7 @@ def pairwise_frame(
     if permutations:
         higher = np.array([m.higher_is_similar for m, _ in chosen], dtype=bool)[:, None, None]
         perfect = np.array([np.nan if m.perfect is None else m.perfect for m, _ in chosen])[:, None, None]
-        columns |= _null_stats(values, null, np.broadcast_to(higher, shape), np.broadcast_to(perfect, shape))
+        columns |= null_stats(values, null, np.broadcast_to(higher, shape), np.broadcast_to(perfect, shape))
     return _frame(columns, values.size)
 
 

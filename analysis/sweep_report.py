@@ -3,7 +3,6 @@ gap curves and maps on relative depth, then the cells one by one (each links to 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import polars as pl
 
 from analysis.figures.depth import depth_figure
 from analysis.replication import FAILS, MIXED, REPLICATES
-from analysis.report import STYLE, VERDICT_STYLE, _esc, _png, _table
+from analysis.report.html import STYLE, VERDICT_STYLE, esc, figure_html, png, table
 from analysis.roles import FINDINGS, GAPS, LAYER_MAP, REPLICATION
 
 REPLICATION_STYLE = {REPLICATES: VERDICT_STYLE["holds"], FAILS: VERDICT_STYLE["contradicted"], MIXED: "#fde2c8"}
@@ -19,10 +18,9 @@ DEPTH_FIGURE = "relative_depth"
 
 
 def _figure(fig_dir: Path, stem: str, fig, caption: str) -> str:
-    png = _png(fig)
-    (fig_dir / f"{stem}.png").write_bytes(png)
-    return (f"<figure id='{stem}'><img alt='{_esc(stem)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-            f"<figcaption><b>{_esc(stem)}</b>: {_esc(caption)}</figcaption></figure>")
+    image = png(fig)
+    (fig_dir / f"{stem}.png").write_bytes(image)
+    return figure_html(stem, caption, image)
 
 
 def write_sweep_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], cells: Sequence[Mapping], *, primary: str,
@@ -36,22 +34,22 @@ def write_sweep_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], cells:
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>layerwise sweep</title>",
-             f"<style>{STYLE}</style></head><body><h1>Sweep over {_esc(', '.join(swept))}</h1>",
+             f"<style>{STYLE}</style></head><body><h1>Sweep over {esc(', '.join(swept))}</h1>",
              f"<p>{len(cells)} cells in {len({c['setting'] for c in cells})} settings (cells that differ only in "
              f"their seed form one setting, and its seed-to-seed floor). Gaps and verdicts use {scores} scores "
              "(calibrated: against a permutation null, comparable across widths; analysis.calibrate); "
-             f"the primary measure is {_esc(primary)}.</p>"]
-    table = frames.get(REPLICATION)
+             f"the primary measure is {esc(primary)}.</p>"]
+    replication = frames.get(REPLICATION)
     parts.append("<h2 id='replication'>Does each finding replicate?</h2>")
-    if table is None or table.is_empty():
+    if replication is None or replication.is_empty():
         parts.append("<p>No findings to compare.</p>")
     else:
-        table = table.sort(pl.col("measure") != primary, "measure", "claim")
-        rows = table.select("claim", "measure", "cells", "holds", "contradicted", "inconclusive", "excluded",
-                            "verdict", "reason").rows()
-        parts.append(_table(rows, ["claim", "measure", "settings", "holds", "contradicted", "inconclusive", "excluded",
-                                   "verdict", "reason"],
-                            [REPLICATION_STYLE.get(v) for v in table["verdict"]]))
+        replication = replication.sort(pl.col("measure") != primary, "measure", "claim")
+        rows = replication.select("claim", "measure", "cells", "holds", "contradicted", "inconclusive", "excluded",
+                                  "verdict", "reason").rows()
+        parts.append(table(rows, ["claim", "measure", "settings", "holds", "contradicted", "inconclusive", "excluded",
+                                  "verdict", "reason"],
+                           [REPLICATION_STYLE.get(v) for v in replication["verdict"]]))
     if primary_gaps is not None and not primary_gaps.is_empty():
         fig = depth_figure(gaps, frames.get(LAYER_MAP), measure=primary, scores=scores)
         parts.append(_figure(fig_dir, DEPTH_FIGURE, fig, "each setting's gap E - pretrained (seen tasks) against "
@@ -67,7 +65,7 @@ def write_sweep_report(out_dir: Path, frames: Mapping[str, pl.DataFrame], cells:
         values = ", ".join(f"{k}={v}" for k, v in cell["values"])
         link = f"{cell['label']}/report.html"
         rows.append((cell["label"], values, "yes" if cell["converged"] else "NO (excluded)", tally, link))
-    parts.append(_table(rows, ["cell", "grid values", "converged", f"findings ({primary})", "report"]))
+    parts.append(table(rows, ["cell", "grid values", "converged", f"findings ({primary})", "report"]))
     parts.append("</body></html>")
     report = out_dir / "report.html"
     report.write_text("\n".join(parts), encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.roles import MULTITASK, PRETRAINED, UNSEEN
+from analysis.roles import CKA, MULTITASK, PRETRAINED, UNSEEN
 
 
 def unseen_frame(cka: pl.DataFrame, base: str = PRETRAINED, tuned: str = MULTITASK) -> pl.DataFrame:
@@ -17,11 +17,11 @@ def unseen_frame(cka: pl.DataFrame, base: str = PRETRAINED, tuned: str = MULTITA
         .group_by("group", "experimental", "layer")
         .agg(
             pl.col("task").n_unique().alias("n_tasks"),
-            pl.col("cka").mean().alias("mean"),
-            pl.col("cka").std().alias("std"),
-            pl.col("cka").median().alias("median"),
-            pl.col("cka").quantile(0.25, "linear").alias("q25"),
-            pl.col("cka").quantile(0.75, "linear").alias("q75"),
+            pl.col(CKA).mean().alias("mean"),
+            pl.col(CKA).std().alias("std"),
+            pl.col(CKA).median().alias("median"),
+            pl.col(CKA).quantile(0.25, "linear").alias("q25"),
+            pl.col(CKA).quantile(0.75, "linear").alias("q75"),
         )
     )
     gap = (

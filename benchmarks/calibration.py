@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.calibration import calibrate  # noqa: E402
 from analysis.measures import View, get_measure  # noqa: E402
-from analysis.suite import _draws, _permutation_null  # noqa: E402
+from analysis.suite import draw_indices, permutation_null  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> tuple[float, object]:
@@ -53,12 +53,12 @@ def main() -> None:
     y = (x @ rng.standard_normal((args.d, args.d)).astype(np.float32) / np.sqrt(args.d)
          + rng.standard_normal((args.n, args.d)).astype(np.float32))
     measure = get_measure(args.measure)
-    _, perms = _draws(args.n, 0, args.permutations, 0)
+    _, perms = draw_indices(args.n, 0, args.permutations, 0)
     with threadpool_limits(limits=args.threads, user_api="blas"):
         t_reuse, out = best_of(lambda: calibrate(measure, x, y, permutations=args.permutations, seed=0), args.repeats)
         t_recompute, null = best_of(lambda: np.array([measure(x, y[p]) for p in perms]), args.repeats)
     views = {"x": View(x), "y": View(y)}  # the reused null, per permutation, for the check (not timed)
-    reused = _permutation_null([(measure, measure.resolve_params())], [("x", "y")], views, perms)[0, 0]
+    reused = permutation_null([(measure, measure.resolve_params())], [("x", "y")], views, perms)[0, 0]
     diff = float(np.abs(reused - null).max())
     print(f"{args.measure}, n={args.n}, d={args.d}, P={args.permutations}, BLAS threads {args.threads}, best of {args.repeats}")
     for label, t in (("reuse (View.permute):", t_reuse), ("recompute per draw:", t_recompute)):

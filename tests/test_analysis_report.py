@@ -13,7 +13,7 @@ from analysis.align import align_and_mask
 from analysis.derive import DeriveOptions, derive_frames
 from analysis.findings import COMPARES_PRETRAINED
 from analysis.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, UNKNOWN, inputs_frame
-from analysis.report import findings_section, inputs_section, write_report
+from analysis.report import Page, findings_section, inputs_section, write_report
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, reseeded
 from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
 from analysis.tsne import tsne_frame
@@ -191,7 +191,7 @@ def _warnings(html: str) -> list[str]:
 
 
 def test_an_instruction_tuned_baseline_is_stated_first_and_in_every_claim_against_it(frames):
-    html = "".join(inputs_section(frames) + findings_section(frames, "linear_cka"))
+    html = "".join(inputs_section(frames) + findings_section(Page(frames, "linear_cka")))
     first = html.index("What this run compared")
     assert first < html.index("id='findings'")
     assert f"Pretrained model: <b>{MODEL}</b>, an <b>instruction-tuned</b> checkpoint." in html
@@ -304,11 +304,66 @@ def test_a_registered_figure_is_drawn_and_its_frame_loaded(tmp_path, frames, mon
 
 def test_the_runner_loads_every_frame_the_report_reads():
     from analysis.figures.registry import FIGURES, frames_needed
-    from analysis.report import DERIVED, SECTION_FRAMES, frames_read
+    from analysis.report import frames_read
+    from analysis.report.registry import ordered, sections_needed
 
     read = set(frames_read())
-    assert set(SECTION_FRAMES) <= read
-    for unit in FIGURES:
-        for name in unit.needs:
-            assert set(DERIVED.get(name, (name,))) <= read, (unit.stem, name)
+    assert set(sections_needed()) <= read and set(frames_needed()) <= read
+    assert read == set(sections_needed()) | set(frames_needed())  # exactly what the registry names
+    for unit in [*FIGURES, *ordered()]:
+        assert set(unit.needs) <= read, unit
     assert len({unit.stem for unit in FIGURES}) == len(FIGURES) and frames_needed()
+    assert "eval_gaps" in read and "score_cka" in read  # a section's frame, a figure's derived frame
+
+
+def test_the_sections_are_registered_in_the_reports_order():
+    from analysis.report.registry import ordered
+
+    names = [unit.name for unit in ordered()]
+    assert names == ["inputs_section", "experimentals_section", "findings_section", "health_section",
+                     "headline_section", "map_section", "robustness_section", "eval_section", "figures_section"]
+    assert len({unit.order for unit in ordered()}) == len(names)
+
+
+def test_a_planted_section_is_drawn_in_its_place_and_its_frame_loaded(tmp_path, frames, monkeypatch):
+    """A section registered from outside analysis/report/ is drawn, at its order, without editing it."""
+    from analysis.report import frames_read, registry
+
+    monkeypatch.setattr(registry, "SECTIONS", list(registry.ordered()))
+
+    @registry.section(35, needs=["planted_frame"])
+    def planted_section(page):
+        planted = page.get("planted_frame")
+        rows = "none" if planted is None else planted.height
+        return [f"<h2 id='planted'>A planted section</h2><p>{rows} planted rows; primary {page.primary}</p>"]
+
+    assert "planted_frame" in frames_read()  # the runner loads what a section needs, from the registry
+    html = write_report(tmp_path, {**frames, "planted_frame": pl.DataFrame({"x": [1, 2, 3]})},
+                        primary="linear_cka").read_text()
+    assert "3 planted rows; primary linear_cka" in html
+    assert html.index("id='findings'") < html.index("id='planted'") < html.index("id='health'")
+    assert "none planted rows" in write_report(tmp_path / "without", frames).read_text()
+    with pytest.raises(ValueError, match="already registered at order 35"):
+        registry.section(35)(planted_section)
+
+def test_score_cka_is_a_derived_frame_the_report_only_draws(tmp_path, frames):
+    """derive_frames builds score_cka from the eval frame (the report computes nothing): each model's score
+    against its mean primary similarity over the primary map's transition layers."""
+    from analysis.derive import DeriveOptions, score_cka
+
+    tasks = frames["cka"].select("task", "cluster").unique(maintain_order=True)
+    scores = pl.concat([tasks.with_columns(pl.lit(model).alias("model"), pl.lit("accuracy").alias("metric"),
+                                           pl.lit(score).alias("score"))
+                        for model, score in ((PRETRAINED, 40.0), (MULTITASK, 70.0), (CONTROL, 60.0))])
+    frame = score_cka(scores, frames["cka"], frames["layer_map"], DeriveOptions("linear_cka", PAIRWISE, None))
+    lm = frames["layer_map"].filter((pl.col("measure") == "linear_cka") & (pl.col("experimental") == MULTITASK))
+    transition = sorted(lm.filter(pl.col("function") == "transition")["layer"].to_list())
+    assert transition and frame["layers"][0].to_list() == transition
+    mt = frame.filter((pl.col("experimental") == MULTITASK) & (pl.col("task") == "sst2")).row(0, named=True)
+    cka = frames["cka"].filter((pl.col("experimental") == MULTITASK) & (pl.col("task") == "sst2")
+                               & pl.col("layer").is_in(transition))["cka"].mean()
+    assert mt["cka"] == pytest.approx(cka) and mt["score_minus_control"] == pytest.approx(10.0)
+    assert set(frame["experimental"]) == {PRETRAINED, MULTITASK} and frame.height == 2 * tasks.height
+    html = write_report(tmp_path, {**frames, "score_cka": frame}).read_text()
+    assert "id='score_vs_cka_transition'" in html and (tmp_path / "figures" / "score_vs_cka_transition.png").exists()
+    assert "score_vs_cka_transition" not in write_report(tmp_path / "without", frames).read_text()

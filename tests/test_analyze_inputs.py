@@ -47,3 +47,23 @@ def test_derive_options_carry_the_model_and_the_frame_is_an_output(tmp_path):
     assert (opts.pretrained_name, opts.pretrained_kind) == ("tiny-llama", "random_init")
     assert exp.plan.out / f"{INPUTS}.parquet" in analyze.outputs(exp.plan)
     assert INPUTS in frames_read()
+
+
+def test_the_scores_score_cka_holds_are_an_input_of_the_analysis(tmp_path):
+    """score_cka is written by the analyze stage from eval.parquet: new or changed scores make the analysis
+    stale, and a run without scores keeps the inputs it had."""
+    from analysis.roles import EVAL, SCORE_CKA
+
+    plan = SimpleNamespace(out=tmp_path, activations_dir=tmp_path / "activations")
+    exp = SimpleNamespace(plan=plan, config=SimpleNamespace(evaluation=SimpleNamespace(enabled=True)))
+    without = analyze._inputs(exp)
+    assert analyze.scores_frame(exp) is None and without.count("+") == 1
+    scores = pl.DataFrame({"model": ["control", "multitask"], "task": ["rte"] * 2, "cluster": ["nli"] * 2,
+                           "metric": ["accuracy"] * 2, "score": [50.0, 60.0]})
+    scores.write_parquet(tmp_path / f"{EVAL}.parquet")
+    scored = analyze._inputs(exp)
+    assert scored.startswith(without) and scored != without
+    assert analyze.scores_frame(exp).equals(scores)
+    assert analyze._inputs(exp, scores=scores.reverse()) == scored  # the rows' order does not matter
+    assert analyze._inputs(exp, scores=scores.with_columns(pl.lit(61.0).alias("score"))) != scored
+    assert tmp_path / f"{SCORE_CKA}.parquet" in analyze.outputs(plan)

@@ -20,7 +20,8 @@ from runner.models.architectures import (
     default_lora_targets,
     tiny_config,
 )
-from runner.training.batching import IGNORE, collate_left_padded, collate_training
+from runner.training.batching import IGNORE, collate_training
+from tests.helpers_test_only import collate_left_padded
 
 SHAPE = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, vocab_size=128, max_positions=128)
 PAD = 0

@@ -14,15 +14,17 @@ from analysis.scores import (
     EVAL_COLUMNS,
     accuracy,
     bleu,
-    comparison_table,
+    gap_column,
     gap_frame,
     paired_gap,
     rouge_l,
     score_cka_frame,
+    score_frame,
     score_with_ci,
     task_score,
 )
 from runner.config import load_config, preset_path
+from tests.helpers_test_only import comparison_table
 
 # --- analysis/scores.py against known values -------------------------------------------------
 
@@ -98,6 +100,30 @@ def test_gap_frame_calls_a_difference_only_when_its_interval_excludes_zero():
         (pl.col("task") + pl.col("target")).alias("example_id"))
     verdicts = dict(gap_frame(predictions).select("task", "verdict").iter_rows())
     assert verdicts == {"clear": "multitask better", "unclear": "no difference"}
+
+
+def test_the_gap_column_is_named_for_the_tuned_model_and_the_old_name_still_reads():
+    """eval_gaps holds E's and each published model's gap over C_t: `tuned_minus_control`, with the former
+    name `multitask_minus_control` written as a copy and read from a frame written before the rename."""
+    from analysis.report import eval_section
+    from analysis.roles import OLD_TUNED_MINUS_CONTROL, TUNED_MINUS_CONTROL
+
+    rows = []
+    for i in range(20):
+        for model, right in (("multitask", True), ("published-x", i % 2 == 0), ("control", i % 4 == 0)):
+            rows.append((model, f"rte-{i}", "yes" if right else "no", "yes"))
+    predictions = pl.DataFrame(rows, schema=["model", "example_id", "prediction", "target"], orient="row").with_columns(
+        pl.lit("rte").alias("task"), pl.lit("nli").alias("cluster"), pl.lit("accuracy").alias("metric"))
+    gaps = gap_frame(predictions, tuned=("multitask", "published-x"))
+    assert gaps["experimental"].to_list() == ["multitask", "published-x"]
+    assert gaps[TUNED_MINUS_CONTROL].to_list() == pytest.approx([75.0, 25.0])
+    assert gaps[OLD_TUNED_MINUS_CONTROL].to_list() == gaps[TUNED_MINUS_CONTROL].to_list()
+    assert gap_column(gaps) == TUNED_MINUS_CONTROL
+    old = gaps.drop(TUNED_MINUS_CONTROL)  # eval_gaps as a run before the rename wrote it
+    assert gap_column(old) == OLD_TUNED_MINUS_CONTROL
+    scores = score_frame(predictions, n_boot=50)
+    new_html, old_html = ("".join(eval_section({"eval": scores, "eval_gaps": frame})) for frame in (gaps, old))
+    assert "+75.0 [" in new_html and new_html == old_html
 
 
 def test_comparison_table_has_the_papers_layout():

@@ -18,7 +18,6 @@ from runner.models.resolve import (
     INSTRUCTION_TUNED,
     RANDOM,
     ModelUnavailableError,
-    builtin_model,
     check_model_location,
     checkpoint_kind,
     convert_gguf,
@@ -26,6 +25,7 @@ from runner.models.resolve import (
     load_tokenizer,
     resolve_model,
 )
+from tests.helpers_test_only import builtin_model
 
 
 def test_the_default_is_gemma3_base_and_every_builtin_says_what_it_is():

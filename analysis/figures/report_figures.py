@@ -7,9 +7,19 @@ import polars as pl
 
 from analysis.figures.cka import cka_boxplots, cluster_grid, cross_layer_heatmaps, layer_map_figure, representative_clusters
 from analysis.figures.registry import Context, Drawn, figure
-from analysis.roles import CKA, CORRELATIONS, CROSS_LAYER, GAPS, LAYER_MAP, LAYER_STATS, MULTITASK, PRETRAINED, SIMILARITY, TSNE
-
-SCORE_CKA = "score_cka"  # built by the report itself from eval, cka and layer_map (analysis.scores)
+from analysis.roles import (
+    CKA,
+    CORRELATIONS,
+    CROSS_LAYER,
+    GAPS,
+    LAYER_MAP,
+    LAYER_STATS,
+    MULTITASK,
+    PRETRAINED,
+    SCORE_CKA,
+    SIMILARITY,
+    TSNE,
+)
 
 
 def _half(ctx: Context) -> int:

@@ -141,11 +141,6 @@ BUILTINS: dict[str, BuiltinModel] = {
 BUILTIN_KINDS = {**{name: model.kind for name, model in BUILTINS.items()}, TINY: RANDOM}
 
 
-def builtin_model(name: str) -> BuiltinModel | None:
-    """The built-in pretrained model of this `model.name` (licence, kind, description), or None."""
-    return BUILTINS.get(name)
-
-
 def _builtin_names() -> str:
     return ", ".join([TINY, *BUILTINS])
 

@@ -7,11 +7,12 @@
   only its own task's slab of the activations and aligns the models' rows by example id with one
   joint mask of non-finite rows;
 - the driver derives everything else once (analysis.derive: cka, seed baseline, gaps, layer map,
-  findings, correlations, unseen), records what the run compared (analysis.inputs: the pretrained
-  model's kind, family and depth, the tasks' provenance) and runs t-SNE (one remote task per model
+  findings, correlations, unseen, and score_cka from the evaluate stage's eval.parquet), records
+  what the run compared (analysis.inputs: the pretrained model's kind, family and depth, the tasks'
+  provenance) and runs t-SNE (one remote task per model
   and layer) at the layers the layer map picks. The findings' reasons name the controls that did not
   learn their task, from the evaluate stage's learned.parquet (which runs first in `layerwise run`); a
-  change in those verdicts makes the analysis stale.
+  change in those verdicts, or in the scores score_cka reads, makes the analysis stale.
 Everything is written as Parquet into <out>/, atomically, and skipped when already current.
 """
 
@@ -28,11 +29,13 @@ import polars as pl
 from analysis.roles import (
     CKA,
     CROSS_LAYER,
+    EVAL,
     INPUTS,
     LAYER_MAP,
     LAYER_STATS,
     LEARNED,
     MULTITASK,
+    SCORE_CKA,
     SIMILARITY,
     TASK_STATS,
     TSNE,
@@ -169,7 +172,8 @@ def outputs(plan: Plan) -> list[Path]:
     """Every frame this stage writes (the marker vouches for each)."""
     from analysis.roles import CORRELATIONS, FINDINGS, GAPS, MOVEMENT, SEED_BASELINE, UNSEEN_FRAME
 
-    names = [*MEASURED, INPUTS, CKA, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS, CORRELATIONS, UNSEEN_FRAME]
+    names = [*MEASURED, INPUTS, CKA, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS, CORRELATIONS, UNSEEN_FRAME,
+             SCORE_CKA]
     return [plan.out / f"{name}.parquet" for name in names]
 
 
@@ -183,12 +187,24 @@ def learned_frame(exp) -> pl.DataFrame:
     return unchecked()
 
 
-def _inputs(exp, learned: pl.DataFrame | None = None) -> str:
-    """The activations' marker and the controls' learned verdicts (`learned`, else read): the findings' reasons name them."""
+def scores_frame(exp) -> pl.DataFrame | None:
+    """The evaluate stage's eval.parquet when there is one (score_cka joins it with the cka frame), else None."""
+    path = exp.plan.out / f"{EVAL}.parquet"
+    return read_parquet(path, "eval frame") if path.exists() else None
+
+
+def _inputs(exp, learned: pl.DataFrame | None = None, scores: pl.DataFrame | None = None) -> str:
+    """The activations' marker, the controls' learned verdicts (`learned`, else read): the findings' reasons
+    name them, and the task scores (`scores`, else read) that score_cka holds, when there are any."""
     from analysis.learned import control_verdicts
 
     verdicts = sorted(control_verdicts(learned_frame(exp) if learned is None else learned).items())
-    return f"{stamp(exp.plan.activations_dir)}+{stable_hash(verdicts)}"
+    inputs = f"{stamp(exp.plan.activations_dir)}+{stable_hash(verdicts)}"
+    scores = scores_frame(exp) if scores is None else scores
+    if scores is None:
+        return inputs
+    columns = ("model", "task", "cluster", "metric", "score")
+    return f"{inputs}+{stable_hash(scores.select(columns).sort(columns[:4]).rows())}"
 
 
 def current(exp) -> bool:
@@ -227,8 +243,9 @@ def run(exp) -> dict[str, pl.DataFrame]:
               for name in (SIMILARITY, LAYER_STATS, CROSS_LAYER) if any(name in f for f in per_task)}
     frames[TASK_STATS] = task_statistics(exp.splits)
     learned = learned_frame(exp)  # read once: the verdicts the findings name are the ones recorded
+    scores = scores_frame(exp)  # likewise the scores score_cka holds
     frames.update(derive_frames(frames[SIMILARITY], frames.get(LAYER_STATS), frames[TASK_STATS], derive_options(plan),
-                                learned=learned))
+                                learned=learned, task_scores=scores))
     frames[INPUTS] = inputs_row(exp, frames[TASK_STATS], frames[CKA]["layer"].n_unique())
     if cfg.tsne:
         clusters = {t.name: t.cluster for t in plan.tasks}
@@ -243,7 +260,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
     written = [plan.out / f"{name}.parquet" for name in frames]
     for stale in set(outputs(plan)) - set(written):  # a frame an earlier config wrote and this one does not
         stale.unlink(missing_ok=True)
-    mark_done(_marker(plan), plan.analyze_key, files=written, inputs=_inputs(exp, learned),
+    mark_done(_marker(plan), plan.analyze_key, files=written, inputs=_inputs(exp, learned, scores),
               seconds=round(time.time() - started, 2),
               rows=frames[CKA].height)
     return frames

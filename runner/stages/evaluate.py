@@ -24,14 +24,14 @@ import polars as pl
 import pyarrow as pa
 
 from analysis.learned import covers, score_gains, verdicts, with_verdicts
-from analysis.roles import CONTROL, EVAL, LEARNED, TRAINING
+from analysis.roles import CONTROL, EVAL, EVAL_GAPS, EVAL_PREDICTIONS, LEARNED, TRAINING
 from analysis.scores import gap_frame, score_frame
 from runner.artifacts.store import atomic_write_parquet, is_current, mark_done, read_parquet, stamp
 from runner.inference.scoring import GENERATE, RANK
 from runner.plan import Plan, TaskRef
 
 log = logging.getLogger("layerwise.evaluate")
-FILES = (f"{EVAL}.parquet", "eval_gaps.parquet", "eval_predictions.parquet")
+FILES = (f"{EVAL}.parquet", f"{EVAL_GAPS}.parquet", f"{EVAL_PREDICTIONS}.parquet")
 # Not vouched for by the marker: rewritten whenever training.parquet's validation losses change.
 LEARNED_FILE = f"{LEARNED}.parquet"
 

@@ -32,12 +32,9 @@ def run(exp) -> Path:
     from analysis.report import frames_read, write_report
 
     out = exp.plan.out
+    # Exactly the frames the registered sections and figures read (those the run has).
     frames = {name: read_parquet(out / f"{name}.parquet", f"{name} frame")
               for name in frames_read() if (out / f"{name}.parquet").exists()}
-    curves = [pl.read_parquet(Path(job.out_dir) / "curve.parquet").with_columns(pl.lit(job.id).alias("job"))
-              for job in exp.plan.jobs if (Path(job.out_dir) / "curve.parquet").exists()]
-    if curves:
-        frames["curves"] = pl.concat(curves, how="diagonal_relaxed")
     path = write_report(out, frames, primary=exp.config.analysis.primary_measure, labels=measure_labels(frames))
     log.info("report: %s", path)
     return path

@@ -154,12 +154,6 @@ def left_pad(encoded: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.T
     return {"input_ids": input_ids, "attention_mask": mask, "position_ids": positions}
 
 
-def collate_left_padded(tokenizer, prompts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Prompts tokenised (special prefix kept, text cut from the left to max_length) and left-padded."""
-    encoded = [encode_prompt(tokenizer, p, max_length) for p in prompts]
-    return left_pad(encoded, tokenizer.pad_token_id)
-
-
 def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped into batches of similar length, so little compute goes to padding."""
     order = np.argsort(np.asarray(lengths), kind="stable")
