@@ -1,7 +1,9 @@
 """The docs checked against the code. docs/interfaces.md promises that `runner/` uses `tasks/` and
 `analysis/` only through the names it lists: every listed name must exist at the module it is listed
 under (with the parameters its signature shows), and every name `runner/` imports across that
-boundary must be listed. Pure and fast: the code is read with `ast`, nothing is imported.
+boundary must be listed. Also: the doc's `runner/` tree names every module, and the count of the
+authors' tasks the docs state is the authors' list. Pure and fast: the code is read with `ast`, nothing
+is imported.
 
 How the doc is read (its header says the same): a heading whose first code span is a module of
 `tasks` or `analysis` (### `analysis.derive` — ...) opens that module's listing; each unindented,
@@ -336,19 +338,41 @@ def _planted(tmp_path: Path, old: str, new: str) -> list[Entry]:
     return listed(copy.read_text())
 
 
+def _planted_line(tmp_path: Path, package: str, line: str) -> tuple[list[Entry], str]:
+    """(entries, module) after `line` is planted at the top of the first listing of a `package` module."""
+    text = INTERFACES.read_text()
+    heading = re.search(rf"^#+ `({package}(?:\.[\w.]+)?)`.*\n(?:.*\n)*?```python\n", text, re.MULTILINE)
+    assert heading, f"no listing of a {package} module in docs/interfaces.md"
+    copy = tmp_path / "interfaces.md"
+    copy.write_text(text[: heading.end()] + line + "\n" + text[heading.end():])
+    return listed(copy.read_text()), heading.group(1)
+
+
 def test_a_name_planted_in_a_copy_that_does_not_exist_fails(tmp_path):
-    entries = _planted(tmp_path, "\noptions_for(", "\nno_such_function(x) -> int\noptions_for(")
-    assert any("`analysis.derive.no_such_function` is not in the code" in p for p in missing(entries))
-    # a name of one module listed under another is caught too
-    entries = _planted(tmp_path, "\noptions_for(", "\ntask_statistics(splits)\noptions_for(")
-    assert any("`analysis.derive.task_statistics`" in p for p in missing(entries))
+    assert not missing(listed(INTERFACES.read_text()))
+    entries, module = _planted_line(tmp_path, "analysis", "no_such_function(x) -> int   # planted")
+    assert any(f"`{module}.no_such_function` is not in the code" in p for p in missing(entries))
+    # a real name of one package listed under the other's module is caught too
+    entries, module = _planted_line(tmp_path, "analysis", "resolve_tasks(selection)")
+    assert any(f"`{module}.resolve_tasks` is not in the code" in p for p in missing(entries))
+    entries, module = _planted_line(tmp_path, "tasks", "analysis.derive.no_such_frame")
+    assert any("`analysis.derive.no_such_frame` is not in the code" in p for p in missing(entries))
 
 
 def test_a_runner_import_dropped_from_a_copy_fails(tmp_path):
     used = imported()
-    assert not unlisted(listed(INTERFACES.read_text()), used)
-    entries = _planted(tmp_path, "\nload_plugins(", "\nnot_load_plugins(")
-    assert any("`analysis.plugins.load_plugins`" in p for p in unlisted(entries, used))
+    entries = listed(INTERFACES.read_text())
+    assert not unlisted(entries, used)
+    # every name the runner uses, listed on a line of its own, dropped in turn from a copy
+    lines = INTERFACES.read_text().splitlines()
+    alone = [e for e in entries if sum(o.line == e.line for o in entries) == 1
+             and sum(key(o.name) == key(e.name) for o in entries) == 1 and key(e.name) in {key(u) for u in used}]
+    assert len(alone) > 20
+    for entry in alone:
+        copy = tmp_path / "interfaces.md"
+        copy.write_text("\n".join(lines[: entry.line - 1] + ["# (dropped)"] + lines[entry.line:]))
+        problems = unlisted(listed(copy.read_text()), used)
+        assert len(problems) == 1 and entry.name.rsplit(".", 1)[-1] in problems[0], (entry, problems)
 
 
 def test_a_wrong_parameter_planted_in_a_copy_fails(tmp_path):
