@@ -2,7 +2,7 @@
 
 A builder takes the report's `Context` and returns (caption, build) or None when the run has
 nothing to draw; `build()` returns the matplotlib Figure. Registration order is the report's order.
-The report loops over `FIGURES`; the runner loads the frames `frames_needed()` names.
+The report loops over `FIGURES`; `frames_needed()` names their frames (the runner loads analysis.report.frames_read()).
 """
 
 from __future__ import annotations
