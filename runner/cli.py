@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from runner.config import ConfigError, load_config, preset_path
+from runner.config import ConfigError, load_config, preset_names, preset_path
 
 DEFAULT_PRESET = "demo"
 log = logging.getLogger("layerwise")
@@ -57,9 +57,12 @@ def _overrides(pairs: list[str]) -> dict:
     return parsed
 
 
+def _config_help() -> str:
+    return f"experiment YAML, or a preset's name ({', '.join(preset_names())}; default: {DEFAULT_PRESET})"
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None,
-                        help=f"experiment YAML, or a preset's name (tiny, demo, study, paper; default: {DEFAULT_PRESET})")
+    parser.add_argument("--config", type=Path, default=None, help=_config_help())
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/<config name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set training.seed=1 (repeatable)")
@@ -96,8 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_p.add_argument("--seeds", default=None, help="shorthand for --grid training.seed=... (default: 0,1)")
     prep_help = "fetch and build what a config needs before it runs (its model's local copy, its tasks' data); no Ray"
     prep_p = sub.add_parser("prepare", help=prep_help, description=prep_help)
-    prep_p.add_argument("--config", type=Path, default=None,
-                        help=f"experiment YAML, or a preset's name (tiny, demo, study, paper; default: {DEFAULT_PRESET})")
+    prep_p.add_argument("--config", type=Path, default=None, help=_config_help())
     prep_p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (repeatable)")
     prep_p.add_argument("--from", dest="from_files", action="append", default=[], metavar="FILE",
@@ -228,16 +230,13 @@ class Session:
         self.current = None
 
     def progress_line(self) -> str:
-        from runner.training.launch import pending_jobs
+        from runner.stages import progress
 
         done = list(self.finished)
         if self.cells is not None:
             done.append(f"{len(self.cells_done)} of {len(self.cells)} cells"
                         + (f" ({', '.join(self.cells_done)})" if self.cells_done else ""))
-        if self.current == "train" or (self.current is None and "train" not in self.finished):
-            jobs = [job for exp in self.exps for job in exp.plan.jobs]
-            left = sum(len(pending_jobs(exp.plan)) for exp in self.exps)
-            done.append(f"{len(jobs) - left} of {len(jobs)} models trained")
+        done += progress(self.exps, self.current, self.finished)
         todo = [name for name in self.stages if name not in self.finished]
         return f"finished: {', '.join(done) or 'nothing'}; not done: {', '.join(todo) or 'nothing'}"
 
@@ -254,21 +253,13 @@ def _preflight(exp, stages: tuple[str, ...], first: str | None) -> None:
 
 
 def _summary(session: Session) -> str:
-    exp, out = session.exp, session.exp.plan.out
+    from runner.stages import summaries
+
+    exp = session.exp
     times = ", ".join(f"{name} {info['seconds']:.0f}s" for name, info in exp.manifest.data["stages"].items()
                       if name in session.finished)
     lines = [f"layerwise: {'/'.join(session.finished)} finished in {time.time() - session.started:.0f}s ({times})"]
-    if (out / "report.html").exists() and "report" in session.finished:
-        lines.append(f"  report: {out / 'report.html'}")
-    findings = out / "findings.parquet"
-    if findings.exists() and "analyze" in session.finished:
-        import polars as pl
-
-        f = pl.read_parquet(findings).filter(pl.col("measure") == exp.config.analysis.primary_measure)
-        if "experimental" in f.columns and f.height:  # the primary experimental model's verdicts
-            f = f.filter(pl.col("experimental") == f["experimental"][0])
-        tally = ", ".join(f"{n} {v}" for v, n in f["verdict"].value_counts().sort("verdict").iter_rows())
-        lines.append(f"  findings ({exp.config.analysis.primary_measure}): {tally}")
+    lines += [f"  {line}" for line in summaries(exp, session.finished)]
     lines += [f"  needs attention: {note}" for note in exp.notes]
     from runner.ops.console import log_path
 
@@ -366,7 +357,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     frames: dict = {}
 
     def work() -> None:
-        session.current = "train"
+        session.current = stages[0]  # the cells' stages run inside run_sweep, under one progress line
         frames.update(run_sweep(exps, out, on_cell=session.cells_done.append))
         session.finished.extend(stages)
         session.current = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -390,7 +391,7 @@ def _one_line(path: Path, err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "config"
     if first["type"] == "extra_forbidden":
-        parent = _section_for(first["loc"][:-1])
+        parent = section_for(first["loc"][:-1])
         allowed = list(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(first["loc"][-1]), allowed, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -404,7 +405,9 @@ def _one_line(path: Path, err: ValidationError) -> str:
     return f"{path}: {key}: {what}{more}"
 
 
-def _section_for(loc: tuple) -> type[BaseModel] | None:
+def section_for(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The section a path of keys names (the whole config for no keys), or None where the path ends in
+    a value or a free-form mapping (e.g. analysis.measure_params) rather than a section."""
     model: type[BaseModel] = ExperimentConfig
     for part in loc:
         field = model.model_fields.get(str(part))
@@ -415,6 +418,24 @@ def _section_for(loc: tuple) -> type[BaseModel] | None:
             return None
         model = ann
     return model
+
+
+def check_key(key: str, flag: str) -> None:
+    """A dotted key (`training.seed`) names a value of the config: a field, or anything below a free-form
+    mapping; a one-line ConfigError starting with `flag` otherwise, with the closest key spelled out."""
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        section = section_for(parts[:i])
+        if section is None:
+            return  # below a value or a mapping: pydantic checks what is set there
+        if part not in section.model_fields:
+            close = difflib.get_close_matches(part, list(section.model_fields), n=1)
+            where = ".".join(parts[:i]) or "the config"
+            hint = f"; did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close else ""
+            raise ConfigError(f"{flag} {key}: {where} has no key {part!r}{hint}")
+    section = section_for(parts)
+    if section is not None:
+        raise ConfigError(f"{flag} {key}: is a section; name one of its keys ({', '.join(section.model_fields)})")
 
 
 def parse_config(data: dict, source: str | Path = "<config>") -> ExperimentConfig:

@@ -14,11 +14,13 @@ not trained, and with training.multitask false the plan has no E and no exposure
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from analysis.roles import CONTROL, MULTITASK, UNSEEN, reseeded
 from runner.config import ConfigError, ExperimentConfig, stable_hash
+from runner.stages import stage_keys
 
 EXPOSURE_MARGIN = 1.25  # E's step cap must exceed its expected exposure steps by this factor
 
@@ -113,14 +115,17 @@ class Plan:
     jobs: tuple[TrainJob, ...]
     exposure: tuple[Exposure, ...]
     train_sizes: dict[str, int]
-    data_key: str
-    extract_key: str
-    analyze_key: str
-    evaluate_key: str
+    data_key: str  # the selected tasks' data: every job key hashes it
     # A sweep cell's label ("r8-s1/"); empty for a single experiment.
     cell: str = ""
     # The published experimental models' labels (model.experimental), loaded and not trained.
     external_labels: tuple[str, ...] = ()
+    # Each keyed stage's cache key, by stage name, from what the stage table says it hashes.
+    keys: Mapping[str, str] = field(default_factory=dict)
+
+    def key(self, stage: str) -> str:
+        """The stage's cache key: its outputs are found by it, so a changed input redoes the work."""
+        return self.keys[stage]
 
     @property
     def multitask(self) -> TrainJob | None:
@@ -131,10 +136,6 @@ class Plan:
     def tuned(self) -> tuple[str, ...]:
         """The tuned experimental models compared with C_t like E: E when trained, then the published ones."""
         return ((MULTITASK,) if self.multitask else ()) + self.external_labels
-
-    @property
-    def activations_dir(self) -> Path:
-        return self.out / "activations" / self.extract_key
 
     def job(self, job_id: str) -> TrainJob:
         return next(j for j in self.jobs if j.id == job_id)
@@ -283,17 +284,7 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     for ref in baseline_tasks(config, tasks):
         jobs += [job(CONTROL, [ref.name], seed, t.control_max_steps, t.control_min_steps, t.control_batch,
                      res.control_workers) for seed in config.baseline.seeds if seed != t.seed]
-    # A published model's identity is its entry (name, revision, label); its files' fingerprint is
-    # the extract and evaluate stages' recorded inputs (runner.models.external.fingerprint).
-    externals = dump["model"]["experimental"]
     external_labels = tuple(entry.model_label for entry in config.model.experimental)
-    extract_key = stable_hash([[j.key for j in jobs], config.digest("extraction")] + ([externals] if externals else []))
-    analyze_key = stable_hash([extract_key, config.digest("analysis"), config.model.checkpoint])
-    # Scores depend on the models, the test splits (in data_key, via every job key) and how they
-    # are scored; not on `enabled` or the harness benchmarks, which are kept apart.
-    scoring = config.evaluation.model_dump(mode="json", exclude={"enabled", "harness_tasks"})
-    scored = [j.key for j in jobs]  # Plan.scored_jobs
-    evaluate_key = stable_hash([scored, scoring, config.training.max_length] + ([externals] if externals else []))
-    return Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), exposure=exposure,
-                train_sizes=sizes, data_key=data_key, extract_key=extract_key, analyze_key=analyze_key,
-                evaluate_key=evaluate_key, cell=cell, external_labels=external_labels)
+    plan = Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), exposure=exposure,
+                train_sizes=sizes, data_key=data_key, cell=cell, external_labels=external_labels)
+    return replace(plan, keys=stage_keys(plan))  # each stage's key, as the stage table declares it

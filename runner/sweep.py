@@ -11,11 +11,9 @@ it moves by chance alone.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import logging
 import re
-import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +21,13 @@ from typing import Any
 
 import polars as pl
 import yaml
-from pydantic import BaseModel
 
 from analysis.replication import replication_frame
-from analysis.roles import CKA, CONTROL, EVAL, FINDINGS, GAPS, LAYER_MAP, REPLICATION, TRAINING
-from runner.artifacts.activations import read_task_reps
+from analysis.roles import CKA, EVAL, FINDINGS, GAPS, LAYER_MAP, REPLICATION, SEED_BASELINE, TRAINING
 from runner.artifacts.store import atomic_write_parquet
-from runner.config import AnalysisConfig, ConfigError, ExperimentConfig, parse_config, stable_hash
+from runner.config import ConfigError, ExperimentConfig, check_key, parse_config, stable_hash
 from runner.experiment import Experiment, prepare, run_stages
-from runner.stages import stages_after
+from runner.stages import STAGES, activations_dir, run_together
 
 log = logging.getLogger("layerwise.sweep")
 
@@ -75,38 +71,15 @@ def parse_ints(text: str, flag: str) -> list[int]:
     return values
 
 
-def _section(annotation: Any) -> Any:
-    """A section's model, also where it is optional (`CalibrateConfig | None`)."""
-    options = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], BaseModel):
-        return options[0]
-    return annotation
-
-
 # Keys a cell cannot change: a process holds one set of task files (the registry), so cells share the base's.
 FIXED_KEYS = (("tasks", "include"),)
 
 
 def _known_key(key: str) -> None:
-    """A dotted key names a field of the config (a free-form mapping, e.g. measure_params, takes any tail)."""
+    """A dotted key names a value of the config (runner.config.check_key) that a cell may change."""
     if any(tuple(key.split("."))[:len(fixed)] == fixed for fixed in FIXED_KEYS):
         raise ConfigError(f"--grid {key}: cells share the base config's task files; run one sweep per set of files")
-    model: type[BaseModel] = ExperimentConfig
-    parts = key.split(".")
-    for i, part in enumerate(parts):
-        fields = model.model_fields
-        if part not in fields:
-            close = difflib.get_close_matches(part, list(fields), n=1)
-            where = ".".join(parts[:i]) or "the config"
-            hint = f"; did you mean {'.'.join([*parts[:i], close[0]])!r}?" if close else ""
-            raise ConfigError(f"--grid {key}: {where} has no key {part!r}{hint}")
-        annotation = _section(fields[part].annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-            if i == len(parts) - 1:
-                raise ConfigError(f"--grid {key}: is a section; sweep one of its keys ({', '.join(model.model_fields)})")
-        else:
-            return  # a leaf or a mapping: pydantic checks the values when each cell is built
+    check_key(key, "--grid")
 
 
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
@@ -214,31 +187,16 @@ def cell_columns(exp: Experiment, keys: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def seed_pair_cka(activations_a: str, activations_b: str, task: str, cluster: str, analysis: dict) -> pl.DataFrame:
-    """The configured primary measure per layer between two controls of one task that differ only in
-    their training seed: the same measure, parameters and standardising as the run's own noise floor
-    (analysis.suite.pairwise_frame). The column keeps the name `cka`; `measure` says which it is."""
-    from analysis.align import align_and_mask
-    from analysis.plugins import load_plugins
-    from analysis.suite import pairwise_frame
-
-    cfg = AnalysisConfig.model_validate(analysis)
-    load_plugins(cfg.plugins)  # the primary measure may be a plugin's
-    primary = [(cfg.primary_measure, dict(cfg.measure_params.get(cfg.primary_measure, {})))]
-    reps = {"a": read_task_reps(Path(activations_a), task)[CONTROL], "b": read_task_reps(Path(activations_b), task)[CONTROL]}
-    _, aligned, dropped = align_and_mask(reps)
-    sim = pairwise_frame(task, cluster, aligned, [("a", "b")], primary, standardize=cfg.standardize)
-    return (sim.sort("layer").select("measure", "task", "cluster", "layer", pl.col("value").alias("cka"), "n")
-            .with_columns(pl.lit(dropped).alias("n_dropped")))
-
-
 def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
-    """The primary measure between the controls of every two cells that differ only in their seed."""
+    """The primary measure between the controls of every two cells that differ only in their seed: the
+    analyze stage's noise floor between two runs (runner.stages.analyze.floor_between), one remote task
+    per (pair of cells, task). The column keeps the name `cka`; `measure` says which measure it is."""
     import ray
 
     from runner.ops.console import bar
+    from runner.stages.analyze import floor_between
 
-    remote, pending = ray.remote(num_cpus=1)(seed_pair_cka), {}
+    remote, pending = ray.remote(num_cpus=1)(floor_between), {}
     groups: dict[str, list[Cell]] = {}
     for cell, setting in setting_labels(exps).items():
         groups.setdefault(setting, []).append(cell)
@@ -246,15 +204,16 @@ def seed_baseline(exps: dict[Cell, Experiment]) -> pl.DataFrame | None:
         same.sort(key=lambda c: exps[c].config.training.seed)
         for a, b in itertools.combinations(same, 2):
             for task in exps[a].plan.tasks:
-                ref = remote.remote(str(exps[a].plan.activations_dir), str(exps[b].plan.activations_dir),
-                                    task.name, task.cluster, exps[a].config.analysis.model_dump(mode="json"))
+                pair = (str(activations_dir(exps[a].plan)), str(activations_dir(exps[b].plan)))
+                ref = remote.remote(pair, task.name, task.cluster, exps[a].config.analysis.model_dump(mode="json"))
                 columns = {k: v for k, v in cell_columns(exps[a], swept_keys(exps)).items() if k != "seed"}
                 pending[ref] = columns | {"seed_a": exps[a].config.training.seed, "seed_b": exps[b].config.training.seed}
     if not pending:
         return None
     frames, progress = [], bar(len(pending), "seed baseline")
     for ref, columns in pending.items():
-        frames.append(ray.get(ref).with_columns(**{k: pl.lit(v) for k, v in columns.items()}))
+        floor = ray.get(ref).select("measure", "task", "cluster", "layer", pl.col("value").alias("cka"), "n", "n_dropped")
+        frames.append(floor.with_columns(**{k: pl.lit(v) for k, v in columns.items()}))
         progress.update(1)
     progress.close()
     return pl.concat(frames, how="diagonal_relaxed")
@@ -306,22 +265,16 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path,
     """Train every cell's models in one Tune run, then run each cell's later stages; `on_cell` hears
     of each cell that has finished. Then the stacked frames, the seed baseline, the replication
     table across settings and the sweep's report."""
-    from runner.training.launch import run_training
-
-    bases: dict[str, str] = {}  # cells on the same base share its local copy
-    for exp in exps.values():
-        key = exp.config.digest("model")
-        exp._model_dir = bases.setdefault(key, exp.model_dir)
-    run_training([(exp.plan, exp.splits, exp.model_dir) for exp in exps.values()])
+    run_together(list(exps.values()))  # every cell's models in one Tune run
     for cell, exp in exps.items():
         log.info("sweep: cell %s", cell.label)
-        run_stages(exp, ("train", *stages_after("train")))  # train: writes the cell's training.parquet
+        run_stages(exp, tuple(STAGES))  # what ran together is current: training writes the cell's training.parquet
         on_cell(cell.label)
     frames = {name: frame for name in (CKA, EVAL, LAYER_MAP, FINDINGS, GAPS, TRAINING)
               if (frame := stack_cells(exps, name)) is not None}
     baseline = seed_baseline(exps)
     if baseline is not None:
-        frames["seed_baseline"] = baseline
+        frames[SEED_BASELINE] = baseline
     if FINDINGS in frames:
         frames[REPLICATION] = replication_frame(frames[FINDINGS], unconverged=unconverged_settings(frames.get(TRAINING)))
     for name, frame in frames.items():
@@ -330,7 +283,7 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path,
     from analysis.sweep_report import write_sweep_report
 
     if set(swept_keys(exps)) <= {RANK_KEY, SEED_KEY}:  # by absolute layer: only cells of one model and method
-        write_sweep_figure(frames[CKA], frames.get("seed_baseline"), out / "figures" / "sweep_cka_by_rank.png")
+        write_sweep_figure(frames[CKA], frames.get(SEED_BASELINE), out / "figures" / "sweep_cka_by_rank.png")
     first = next(iter(exps.values()))
     unconverged = set(unconverged_settings(frames.get(TRAINING)))
     settings = setting_labels(exps)

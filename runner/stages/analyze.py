@@ -28,14 +28,15 @@ import polars as pl
 
 from analysis.roles import (
     CKA,
+    CONTROL,
     CROSS_LAYER,
     EVAL,
+    FINDINGS,
     INPUTS,
     LAYER_MAP,
     LAYER_STATS,
     LEARNED,
     MULTITASK,
-    SCORE_CKA,
     SIMILARITY,
     TASK_STATS,
     TSNE,
@@ -45,9 +46,9 @@ from runner.artifacts.activations import read_task_reps
 from runner.artifacts.store import atomic_write_parquet, is_current, loading, mark_done, read_parquet, stamp
 from runner.config import AnalysisConfig, stable_hash
 from runner.plan import Plan
+from runner.stages import ANALYZE, STAGES, activations_dir
 
 log = logging.getLogger("layerwise.analyze")
-MEASURED = (SIMILARITY, LAYER_STATS, CROSS_LAYER, TSNE, TASK_STATS)
 
 
 def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
@@ -58,15 +59,23 @@ def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list
                            cfg.primary_measure, cfg.measure_params.get(cfg.primary_measure, {}))
 
 
+def worker_config(analysis: dict) -> AnalysisConfig:
+    """The analysis section inside a Ray worker: validated, the user's measures registered before any
+    is looked up."""
+    from analysis.plugins import load_plugins
+
+    cfg = AnalysisConfig.model_validate(analysis)
+    load_plugins(cfg.plugins)
+    return cfg
+
+
 def analyze_task(activations: str, task: str, cluster: str, analysis: dict,
                  tuned: tuple[str, ...] = (MULTITASK,)) -> dict[str, pl.DataFrame]:
     from analysis.align import align_and_mask
-    from analysis.plugins import load_plugins
     from analysis.task_frames import task_frames
     from runner.ops import metrics
 
-    cfg = AnalysisConfig.model_validate(analysis)
-    load_plugins(cfg.plugins)  # a worker process registers the user's measures before looking them up
+    cfg = worker_config(analysis)
     _, aligned, dropped = align_and_mask(read_task_reps(Path(activations), task))
     pairwise, single = measure_selection(cfg)
     frames = task_frames(task, cluster, aligned, pairwise, single, primary=cfg.primary_measure,
@@ -76,6 +85,22 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict,
                          standardize=cfg.standardize, cross_layer=cfg.cross_layer)
     metrics.record_pairs(frames[SIMILARITY].height)
     return frames
+
+
+def floor_between(activations: tuple[str, str], task: str, cluster: str, analysis: dict) -> pl.DataFrame:
+    """The noise floor between two runs (a sweep's cells that differ only in their training seed): the
+    primary measure per layer between their controls of `task`, with the measure, parameters and
+    standardising of the run's own floor rows (analysis.task_frames: pairwise_frame over the primary
+    selection). Columns: pairwise_frame's (experimental "a", control "b"), n_dropped."""
+    from analysis.align import align_and_mask
+    from analysis.suite import pairwise_frame
+
+    cfg = worker_config(analysis)
+    reps = {name: read_task_reps(Path(folder), task)[CONTROL] for name, folder in zip("ab", activations, strict=True)}
+    _, aligned, dropped = align_and_mask(reps)
+    primary = [spec for spec in measure_selection(cfg)[0] if spec[0] == cfg.primary_measure]
+    frame = pairwise_frame(task, cluster, aligned, [("a", "b")], primary, standardize=cfg.standardize)
+    return frame.sort("layer").with_columns(pl.lit(dropped).alias("n_dropped"))
 
 
 def tsne_layer(activations: str, model: str, layer: int, clusters: dict[str, str], analysis: dict) -> pl.DataFrame:
@@ -169,12 +194,8 @@ def _marker(plan: Plan) -> Path:
 
 
 def outputs(plan: Plan) -> list[Path]:
-    """Every frame this stage writes (the marker vouches for each)."""
-    from analysis.roles import CORRELATIONS, FINDINGS, GAPS, MOVEMENT, SEED_BASELINE, UNSEEN_FRAME
-
-    names = [*MEASURED, INPUTS, CKA, SEED_BASELINE, MOVEMENT, GAPS, LAYER_MAP, FINDINGS, CORRELATIONS, UNSEEN_FRAME,
-             SCORE_CKA]
-    return [plan.out / f"{name}.parquet" for name in names]
+    """Every frame this stage writes (the marker vouches for each), as the stage table declares them."""
+    return list(STAGES[ANALYZE].outputs(plan))
 
 
 def learned_frame(exp) -> pl.DataFrame:
@@ -199,7 +220,7 @@ def _inputs(exp, learned: pl.DataFrame | None = None, scores: pl.DataFrame | Non
     from analysis.learned import control_verdicts
 
     verdicts = sorted(control_verdicts(learned_frame(exp) if learned is None else learned).items())
-    inputs = f"{stamp(exp.plan.activations_dir)}+{stable_hash(verdicts)}"
+    inputs = f"{stamp(activations_dir(exp.plan))}+{stable_hash(verdicts)}"
     scores = scores_frame(exp) if scores is None else scores
     if scores is None:
         return inputs
@@ -209,7 +230,7 @@ def _inputs(exp, learned: pl.DataFrame | None = None, scores: pl.DataFrame | Non
 
 def current(exp) -> bool:
     # A run analysed before the inputs frame existed is analysed again (its findings lack the notes too).
-    return (is_current(_marker(exp.plan), exp.plan.analyze_key, _inputs(exp))
+    return (is_current(_marker(exp.plan), exp.plan.key(ANALYZE), _inputs(exp))
             and (exp.plan.out / f"{INPUTS}.parquet").is_file())
 
 
@@ -235,7 +256,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
         log.info("analyze: cka.parquet is current, skipping")
         return {}
     started, cfg = time.time(), plan.config.analysis
-    activations, analysis = str(plan.activations_dir), cfg.model_dump(mode="json")
+    activations, analysis = str(activations_dir(plan)), cfg.model_dump(mode="json")
     remote = ray.remote(num_cpus=1)(analyze_task)
     per_task = _gather({remote.remote(activations, t.name, t.cluster, analysis, plan.tuned): t.name
                         for t in plan.tasks}, "analyze")
@@ -260,7 +281,19 @@ def run(exp) -> dict[str, pl.DataFrame]:
     written = [plan.out / f"{name}.parquet" for name in frames]
     for stale in set(outputs(plan)) - set(written):  # a frame an earlier config wrote and this one does not
         stale.unlink(missing_ok=True)
-    mark_done(_marker(plan), plan.analyze_key, files=written, inputs=_inputs(exp, learned, scores),
+    mark_done(_marker(plan), plan.key(ANALYZE), files=written, inputs=_inputs(exp, learned, scores),
               seconds=round(time.time() - started, 2),
               rows=frames[CKA].height)
     return frames
+
+
+def summary(exp) -> list[str]:
+    """The primary measure's verdicts (of the primary experimental model), tallied."""
+    path, primary = exp.plan.out / f"{FINDINGS}.parquet", exp.config.analysis.primary_measure
+    if not path.exists():
+        return []
+    f = pl.read_parquet(path).filter(pl.col("measure") == primary)
+    if "experimental" in f.columns and f.height:  # the primary experimental model's verdicts
+        f = f.filter(pl.col("experimental") == f["experimental"][0])
+    tally = ", ".join(f"{n} {v}" for v, n in f["verdict"].value_counts().sort("verdict").iter_rows())
+    return [f"findings ({primary}): {tally}"]

@@ -29,6 +29,7 @@ from analysis.scores import gap_frame, score_frame
 from runner.artifacts.store import atomic_write_parquet, is_current, mark_done, read_parquet, stamp
 from runner.inference.scoring import GENERATE, RANK
 from runner.plan import Plan, TaskRef
+from runner.stages import EVALUATE
 
 log = logging.getLogger("layerwise.evaluate")
 FILES = (f"{EVAL}.parquet", f"{EVAL_GAPS}.parquet", f"{EVAL_PREDICTIONS}.parquet")
@@ -75,7 +76,7 @@ def _inputs(exp) -> str:
 
 
 def current(exp) -> bool:
-    return is_current(_marker(exp.plan), exp.plan.evaluate_key, _inputs(exp))
+    return is_current(_marker(exp.plan), exp.plan.key(EVALUATE), _inputs(exp))
 
 
 def describe(exp) -> list[str]:
@@ -128,7 +129,7 @@ def run(exp) -> None:
         atomic_write_parquet(predictions.sort("model", "task", "example_id"), out / FILES[2])
         atomic_write_parquet(gaps, out / FILES[1])
         atomic_write_parquet(scores, out / FILES[0])
-        mark_done(_marker(plan), plan.evaluate_key, files=[out / name for name in FILES], inputs=_inputs(exp),
+        mark_done(_marker(plan), plan.key(EVALUATE), files=[out / name for name in FILES], inputs=_inputs(exp),
                   seconds=round(time.time() - started, 2), rows=rows.height)
         log.info("evaluate: %d scores in %.1fs -> %s", scores.height, time.time() - started, out / FILES[0])
     learned = record_learned(plan, predictions)

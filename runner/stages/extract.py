@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from runner.artifacts.store import atomic_dir, is_current, mark_done, stamp
+from runner.stages import EXTRACT, activations_dir
 
 log = logging.getLogger("layerwise.extract")
 
@@ -29,7 +30,7 @@ def _inputs(exp) -> str:
 
 
 def current(exp) -> bool:
-    return is_current(exp.plan.activations_dir, exp.plan.extract_key, _inputs(exp))
+    return is_current(activations_dir(exp.plan), exp.plan.key(EXTRACT), _inputs(exp))
 
 
 def describe(exp) -> list[str]:
@@ -37,7 +38,7 @@ def describe(exp) -> list[str]:
     state = "done" if current(exp) else "todo"
     models = ", ".join(plan.tuned)
     return [f"extract: [{state}] {len(plan.tasks)} x {cfg.extraction.probe_size} probes through pretrained, "
-            f"{models} and each control on {cfg.resources.extract_actors} actor(s) -> {plan.activations_dir}"]
+            f"{models} and each control on {cfg.resources.extract_actors} actor(s) -> {activations_dir(plan)}"]
 
 
 def _watch(folder: Path, total: int, stop: threading.Event) -> None:
@@ -70,7 +71,7 @@ def run(exp) -> Path:
     from runner.inference.actor import blocks_of, map_with_actors, model_passes
 
     plan, cfg = exp.plan, exp.config
-    target = plan.activations_dir
+    target = activations_dir(plan)
     write_probe_texts(exp)
     if current(exp):
         log.info("extract: activations %s already complete, skipping", target.name)
@@ -90,7 +91,7 @@ def run(exp) -> Path:
         finally:
             stop.set()
             watcher.join()
-    mark_done(target, plan.extract_key, inputs=_inputs(exp), seconds=round(time.time() - started, 2),
+    mark_done(target, plan.key(EXTRACT), inputs=_inputs(exp), seconds=round(time.time() - started, 2),
               examples=probes.num_rows)
     log.info("extract: %d probes in %.1fs -> %s", probes.num_rows, time.time() - started, target)
     return target

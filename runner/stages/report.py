@@ -20,6 +20,11 @@ def describe(exp) -> list[str]:
     return [f"report: -> {exp.plan.out / 'report.html'}"]
 
 
+def summary(exp) -> list[str]:
+    path = exp.plan.out / "report.html"
+    return [f"report: {path}"] if path.exists() else []
+
+
 def measure_labels(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
     from analysis.measures import measure_info
 

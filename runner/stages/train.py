@@ -25,6 +25,18 @@ def current(exp) -> bool:
     return not pending_jobs(exp.plan)
 
 
+def progress(exps) -> str:
+    jobs = sum(len(exp.plan.jobs) for exp in exps)
+    left = sum(len(pending_jobs(exp.plan)) for exp in exps)
+    return f"{jobs - left} of {jobs} models trained"
+
+
+def run_together(exps) -> None:
+    """Every experiment's models in one Tune run (a sweep's cells side by side, so the cluster stays
+    full); each experiment's `run` then finds them trained and writes its training.parquet."""
+    run_training([(exp.plan, exp.splits, exp.model_dir) for exp in exps])
+
+
 def preflight(exp) -> None:
     """Every GPU job's memory plan must fit before anything launches."""
     from runner.training.memory import plan_job_memory
