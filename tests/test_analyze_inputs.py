@@ -54,7 +54,7 @@ def test_the_scores_score_cka_holds_are_an_input_of_the_analysis(tmp_path):
     stale, and a run without scores keeps the inputs it had."""
     from analysis.roles import EVAL, SCORE_CKA
 
-    plan = SimpleNamespace(out=tmp_path, activations_dir=tmp_path / "activations")
+    plan = SimpleNamespace(out=tmp_path, key=lambda stage: "k")  # activations under out/activations/k
     exp = SimpleNamespace(plan=plan, config=SimpleNamespace(evaluation=SimpleNamespace(enabled=True)))
     without = analyze._inputs(exp)
     assert analyze.scores_frame(exp) is None and without.count("+") == 1
