@@ -1,6 +1,6 @@
 """The analysis alone: activations you already have in, the run's frames and verdicts out, with no
 Ray, training or config. One entry point, `compare`; it runs the code the analyze stage runs
-(analysis.align, analysis.task_frames, analysis.derive), so its frames have the run's schemas.
+(analysis.frames.align, analysis.frames.task_frames, analysis.derive), so its frames have the run's schemas.
 
     reps[model][task] = array [layers, n, d]     (numpy or torch; or a list of per-layer [n, d])
                       = (example_ids, array)      rows matched across models by id instead of position
@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analysis.align import align_and_mask, as_numpy
 from analysis.derive import derive_frames, options_for
-from analysis.inputs import KINDS, UNKNOWN
+from analysis.frames.align import align_and_mask, as_numpy
+from analysis.frames.inputs import KINDS, UNKNOWN
+from analysis.frames.task_frames import split_selection, task_frames
 from analysis.measures import DEFAULT_MEASURES, PAPER_MEASURES, Selection, resolve
 from analysis.roles import (
     CONTROL,
@@ -41,7 +42,6 @@ from analysis.roles import (
     experimentals,
     is_reseeded,
 )
-from analysis.task_frames import split_selection, task_frames
 
 REQUIRED = (PRETRAINED, CONTROL)  # every task needs these two, and every tuned model
 
@@ -154,7 +154,7 @@ def _task_inputs(reps: Mapping[str, Mapping[str, Any]], clusters: Mapping[str, s
 
 
 def _aligned(task: str, models: Mapping[str, tuple[list[str] | None, np.ndarray]]) -> tuple[dict[str, np.ndarray], int]:
-    """The joint non-finite mask of analysis.align for every task; positions stand in for absent ids,
+    """The joint non-finite mask of analysis.frames.align for every task; positions stand in for absent ids,
     zero-padded so that align_and_mask's sort by id keeps the given order."""
     width = len(str(max(array.shape[1] for _, array in models.values())))
     keyed = {m: (ids if ids is not None else [f"{i:0{width}d}" for i in range(array.shape[1])], array)
@@ -199,9 +199,9 @@ def compare(
     paper's (linear_cka). draws/level/seed: the across-task bootstrap of gaps, layer map and findings;
     control_seed: the main controls' training seed (seed_baseline's seed_a); bootstrap/permutations:
     per-(task, layer) half-sample CIs and permutation null of the primary measure; calibrate: that many
-    permutations for every measure and pair, with the chance-calibrated score (analysis.calibration)
+    permutations for every measure and pair, with the chance-calibrated score (analysis.frames.calibration)
     in `similarity`; pretrained_name and
-    pretrained_kind (analysis.inputs.KINDS) go into the findings' reasons. Gaps and verdicts need >= 5
+    pretrained_kind (analysis.frames.inputs.KINDS) go into the findings' reasons. Gaps and verdicts need >= 5
     seen tasks for intervals and reseeded controls for a floor; with fewer they are inconclusive.
 
     >>> import numpy as np

@@ -7,15 +7,15 @@ measures per model, task, layer) and `task_stats` (readability, size). Out:
     seed_baseline  the primary measure between each control and its reseeded twin
     movement       per layer: how far the controls moved from the pretrained model against how far
                    a control moves by its seed alone (1 - s, medians over tasks) and their ratio
-    gaps           per (experimental, measure, group, layer): E - pretrained with CI and noise floor (analysis.gaps)
+    gaps           per (experimental, measure, group, layer): E - pretrained with CI and noise floor (analysis.derived.gaps)
     layer_map      per (experimental, measure, layer): shared / transition / refinement, only above noise
-    findings       per (experimental, measure, claim): value, CI, floor, verdict (analysis.findings); the reasons
+    findings       per (experimental, measure, claim): value, CI, floor, verdict (analysis.claims.findings); the reasons
                    of claims against the pretrained model say when it is not a base checkpoint, and those of
                    claims reading C_t name the controls that did not learn their task (given `learned`)
     correlations   per (experimental, layer, covariate): Pearson and Spearman with p-values
     unseen         seen vs unseen summaries per layer (of the primary tuned model)
     score_cka      per (experimental, task): its task score (given the evaluate stage's eval frame) against its
-                   mean primary similarity to C_t over the primary map's transition layers (analysis.scores)
+                   mean primary similarity to C_t over the primary map's transition layers (analysis.frames.scores)
 
 The `experimental` column of gaps, layer_map and findings names the tuned model in E's place: E
 ("multitask") when the run trains it, and each published checkpoint (model.experimental) by its
@@ -30,12 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analysis.correlate import correlation_frame
-from analysis.findings import findings_frame
-from analysis.gaps import gap_frame, seen_tasks, task_matrix, unseen_tasks
-from analysis.inputs import UNKNOWN
-from analysis.layer_map import layer_groups, layer_map_frame
-from analysis.learned import control_verdicts
+from analysis.claims.findings import findings_frame
+from analysis.derived.correlate import correlation_frame
+from analysis.derived.gaps import gap_frame, seen_tasks, task_matrix, unseen_tasks
+from analysis.derived.layer_map import layer_groups, layer_map_frame
+from analysis.derived.learned import control_verdicts
+from analysis.derived.unseen import unseen_frame
+from analysis.frames.inputs import UNKNOWN
+from analysis.frames.scores import score_cka_frame
 from analysis.measures import PAPER_MEASURES, measure_info
 from analysis.roles import (
     CKA,
@@ -54,8 +56,6 @@ from analysis.roles import (
     is_reseeded,
     seed_of,
 )
-from analysis.scores import score_cka_frame
-from analysis.unseen import unseen_frame
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class DeriveOptions:
     seed: int = 0
     estimator: dict | None = None      # the primary's estimator columns for cka (kernel, debiased, threshold)
     pretrained_name: str = ""          # the config's model name, as the findings' reasons name it
-    pretrained_kind: str = UNKNOWN     # analysis.inputs.KINDS: base, instruction_tuned, unknown, random_init
+    pretrained_kind: str = UNKNOWN     # analysis.frames.inputs.KINDS: base, instruction_tuned, unknown, random_init
     # The tuned experimental models, each compared with C_t and with the pretrained model like E; the first is primary.
     tuned: Sequence[str] = (MULTITASK,)
     # "calibrated": gaps, layer map and findings read the chance-calibrated score (analysis.calibrate) of
@@ -81,7 +81,7 @@ class DeriveOptions:
 
 def options_for(pairwise: Sequence[tuple[str, dict]], single: Sequence[tuple[str, dict]], primary: str,
                 **rest) -> DeriveOptions:
-    """DeriveOptions whose measure fields follow a split selection (analysis.task_frames.split_selection):
+    """DeriveOptions whose measure fields follow a split selection (analysis.frames.task_frames.split_selection):
     every pairwise measure mapped, the paper's dimensionality measure when selected, the primary's
     estimator columns when it is CKA-type. `rest`: the other DeriveOptions fields."""
     dims = PAPER_MEASURES["dimensionality"]
@@ -160,7 +160,7 @@ def score_cka(task_scores: pl.DataFrame, cka: pl.DataFrame, layer_map: pl.DataFr
 def derive_frames(similarity: pl.DataFrame, layer_stats: pl.DataFrame | None, task_stats: pl.DataFrame | None,
                   opts: DeriveOptions, learned: pl.DataFrame | None = None,
                   task_scores: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
-    """`learned`: the evaluate stage's learned frame (analysis.learned), whose control verdicts go into the
+    """`learned`: the evaluate stage's learned frame (analysis.derived.learned), whose control verdicts go into the
     findings' reasons; a control without a row there was not checked. None: not tracked, no note.
     `task_scores`: the evaluate stage's eval frame, for score_cka; None: no scores, no score_cka."""
     control_learned = None if learned is None else control_verdicts(learned)

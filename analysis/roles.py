@@ -53,14 +53,14 @@ CORRELATIONS = "correlations"
 UNSEEN_FRAME = "unseen"
 FINDINGS = "findings"
 TRAINING = "training"
-EVAL = "eval"                    # per (model, task): held-out score with CI (analysis.scores)
+EVAL = "eval"                    # per (model, task): held-out score with CI (analysis.frames.scores)
 EVAL_GAPS = "eval_gaps"          # per (experimental, task): tuned model - C_t, paired CI, verdict
 EVAL_PREDICTIONS = "eval_predictions"  # every scored prediction, for auditing
 SCORE_CKA = "score_cka"          # per (experimental, task): score against similarity over the transition layers
-LEARNED = "learned"              # per (trained model, task): did it learn the task? (analysis.learned)
+LEARNED = "learned"              # per (trained model, task): did it learn the task? (analysis.derived.learned)
 HARNESS = "harness"
 REPLICATION = "replication"      # a sweep's: per (claim, measure), does the verdict hold across its settings
-INPUTS = "inputs"                # one row: the pretrained model and the tasks' provenance (analysis.inputs)
+INPUTS = "inputs"                # one row: the pretrained model and the tasks' provenance (analysis.frames.inputs)
 
 # Columns whose names the frames share.
 TUNED_MINUS_CONTROL = "tuned_minus_control"  # eval_gaps: the tuned model's score (E's or a published one's) - C_t's

@@ -25,9 +25,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.calibration import calibrate  # noqa: E402
+from analysis.frames.calibration import calibrate  # noqa: E402
+from analysis.frames.suite import draw_indices, permutation_null  # noqa: E402
 from analysis.measures import View, get_measure  # noqa: E402
-from analysis.suite import draw_indices, permutation_null  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> tuple[float, object]:

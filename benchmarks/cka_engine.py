@@ -2,7 +2,7 @@
 
 Reference (what the paper's code does): one numpy float64 feature-space CKA call per (task, layer, pair),
     CKA = ||YᵀX||²_F / (||XᵀX||_F ||YᵀY||_F) on column-centred X, Y.
-Pipeline: what the analyze stage runs (analysis.task_frames -> analysis.suite):
+Pipeline: what the analyze stage runs (analysis.frames.task_frames -> analysis.frames.suite):
   single pair   the registered measure, get_measure(name)(x, y): Gram form when n < 2d (analysis.measures.gram);
   one task      pairwise_frame over L layers x {pretrained, multitask} vs control: one View per (model, layer),
                 its centred Gram shared by both pairs;
@@ -26,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.frames.suite import cross_layer_frame, pairwise_frame  # noqa: E402
 from analysis.measures import PAPER_MEASURES, get_measure  # noqa: E402
-from analysis.suite import cross_layer_frame, pairwise_frame  # noqa: E402
 
 PAIRS = [("pretrained", "control"), ("multitask", "control")]
 

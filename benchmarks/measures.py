@@ -5,7 +5,7 @@ or L layers x 3 models (single measures), float32 activations with a few massive
   reference: tests/references.py (the tests' own references, one per measure): one plain float64
              function per (pair, layer), written from the definition, nothing shared between pairs
              or measures;
-  engine:    analysis.suite.pairwise_frame / single_frame, one View per (model, layer) whose Grams,
+  engine:    analysis.frames.suite.pairwise_frame / single_frame, one View per (model, layer) whose Grams,
              spectra, neighbour sets and ranks every pair (and, in the "all" row, every measure) shares.
 
 Usage: python benchmarks/measures.py [--full] [--layers L --n N --d D] [--ref-layers K] [--measures a,b]
@@ -30,8 +30,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.frames.suite import pairwise_frame, single_frame  # noqa: E402
 from analysis.measures import list_measures, measure_info  # noqa: E402
-from analysis.suite import pairwise_frame, single_frame  # noqa: E402
 from tests.references import PAIRWISE_REFS, SINGLE_REFS  # noqa: E402
 
 PAIRS = [("pretrained", "control"), ("multitask", "control")]

@@ -256,7 +256,7 @@ class ExtractionConfig(_Section):
 
 
 class CalibrateConfig(_Section):
-    """Chance calibration (analysis.calibration): every pairwise measure and pair against a permutation null."""
+    """Chance calibration (analysis.frames.calibration): every pairwise measure and pair against a permutation null."""
 
     # Shuffles of the control's rows per (measure, pair, task, layer); p_value resolves to 1 / (1 + permutations).
     permutations: int = Field(200, ge=1)

@@ -143,7 +143,7 @@ class Plan:
     @property
     def scored_jobs(self) -> tuple[TrainJob, ...]:
         """The models the evaluate stage scores: every trained one, the noise-floor twins included (each
-        on its own task), so each gets a learned-or-not verdict (analysis.learned)."""
+        on its own task), so each gets a learned-or-not verdict (analysis.derived.learned)."""
         return self.jobs
 
 

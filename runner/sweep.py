@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from analysis.replication import replication_frame
+from analysis.claims.replication import replication_frame
 from analysis.roles import CKA, EVAL, FINDINGS, GAPS, LAYER_MAP, REPLICATION, SEED_BASELINE, TRAINING
 from runner.artifacts.store import atomic_write_parquet
 from runner.config import ConfigError, ExperimentConfig, check_key, parse_config, stable_hash
@@ -280,7 +280,7 @@ def run_sweep(exps: dict[Cell, Experiment], out: Path,
     for name, frame in frames.items():
         atomic_write_parquet(frame, out / f"{name}.parquet")
     from analysis.figures.sweep import write_sweep_figure
-    from analysis.sweep_report import write_sweep_report
+    from analysis.report.sweep import write_sweep_report
 
     if set(swept_keys(exps)) <= {RANK_KEY, SEED_KEY}:  # by absolute layer: only cells of one model and method
         write_sweep_figure(frames[CKA], frames.get(SEED_BASELINE), out / "figures" / "sweep_cka_by_rank.png")

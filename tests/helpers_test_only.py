@@ -17,7 +17,7 @@ def comparison_table(scores: pl.DataFrame) -> pl.DataFrame:
 
     Columns: cluster, task, metric, n, then one column per model present (pretrained, multitask,
     control, in that order) and multitask_minus_control when both are there. The noise-floor twins'
-    rows (scored for analysis.learned) are left out.
+    rows (scored for analysis.derived.learned) are left out.
     """
     scores = scores.filter(~pl.col("model").map_elements(is_reseeded, return_dtype=pl.Boolean))
     order = [m for m in (PRETRAINED, MULTITASK, CONTROL) if (scores["model"] == m).any()]

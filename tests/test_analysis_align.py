@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.align import align_and_mask
+from analysis.frames.align import align_and_mask
 
 
 def encoded(ids, n_layers=3, d=4, offset=0.0):

@@ -15,8 +15,8 @@ import pytest
 
 import analysis
 import analysis.api
-from analysis.findings import COLUMNS as FINDINGS_COLUMNS
-from analysis.findings import VERDICTS
+from analysis.claims.findings import COLUMNS as FINDINGS_COLUMNS
+from analysis.claims.findings import VERDICTS
 from analysis.measures import get_measure
 from analysis.roles import CKA, CONTROL, GAPS, LAYER_MAP, MULTITASK, PRETRAINED, SEED_BASELINE, SIMILARITY, reseeded
 

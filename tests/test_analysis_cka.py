@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 import torch
 
+from analysis.frames.suite import pairwise_frame
 from analysis.measures import View, get_measure, measure_info
 from analysis.measures.gram import MIXED_MIN_WORK
-from analysis.suite import pairwise_frame
 from tests.references import ref_cka_of_grams as ref_cka
 from tests.references import ref_linear_gram, ref_rbf_gram
 

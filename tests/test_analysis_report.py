@@ -9,14 +9,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analysis.align import align_and_mask
+from analysis.claims.findings import COMPARES_PRETRAINED
 from analysis.derive import DeriveOptions, derive_frames
-from analysis.findings import COMPARES_PRETRAINED
-from analysis.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, UNKNOWN, inputs_frame
+from analysis.derived.tsne import tsne_frame
+from analysis.frames.align import align_and_mask
+from analysis.frames.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, UNKNOWN, inputs_frame
+from analysis.frames.suite import cross_layer_frame, pairwise_frame, single_frame
 from analysis.report import Page, findings_section, inputs_section, write_report
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, reseeded
-from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
-from analysis.tsne import tsne_frame
 
 CLUSTERS = {"sentiment": ["sst2", "imdb"], "translation": ["wmt14", "wmt16", "para"], "nli": ["rte", "anli"],
             "closed_qa": ["arc"], "unseen": ["cosmos", "wic"]}
@@ -154,8 +154,8 @@ def test_report_requires_cka(tmp_path, frames):
 
 
 def test_task_scores_show_intervals_and_flag_small_test_sets():
+    from analysis.frames.scores import gap_frame, score_frame
     from analysis.report import eval_section
-    from analysis.scores import gap_frame, score_frame
 
     rows = []
     for task, n in (("rte", 40), ("copa", 12)):
@@ -228,8 +228,8 @@ def test_synthetic_tasks_are_counted_named_and_flagged(frames):
 
 
 def _learned(tasks: list[str]) -> pl.DataFrame:
-    """Each task's control learned it (analysis.learned's columns, the validation losses recorded)."""
-    from analysis.learned import COLUMNS
+    """Each task's control learned it (analysis.derived.learned's columns, the validation losses recorded)."""
+    from analysis.derived.learned import COLUMNS
 
     rows = [{"model": f"control-{t}", "label": CONTROL, "role": CONTROL, "task": t, "metric": "accuracy", "n": 30,
              "score": 80.0, "pretrained_score": 50.0, "gain": 30.0, "gain_ci_low": 10.0, "gain_ci_high": 50.0,

@@ -9,14 +9,14 @@ import pytest
 import torch
 from scipy.stats import t as student_t
 
-from analysis.correlate import correlation_frame
-from analysis.layer_map import fit_change_points, segment_slopes
+from analysis.derived.correlate import correlation_frame
+from analysis.derived.layer_map import fit_change_points, segment_slopes
+from analysis.derived.stats import pearson, spearman
+from analysis.derived.tsne import tsne, tsne_frame
+from analysis.derived.unseen import unseen_frame
+from analysis.frames.suite import cross_layer_frame, pairwise_frame, single_frame
 from analysis.measures import get_measure, list_measures, standardize
 from analysis.measures.pca99 import n_components_for
-from analysis.stats import pearson, spearman
-from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
-from analysis.tsne import tsne, tsne_frame
-from analysis.unseen import unseen_frame
 from tests.references import ref_debiased_cka, ref_rbf_cka
 from tests.references import ref_variance_spectrum as variance_spectrum
 

@@ -1,4 +1,4 @@
-"""Chance calibration (analysis.calibration): scores against a permutation null, comparable across widths.
+"""Chance calibration (analysis.frames.calibration): scores against a permutation null, comparable across widths.
 
 A calibrated score is 0 on average for unrelated data whatever its raw value, p-values are valid under
 the null, a planted signal is found, the frames carry the same numbers as analysis.calibrate, and a
@@ -12,10 +12,10 @@ import pytest
 import analysis
 import analysis.measures.cka as cka_measures
 import analysis.measures.view as view_module
-from analysis.calibration import adjusted, calibrate
+from analysis.frames.calibration import adjusted, calibrate
+from analysis.frames.suite import pairwise_frame
+from analysis.frames.task_frames import task_frames
 from analysis.measures import Measure, View, get_measure
-from analysis.suite import pairwise_frame
-from analysis.task_frames import task_frames
 from runner.config import ConfigError, parse_config
 
 NULL_COLUMNS = ["null_mean", "null_q95", "p_value", "n_permutations", "calibrated"]
@@ -228,6 +228,6 @@ def test_compare_passes_calibration_through_to_the_similarity_frame():
 def test_docstring_example_runs():
     import doctest
 
-    import analysis.calibration
+    import analysis.frames.calibration
 
-    assert doctest.testmod(analysis.calibration).failed == 0
+    assert doctest.testmod(analysis.frames.calibration).failed == 0

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import torch
 
-from analysis.scores import (
+from analysis.frames.scores import (
     EVAL_COLUMNS,
     accuracy,
     bleu,
@@ -26,7 +26,7 @@ from analysis.scores import (
 from runner.config import load_config, preset_path
 from tests.helpers_test_only import comparison_table
 
-# --- analysis/scores.py against known values -------------------------------------------------
+# --- analysis/frames/scores.py against known values -------------------------------------------------
 
 
 def test_accuracy_normalises_case_space_and_final_punctuation():
@@ -270,7 +270,7 @@ def test_tiny_run_scores_every_model_on_every_task(tiny_run):
 
 
 def test_every_trained_model_is_judged_on_every_task_it_was_trained_on(tiny_run):
-    from analysis.learned import COLUMNS, LEARNED_VERDICTS
+    from analysis.derived.learned import COLUMNS, LEARNED_VERDICTS
 
     learned = pl.read_parquet(tiny_run / "learned.parquet")
     assert learned.columns == list(COLUMNS)

@@ -7,11 +7,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from analysis.claims.findings import COMPARES_PRETRAINED, EQUIVALENCE, VERDICTS
 from analysis.derive import DeriveOptions, derive_frames
-from analysis.findings import COMPARES_PRETRAINED, EQUIVALENCE, VERDICTS
-from analysis.gaps import gap_frame, noise_floor
-from analysis.inputs import BASE, INSTRUCTION_TUNED, KINDS, RANDOM_INIT, UNKNOWN
-from analysis.layer_map import fit_change_points, layer_groups, paper_boundaries
+from analysis.derived.gaps import gap_frame, noise_floor
+from analysis.derived.layer_map import fit_change_points, layer_groups, paper_boundaries
+from analysis.frames.inputs import BASE, INSTRUCTION_TUNED, KINDS, RANDOM_INIT, UNKNOWN
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, UNSEEN, reseeded
 
 LAYERS = np.arange(21)
@@ -231,7 +231,7 @@ def test_a_strong_ramp_over_four_tasks_is_never_decided():
 
 
 def test_a_ci_across_zero_is_inconclusive_however_large_the_effect():
-    from analysis.findings import verdict
+    from analysis.claims.findings import verdict
 
     assert verdict(0.5, -0.01, 0.9, 0.01, +1, n_tasks=20) == ("inconclusive", "CI includes zero")
     assert verdict(-0.5, -0.9, 0.01, 0.01, +1, n_tasks=20) == ("inconclusive", "CI includes zero")
@@ -240,7 +240,7 @@ def test_a_ci_across_zero_is_inconclusive_however_large_the_effect():
 
 
 def test_the_simultaneous_level_follows_the_claims_that_ran():
-    from analysis import findings as f
+    from analysis.claims import findings as f
 
     sim = synthetic_similarity(np.zeros(len(LAYERS)))
     without_dims = derive(sim)["findings"]  # no dimensionality measure: that claim is not tested

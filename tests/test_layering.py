@@ -61,3 +61,44 @@ def test_no_module_is_looked_up_by_a_string_holding_its_name():
                 continue
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 assert not pattern.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+
+
+# analysis/ reads as the data flows: each sub-package imports only those before it.
+FLOW = ("measures", "frames", "derived", "claims", "figures", "report")
+
+
+def _analysis_modules() -> list[Path]:
+    return sorted((ROOT / "analysis").rglob("*.py"))
+
+
+def test_analysis_keeps_few_top_level_modules_beside_its_flow():
+    top = sorted(p.name for p in (ROOT / "analysis").glob("*.py"))
+    assert len(top) <= 8, f"analysis/ has {len(top)} top-level modules ({top}): put new ones in their sub-package"
+    packages = {p.name for p in (ROOT / "analysis").iterdir() if (p / "__init__.py").exists()}
+    assert packages == set(FLOW), f"analysis/ sub-packages {sorted(packages)} differ from the flow {FLOW}"
+
+
+def test_each_analysis_sub_package_imports_only_the_ones_before_it():
+    wrong = []
+    for path in _analysis_modules():
+        parts = path.relative_to(ROOT / "analysis").parts
+        if len(parts) < 2:
+            continue
+        allowed = set(FLOW[:FLOW.index(parts[0]) + 1])
+        for name in _imports(path):
+            bits = name.split(".")
+            if bits[0] == "analysis" and len(bits) > 1 and bits[1] in FLOW and bits[1] not in allowed:
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not wrong, "\n".join(sorted(set(wrong)))
+
+
+def test_no_analysis_module_imports_another_modules_private_name():
+    import ast
+
+    wrong = []
+    for path in _analysis_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("analysis"):
+                wrong += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not wrong, "shared names should be public in the module whose job they are:\n" + "\n".join(wrong)

@@ -1,4 +1,4 @@
-"""Did each control learn its task? The learned-or-not rule (analysis.learned) on hand-built predictions
+"""Did each control learn its task? The learned-or-not rule (analysis.derived.learned) on hand-built predictions
 with a known answer, E's aggregation, the optional validation-loss columns, and the notes the claims carry."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analysis.learned import (
+from analysis.derived.learned import (
     COLUMNS,
     INCONCLUSIVE,
     NO,

@@ -137,7 +137,7 @@ def _write_activations(folder: Path, task: str, ids: list[str], reps: np.ndarray
 def test_the_sweeps_floor_is_the_runs_primary_measure_between_two_runs(tmp_path, standardize):
     """floor_between (the sweep's seed baseline) measures as the run's floor rows do: the primary measure
     with its parameters and standardising, on rows aligned by example id, the non-finite ones dropped."""
-    from analysis.suite import pairwise_frame
+    from analysis.frames.suite import pairwise_frame
     from runner.stages.analyze import floor_between
 
     rng = np.random.default_rng(0)

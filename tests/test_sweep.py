@@ -46,7 +46,7 @@ def test_sweep_writes_every_cell_and_a_seed_baseline(tmp_path):
 def test_sweep_over_family_and_method_writes_a_replication_table_and_relative_depth(tmp_path):
     """The issue's bar: a grid over any keys (here a model family and the training method), the keys as
     columns, a replication verdict per (claim, measure) and the sweep report's sections."""
-    from analysis.replication import COLUMNS, REPLICATION_VERDICTS
+    from analysis.claims.replication import COLUMNS, REPLICATION_VERDICTS
 
     result = layerwise("sweep", "--config", str(TINY), "--out", str(tmp_path), "--grid", "model.tiny.family=llama,qwen2",
                        "--grid", "training.method=lora,full", *SMALL, timeout=1500)

@@ -8,8 +8,8 @@ import time
 import polars as pl
 import pytest
 
-from analysis.findings import CONTRADICTED, HOLDS, INCONCLUSIVE
-from analysis.replication import COLUMNS, REPLICATION_VERDICTS, replication_frame, replication_verdict
+from analysis.claims.findings import CONTRADICTED, HOLDS, INCONCLUSIVE
+from analysis.claims.replication import COLUMNS, REPLICATION_VERDICTS, replication_frame, replication_verdict
 from runner.config import ConfigError, load_config, preset_path
 from runner.sweep import Cell, cell_config, grid_cells, parse_grid, prepare_sweep, setting_labels, sweep_grid
 from tests.conftest import TINY, layerwise

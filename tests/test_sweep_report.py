@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.replication import replication_frame
+from analysis.claims.replication import replication_frame
+from analysis.report.sweep import write_sweep_report
 from analysis.roles import FINDINGS, REPLICATION
-from analysis.sweep_report import write_sweep_report
 
 
 def test_the_sweep_report_tables_each_claims_replication_and_every_cell(tmp_path):

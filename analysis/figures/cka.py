@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
+from analysis.derived.layer_map import has_structure
 from analysis.figures.common import (
     FLOOR_COLOR,
     SHADE,
@@ -18,7 +19,6 @@ from analysis.figures.common import (
     set_layer_axis,
     shade_layers,
 )
-from analysis.layer_map import has_structure
 from analysis.roles import CKA, MULTITASK, PRETRAINED, UNSEEN
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from matplotlib.patches import Patch
 
-from analysis.layer_map import layer_ranges
+from analysis.derived.layer_map import layer_ranges
 from analysis.roles import CKA, CONTROL, MULTITASK, PRETRAINED
 
 MODEL_COLORS = {PRETRAINED: "#4C72B0", MULTITASK: "#DD8452", CONTROL: "#55A868"}

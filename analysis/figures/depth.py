@@ -7,8 +7,8 @@ import matplotlib.pyplot as plt
 import polars as pl
 from matplotlib.patches import Patch
 
+from analysis.derived.layer_map import FUNCTIONS, PAPER_FRACTIONS
 from analysis.figures.common import FALLBACK_COLORS, SHADE
-from analysis.layer_map import FUNCTIONS, PAPER_FRACTIONS
 
 
 def relative_depth(frame: pl.DataFrame, by: str) -> pl.DataFrame:

@@ -10,8 +10,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from analysis.derived.layer_map import FUNCTIONS
 from analysis.figures.common import SHADE, model_color, model_order, set_layer_axis, shade_layers
-from analysis.layer_map import FUNCTIONS
 from analysis.roles import CONTROL, UNSEEN, is_reseeded
 
 

@@ -14,7 +14,7 @@ from functools import cached_property
 import polars as pl
 from matplotlib.figure import Figure
 
-from analysis.layer_map import has_structure
+from analysis.derived.layer_map import has_structure
 from analysis.roles import CKA, LAYER_MAP, SEED_BASELINE, UNSEEN
 
 Drawn = tuple[str, Callable[[], Figure]] | None

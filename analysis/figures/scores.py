@@ -13,7 +13,7 @@ MARKERS = {"accuracy": "o", "rouge_l": "s", "bleu": "^"}
 
 
 def score_cka_figure(frame: pl.DataFrame, layers: list[int]) -> Figure:
-    """frame: analysis.scores.score_cka_frame. Left: score; right: score minus the control's score."""
+    """frame: analysis.frames.scores.score_cka_frame. Left: score; right: score minus the control's score."""
     models = model_order(frame["experimental"].unique().to_list())
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.0), layout="constrained")
     where = f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}-{layers[-1]}"

@@ -66,7 +66,7 @@ class Measure:
     reference: str = ""  # the original implementation it follows: "owner/repo path: function"
     standard_id: str = ""  # set on a registration bound to one id by get_measure(id)
     # Pairwise: the value of two identical representations (1 for every built-in similarity, 0 for a
-    # distance); chance-calibration rescales to it (analysis.calibration). None = unknown: no calibrated score.
+    # distance); chance-calibration rescales to it (analysis.frames.calibration). None = unknown: no calibrated score.
     perfect: float | None = None
 
     def resolve_params(self, params: Mapping[str, Any] | None = None) -> dict[str, Any]:

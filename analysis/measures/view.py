@@ -86,7 +86,7 @@ class View:
         idx = np.asarray(idx, dtype=np.intp)
         if idx.ndim != 1 or len(np.unique(idx)) != len(idx) or (len(idx) and (idx.min() < 0 or idx.max() >= self.n)):
             raise ValueError("subset needs distinct row indices in [0, n): resampling with replacement "
-                             "duplicates examples, which inflates every similarity (see analysis.suite)")
+                             "duplicates examples, which inflates every similarity (see analysis.frames.suite)")
         return self._child(idx, permuted=False)
 
     def permute(self, perm: np.ndarray | Sequence[int]) -> View:

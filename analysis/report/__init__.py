@@ -7,7 +7,7 @@ frame once). Its sections are registered like its figures: `@section(order, need
 
 Its first section says what the run compared (the pretrained model: a base checkpoint as in the
 paper, an instruction-tuned one, unknown, or a random initialisation; which tasks are real text and
-which are synthetic; how many controls learned their task, analysis.learned), so a reader knows
+which are synthetic; how many controls learned their task, analysis.derived.learned), so a reader knows
 which question the run can answer; then the verdict on each of the paper's claims, with CIs and the
 noise floor; then the run's health (convergence, exposure, whether the controls moved), the layer
 map, whether the map survives other measures, task scores, and the paper's figures.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.findings import DIMENSIONS_CLAIM
-from analysis.layer_map import has_structure, layer_ranges
+from analysis.claims.findings import DIMENSIONS_CLAIM
+from analysis.derived.layer_map import has_structure, layer_ranges
 from analysis.report.html import VERDICT_STYLE, esc, num, table
 from analysis.report.registry import Page, Section, section
 from analysis.roles import FINDINGS, LAYER_MAP

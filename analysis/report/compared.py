@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from analysis.findings import DIMENSIONS_CLAIM
-from analysis.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, task_provenance
-from analysis.learned import INCONCLUSIVE, NO, YES
+from analysis.claims.findings import DIMENSIONS_CLAIM
+from analysis.derived.learned import INCONCLUSIVE, NO, YES
+from analysis.frames.inputs import BASE, INSTRUCTION_TUNED, RANDOM_INIT, task_provenance
 from analysis.report.html import VERDICT_STYLE, esc, num, plural, table
 from analysis.report.registry import Page, Section, section, tuned_labels
 from analysis.roles import CONTROL, FINDINGS, GAPS, INPUTS, LAYER_MAP, LEARNED, MULTITASK, TASK_STATS, TRAINING
@@ -111,7 +111,7 @@ def _loss_cell(r: Mapping) -> str:
 
 
 def learned_paragraphs(frames: Mapping[str, pl.DataFrame]) -> list[str]:
-    """How many controls learned their task (analysis.learned), then one row per control (the noise-floor
+    """How many controls learned their task (analysis.derived.learned), then one row per control (the noise-floor
     twins included) and E's verdict; a warning when the run did not check."""
     learned = frames.get(LEARNED)
     if learned is None or learned.is_empty():

@@ -1,5 +1,5 @@
 """The report's HTML pieces: escaping, numbers, tables, embedded figures and the page style.
-Shared by the run's report and the sweep's (analysis.sweep_report)."""
+Shared by the run's report and the sweep's (analysis.report.sweep)."""
 
 from __future__ import annotations
 

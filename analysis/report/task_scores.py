@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from analysis.frames.scores import gap_column
 from analysis.report.html import esc, num, table
 from analysis.report.registry import Section, section
 from analysis.roles import CONTROL, EVAL, EVAL_GAPS, HARNESS, MULTITASK, PRETRAINED, is_reseeded
-from analysis.scores import gap_column
 
 MIN_EVAL_EXAMPLES = 30  # below this a task score's 95% CI spans about +-18 points at p = 0.5
 

@@ -8,7 +8,7 @@
   joint mask of non-finite rows;
 - the driver derives everything else once (analysis.derive: cka, seed baseline, gaps, layer map,
   findings, correlations, unseen, and score_cka from the evaluate stage's eval.parquet), records
-  what the run compared (analysis.inputs: the pretrained model's kind, family and depth, the tasks'
+  what the run compared (analysis.frames.inputs: the pretrained model's kind, family and depth, the tasks'
   provenance) and runs t-SNE (one remote task per model
   and layer) at the layers the layer map picks. The findings' reasons name the controls that did not
   learn their task, from the evaluate stage's learned.parquet (which runs first in `layerwise run`); a
@@ -53,7 +53,7 @@ log = logging.getLogger("layerwise.analyze")
 
 def measure_selection(cfg: AnalysisConfig) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
     """(pairwise, single) measures the config selects, each with its parameters."""
-    from analysis.task_frames import split_selection
+    from analysis.frames.task_frames import split_selection
 
     return split_selection([(name, dict(cfg.measure_params.get(name, {}))) for name in cfg.selected],
                            cfg.primary_measure, cfg.measure_params.get(cfg.primary_measure, {}))
@@ -71,8 +71,8 @@ def worker_config(analysis: dict) -> AnalysisConfig:
 
 def analyze_task(activations: str, task: str, cluster: str, analysis: dict,
                  tuned: tuple[str, ...] = (MULTITASK,)) -> dict[str, pl.DataFrame]:
-    from analysis.align import align_and_mask
-    from analysis.task_frames import task_frames
+    from analysis.frames.align import align_and_mask
+    from analysis.frames.task_frames import task_frames
     from runner.ops import metrics
 
     cfg = worker_config(analysis)
@@ -90,10 +90,10 @@ def analyze_task(activations: str, task: str, cluster: str, analysis: dict,
 def floor_between(activations: tuple[str, str], task: str, cluster: str, analysis: dict) -> pl.DataFrame:
     """The noise floor between two runs (a sweep's cells that differ only in their training seed): the
     primary measure per layer between their controls of `task`, with the measure, parameters and
-    standardising of the run's own floor rows (analysis.task_frames: pairwise_frame over the primary
+    standardising of the run's own floor rows (analysis.frames.task_frames: pairwise_frame over the primary
     selection). Columns: pairwise_frame's (experimental "a", control "b"), n_dropped."""
-    from analysis.align import align_and_mask
-    from analysis.suite import pairwise_frame
+    from analysis.frames.align import align_and_mask
+    from analysis.frames.suite import pairwise_frame
 
     cfg = worker_config(analysis)
     reps = {name: read_task_reps(Path(folder), task)[CONTROL] for name, folder in zip("ab", activations, strict=True)}
@@ -104,7 +104,7 @@ def floor_between(activations: tuple[str, str], task: str, cluster: str, analysi
 
 
 def tsne_layer(activations: str, model: str, layer: int, clusters: dict[str, str], analysis: dict) -> pl.DataFrame:
-    from analysis.tsne import tsne_frame
+    from analysis.derived.tsne import tsne_frame
 
     cfg = AnalysisConfig.model_validate(analysis)
     with loading(Path(activations), "activations"):
@@ -180,7 +180,7 @@ def model_shape(exp) -> tuple[str | None, int | None, int | None]:
 
 def inputs_row(exp, task_stats: pl.DataFrame, measured_layers: int | None) -> pl.DataFrame:
     """The `inputs` row: what this run's pretrained model is and where its tasks' text came from."""
-    from analysis.inputs import inputs_frame
+    from analysis.frames.inputs import inputs_frame
     from runner.models import checkpoint_kind
 
     model_type, layers, hidden = model_shape(exp)
@@ -200,7 +200,7 @@ def outputs(plan: Plan) -> list[Path]:
 
 def learned_frame(exp) -> pl.DataFrame:
     """The evaluate stage's learned.parquet, or an empty frame (no control checked) when evaluation is off."""
-    from analysis.learned import unchecked
+    from analysis.derived.learned import unchecked
 
     path = exp.plan.out / f"{LEARNED}.parquet"
     if exp.config.evaluation.enabled and path.exists():
@@ -217,7 +217,7 @@ def scores_frame(exp) -> pl.DataFrame | None:
 def _inputs(exp, learned: pl.DataFrame | None = None, scores: pl.DataFrame | None = None) -> str:
     """The activations' marker, the controls' learned verdicts (`learned`, else read): the findings' reasons
     name them, and the task scores (`scores`, else read) that score_cka holds, when there are any."""
-    from analysis.learned import control_verdicts
+    from analysis.derived.learned import control_verdicts
 
     verdicts = sorted(control_verdicts(learned_frame(exp) if learned is None else learned).items())
     inputs = f"{stamp(activations_dir(exp.plan))}+{stable_hash(verdicts)}"
@@ -248,7 +248,7 @@ def run(exp) -> dict[str, pl.DataFrame]:
     import ray
 
     from analysis.derive import derive_frames
-    from analysis.tsne import tsne_layers
+    from analysis.derived.tsne import tsne_layers
     from tasks import task_statistics
 
     plan = exp.plan

@@ -3,11 +3,11 @@
 Each task is scored on its own held-out test split (disjoint from the probe set, forward templates
 only) by the paper's metric (runner.inference.scoring). Rows stream through the shared inference actor
 (runner.inference.actor) with the `ScoreWork` (runner.inference.works) plugged in; the driver turns the predictions into scores
-with 95% bootstrap CIs and E - C_t gaps with paired CIs (analysis.scores), and writes
+with 95% bootstrap CIs and E - C_t gaps with paired CIs (analysis.frames.scores), and writes
 <out>/eval.parquet, <out>/eval_gaps.parquet and <out>/eval_predictions.parquet, skipped when current.
 
 The noise-floor twins are scored too (each on its own task), so that every trained model gets a
-learned-or-not verdict on each task it was trained on (analysis.learned): <out>/learned.parquet, and
+learned-or-not verdict on each task it was trained on (analysis.derived.learned): <out>/learned.parquet, and
 the per-model verdict columns joined into <out>/training.parquet. The train stage rewrites
 training.parquet whenever `layerwise run` passes through it, so the verdicts are re-joined on every
 run, even when the scores are current (the bootstrap is not redone then).
@@ -23,9 +23,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from analysis.learned import covers, score_gains, verdicts, with_verdicts
+from analysis.derived.learned import covers, score_gains, verdicts, with_verdicts
+from analysis.frames.scores import gap_frame, score_frame
 from analysis.roles import CONTROL, EVAL, EVAL_GAPS, EVAL_PREDICTIONS, LEARNED, TRAINING
-from analysis.scores import gap_frame, score_frame
 from runner.artifacts.store import atomic_write_parquet, is_current, mark_done, read_parquet, stamp
 from runner.inference.scoring import GENERATE, RANK
 from runner.plan import Plan, TaskRef
@@ -168,7 +168,7 @@ def record_learned(plan: Plan, predictions: pl.DataFrame | None = None) -> pl.Da
 
 def not_learned_note(learned: pl.DataFrame) -> str:
     """The closing summary's line on the controls that did not (clearly) learn their task; '' when all did."""
-    from analysis.learned import YES
+    from analysis.derived.learned import YES
 
     controls = learned.filter(pl.col("role") == CONTROL)
     missed = controls.filter(pl.col("learned") != YES)

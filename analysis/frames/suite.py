@@ -1,9 +1,9 @@
 """Per-task frames of the registered measures (analysis.measures). Inputs are already aligned
-(see analysis.align); numpy/torch arrays in, Polars frames out.
+(see analysis.frames.align); numpy/torch arrays in, Polars frames out.
 
   pairwise_frame     experimental vs control, per layer, every selected pairwise measure, with
                      optional half-sample confidence intervals and a permutation null (with the
-                     chance-calibrated score: analysis.calibration)
+                     chance-calibrated score: analysis.frames.calibration)
   single_frame       every selected single measure of every model's layers
   cross_layer_frame  every experimental layer against every control layer (CKA-type measures)
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from analysis.findings import CONTRADICTED, HOLDS, INCONCLUSIVE
+from analysis.claims.findings import CONTRADICTED, HOLDS, INCONCLUSIVE
 
 REPLICATES, FAILS, MIXED = "replicates", "fails", "mixed"
 REPLICATION_VERDICTS = (REPLICATES, FAILS, MIXED, INCONCLUSIVE)

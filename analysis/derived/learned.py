@@ -5,7 +5,7 @@ pretrained model is already similar to C_t" says nothing. So every control is ju
 E ("multitask") on each of its seen tasks, and each noise-floor twin on its own task, against the
 pretrained model on the same held-out test examples, by the task's metric (not by format):
 
-  yes           the paired 95% bootstrap CI of the score gain (model - pretrained, analysis.scores.paired_gap)
+  yes           the paired 95% bootstrap CI of the score gain (model - pretrained, analysis.frames.scores.paired_gap)
                 lies above 0 AND the validation loss fell below the pretrained model's (on the same
                 validation set) by more than 2 x val_gain_se, the standard error of the paired
                 per-example difference. When training.parquet does not record the pretrained model's
@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
+from analysis.frames.scores import paired_gap, task_score
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED
-from analysis.scores import paired_gap, task_score
 
 YES, NO, INCONCLUSIVE = "yes", "no", "inconclusive"
 LEARNED_VERDICTS = (YES, NO, INCONCLUSIVE)

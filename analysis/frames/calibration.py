@@ -22,7 +22,7 @@ This differs from Gröger et al.'s `calibrated-similarity` (Algorithm 1), which 
 (1 - alpha) critical value instead of the null mean and clips to [0, 1]: theirs is 0 for everything
 not significant at alpha, ours is unbiased (mean 0 under the null), so means over tasks stay honest.
 
-The engine is analysis.suite's: the same seeded permutations (analysis.suite.draw_indices), the same
+The engine is analysis.frames.suite's: the same seeded permutations (analysis.frames.suite.draw_indices), the same
 permuted views (analysis.measures.View.permute: a permuted Gram is the parent's centred Gram indexed,
 P K Pᵀ, never a new GEMM) and the same statistics, so calibrate(measure, x, y, seed=s) equals the row
 of pairwise_frame(..., permutations=P, seed=s) for the same matrices.
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from analysis.frames.suite import adjusted, draw_indices, evaluate_pairs, null_stats, permutation_null
 from analysis.measures import Measure, View, measure_info
 from analysis.measures.arrays import ArrayLike
-from analysis.suite import adjusted, draw_indices, evaluate_pairs, null_stats, permutation_null
 
 __all__ = ["adjusted", "calibrate"]
 

@@ -78,7 +78,7 @@ def tsne_frame(
 def tsne_layers(layer_map: pl.DataFrame | None, n_layers: int, configured: Sequence[int] | None = None) -> list[int]:
     """The configured layers, else the first, last and middle of every layer-map segment (the
     thirds when the map does not stand above noise)."""
-    from analysis.layer_map import has_structure, layer_ranges
+    from analysis.derived.layer_map import has_structure, layer_ranges
 
     if configured is not None:
         return [layer for layer in configured if layer < n_layers]

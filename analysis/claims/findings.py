@@ -6,10 +6,10 @@ stands above noise, else the paper's boundaries scaled to the model's depth), wi
 over tasks. The verdict is
 
   holds         the CI lies entirely on the side the paper states AND the effect exceeds the
-                noise floor (the seed-to-seed floor of analysis.gaps, averaged over the same layers);
+                noise floor (the seed-to-seed floor of analysis.derived.gaps, averaged over the same layers);
   contradicted  the CI lies entirely on the other side AND the effect exceeds the floor;
   inconclusive  otherwise: the CI crosses zero, the effect is within the floor, there is no floor,
-                fewer than MIN_TASKS tasks (analysis.gaps), or the input has no variance.
+                fewer than MIN_TASKS tasks (analysis.derived.gaps), or the input has no variance.
 
 The claims a run tests (`CLAIMS`, each registered with `@claim`; the dimensions claim only with a
 dimensionality measure) are tested at once, so the intervals are simultaneous: each is a
@@ -21,12 +21,12 @@ the correlation lies within +-EQUIVALENCE, the conventional bound of a weak corr
 
 The paper's pretrained model is a base checkpoint. Every claim whose statistic involves
 s(pretrained, C_t) (COMPARES_PRETRAINED) says in its reason when this run's pretrained model is
-not one (instruction-tuned, unknown, or a random initialisation; analysis.inputs.baseline_note):
+not one (instruction-tuned, unknown, or a random initialisation; analysis.frames.inputs.baseline_note):
 the verdict is what the statistics say, the reason says what question it answers.
 
 Every claim whose statistic involves C_t rests on the controls having learned their task (MOSSA's
 premise). Each registers whose controls it reads (`controls`: the seen tasks', the unseen tasks', or
-None); given the controls' learned-or-not verdicts (analysis.learned), its reason names those
+None); given the controls' learned-or-not verdicts (analysis.derived.learned), its reason names those
 controls that did not learn their task, were inconclusive, or were not checked. The verdict itself
 is unchanged: the reason says what it rests on.
 """
@@ -39,9 +39,18 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analysis.gaps import EPSILON, MIN_TASKS, TaskMatrix, percentile_ci, quiet_all_nan, seen_tasks, task_matrix, unseen_tasks
-from analysis.inputs import UNKNOWN, baseline_note
-from analysis.learned import learned_note
+from analysis.derived.gaps import (
+    EPSILON,
+    MIN_TASKS,
+    TaskMatrix,
+    percentile_ci,
+    quiet_all_nan,
+    seen_tasks,
+    task_matrix,
+    unseen_tasks,
+)
+from analysis.derived.learned import learned_note
+from analysis.frames.inputs import UNKNOWN, baseline_note
 from analysis.roles import CONTROL, MULTITASK, PRETRAINED, is_reseeded
 
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
@@ -370,10 +379,10 @@ def findings_frame(sim: pl.DataFrame, measure: str, groups: dict[str, list[int]]
                    control_learned: Mapping[str, str] | None = None) -> pl.DataFrame:
     """One row per claim of the paper for one pairwise measure (+ the dimensionality claim when
     `dimension_measure` is given). Columns: COLUMNS. `pretrained_name` and `pretrained_kind`
-    (analysis.inputs.KINDS) say what the pretrained model is; the reason of every claim in
+    (analysis.frames.inputs.KINDS) say what the pretrained model is; the reason of every claim in
     COMPARES_PRETRAINED says so unless it is a base checkpoint. `tuned`: the experimental model the claims
     test in E's place (E by default; a published checkpoint's label). `control_learned`: task -> whether
-    C_t learned it (analysis.learned.control_verdicts; a task missing: not checked); the reason of every
+    C_t learned it (analysis.derived.learned.control_verdicts; a task missing: not checked); the reason of every
     claim reading C_t names the controls it rests on that did not learn. None: not tracked, no note."""
     inputs = Inputs(seen_tasks(sim), unseen_tasks(sim), stats, layer_stats, dimension_measure)
     family = claims_for(inputs)

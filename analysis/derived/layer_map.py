@@ -6,7 +6,7 @@ is no closer to the single-task controls than the pre-trained model (or further 
 *refinement* layers the gap stays high and changes slowly. We make that reading mechanical and
 say how sure it is:
 
-  1. delta(l) = mean over seen tasks of s(E, C_t)(l) - s(pretrained, C_t)(l) (analysis.gaps, with
+  1. delta(l) = mean over seen tasks of s(E, C_t)(l) - s(pretrained, C_t)(l) (analysis.derived.gaps, with
      its task-bootstrap CI and the seed-to-seed noise floor);
   2. if no layer's gap is distinguishable from the floor (CI excluding zero and |delta| above the
      floor), there is no layer structure above noise: no map is drawn, and the frame says so;
@@ -71,7 +71,7 @@ def paper_boundaries(n_blocks: int) -> tuple[int, int]:
 
 def layer_map_frame(gaps: pl.DataFrame, task_deltas: np.ndarray | None = None, *, draws: int = 2000,
                     level: float = 0.95, seed: int = 0) -> pl.DataFrame:
-    """One row per layer of one measure's gap curve (analysis.gaps.gap_frame, group "seen").
+    """One row per layer of one measure's gap curve (analysis.derived.gaps.gap_frame, group "seen").
 
     task_deltas: [tasks, layers] per-task gaps in the same layer order, for the change points' CIs.
     Columns: measure, layer, function (null when there is no structure above noise), delta, ci_low,
@@ -92,7 +92,7 @@ def layer_map_frame(gaps: pl.DataFrame, task_deltas: np.ndarray | None = None, *
     slopes = segment_slopes(layers, delta, k1, k2)
     cis = {"k1_ci_low": None, "k1_ci_high": None, "k2_ci_low": None, "k2_ci_high": None}
     if task_deltas is not None and task_deltas.shape[0] >= 2:
-        from analysis.gaps import bootstrap_task_means
+        from analysis.derived.gaps import bootstrap_task_means
 
         keep = np.isin(gaps["layer"].to_numpy(), layers)
         curves = bootstrap_task_means(task_deltas[:, keep], draws, seed)

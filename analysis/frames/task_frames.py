@@ -14,10 +14,10 @@ from typing import Any
 
 import polars as pl
 
+from analysis.frames.suite import cross_layer_frame, pairwise_frame, single_frame
 from analysis.measures import Selection, measure_info
 from analysis.measures.arrays import ArrayLike
 from analysis.roles import CONTROL, CROSS_LAYER, EXPERIMENTALS, LAYER_STATS, SIMILARITY, is_reseeded
-from analysis.suite import cross_layer_frame, pairwise_frame, single_frame
 
 Spec = tuple[str, dict[str, Any]]
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from analysis.derived.stats import pearson, spearman
 from analysis.roles import CKA, UNSEEN
-from analysis.stats import pearson, spearman
 
 MEASURES = ("flesch_kincaid", "coleman_liau", "train_size")
 # Columns that distinguish separate CKA curves: never pool across them.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import polars as pl
 
+from analysis.claims.replication import FAILS, MIXED, REPLICATES
 from analysis.figures.depth import depth_figure
-from analysis.replication import FAILS, MIXED, REPLICATES
 from analysis.report.html import STYLE, VERDICT_STYLE, esc, figure_html, png, table
 from analysis.roles import FINDINGS, GAPS, LAYER_MAP, REPLICATION
 

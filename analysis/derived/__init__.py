@@ -1,0 +1,1 @@
+"""Derived frames: gaps, layer maps, correlations and verdicts built from the per-task frames."""

@@ -1,0 +1,1 @@
+"""Per-task frames: one task's measured similarities, scores and inputs, from aligned activations."""
