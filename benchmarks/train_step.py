@@ -32,8 +32,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import runner.training.trainer as trainer_mod  # noqa: E402
+from analysis.roles import CONTROL  # noqa: E402
 from benchmarks.peak import matmul_rate, sync  # noqa: E402
 from runner.config import parse_config  # noqa: E402
+from runner.plan import TrainJob  # noqa: E402
 from runner.training.batching import IGNORE, length_buckets, padding_fraction  # noqa: E402
 from runner.training.memory import GPUS, KNOWN_SHAPES, TARGET_FRACTION, ModelShape, calibration_rows, estimate_memory, gpu_named  # noqa: E402
 from runner.training.trainer import Base, Trainer, ensure_process_group  # noqa: E402
@@ -114,9 +116,9 @@ def run_case(case: str, exp, base: Base, shape: ModelShape, args, device: str, r
         lengths = rng.integers(lo, hi + 1, size=n)
     train = examples(lengths, shape.vocab, seed=2)
     val = train[: args.batch]
-    job = {"id": f"bench-{case}", "role": "control", "tasks": ["bench"], "max_steps": 10**9, "batch_size": args.batch,
-           "workers": 1, "gpus_per_worker": 1 if device == "cuda" else 0, "key": "bench", "out_dir": "", "seed": 0}
-    trainer = Trainer(exp, job, base, train, val, ["bench"] * len(train), pad_id=0)
+    job = TrainJob.standalone(exp, CONTROL, ["bench"], id=f"bench-{case}", max_steps=10**9, batch_size=args.batch,
+                              workers=1, gpus_per_worker=1 if device == "cuda" else 0, key="bench", seed=0)
+    trainer = Trainer(job, base, train, val, ["bench"] * len(train), pad_id=0)
     for _ in range(args.warmup):
         trainer.train_step()
     sync(device)
@@ -156,8 +158,8 @@ def setup_cost(shape_name: str, device: str, dtype: torch.dtype, args) -> None:
     model, shape = build_model(shape_name, device, dtype)
     exp = experiment(shape_name, args, device)
     train = examples(np.full(64, min(args.max_length, 32)), shape.vocab, seed=2)
-    job = {"id": "setup", "role": "control", "tasks": ["t"], "max_steps": 1, "batch_size": args.batch, "workers": 1,
-           "gpus_per_worker": 1 if device == "cuda" else 0, "key": "k", "out_dir": "", "seed": 0}
+    job = TrainJob.standalone(exp, CONTROL, ["t"], id="setup", max_steps=1, batch_size=args.batch, workers=1,
+                              gpus_per_worker=1 if device == "cuda" else 0, key="k", seed=0)
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
         del model
@@ -167,11 +169,11 @@ def setup_cost(shape_name: str, device: str, dtype: torch.dtype, args) -> None:
         for _ in range(3):
             start = time.perf_counter()
             base = Base(load_base_model(folder, device, dtype), device)
-            Trainer(exp, job, base, train, train[:4], pad_id=0).close()
+            Trainer(job, base, train, train[:4], pad_id=0).close()
             reload.append(time.perf_counter() - start)
         for _ in range(3):
             start = time.perf_counter()
-            Trainer(exp, job, base, train, train[:4], pad_id=0).close()
+            Trainer(job, base, train, train[:4], pad_id=0).close()
             reuse.append(time.perf_counter() - start)
     print(f"setup  reload-base-s: {min(reload):.3f}  reuse-base-s: {min(reuse):.3f}  "
           f"(load + LoRA + engine per job, best of 3, {shape_name} on {device})", flush=True)

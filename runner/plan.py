@@ -14,8 +14,8 @@ not trained, and with training.multitask false the plan has no E and no exposure
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from analysis.roles import CONTROL, MULTITASK, UNSEEN, reseeded
@@ -32,7 +32,32 @@ class TaskRef:
 
 
 @dataclass(frozen=True)
+class RolePolicy:
+    """How one role trains: step cap and floor, global batch, evaluation cadence and workers."""
+
+    max_steps: int
+    min_steps: int
+    batch_size: int
+    eval_every: int
+    workers: int
+
+
+def role_policy(config: ExperimentConfig, role: str) -> RolePolicy:
+    """The one place a role's training policy is read from the config. E's floor here is 0: the plan
+    raises it to E's exposure guarantee, which depends on the mixture (make_plan)."""
+    t, res = config.training, config.resources
+    if role == MULTITASK:
+        return RolePolicy(max_steps=t.max_steps, min_steps=0, batch_size=t.batch_size,
+                          eval_every=t.multitask_eval_every or t.eval_every, workers=res.multitask_workers)
+    return RolePolicy(max_steps=t.control_max_steps, min_steps=t.control_min_steps, batch_size=t.control_batch,
+                      eval_every=t.eval_every, workers=res.control_workers)
+
+
+@dataclass(frozen=True)
 class TrainJob:
+    """Everything one model's training needs. It travels to the Ray workers as is (pickled): the
+    launch, the queue, the worker and the trainer read its attributes."""
+
     id: str                 # "multitask", "control-<task>" or "control-<task>-seed<k>"
     role: str               # MULTITASK or CONTROL
     tasks: tuple[str, ...]  # the tasks it trains on
@@ -42,19 +67,33 @@ class TrainJob:
     min_steps: int          # no early stop before this (E's exposure, in expectation)
     min_examples: tuple[tuple[str, int], ...]  # no early stop before each task was seen this often
     batch_size: int         # global batch per optimizer step
+    eval_every: int         # steps between validations
     workers: int
     cpus_per_worker: float
     gpus_per_worker: float
     key: str
     out_dir: str
+    # The experiment it belongs to: method, LoRA, optimiser, precision, model, lengths. Not part of
+    # the job's identity: its key already hashes what a trained model depends on.
+    config: ExperimentConfig = field(compare=False, repr=False)
 
-    def as_dict(self) -> dict:
-        return asdict(self) | {"min_examples": dict(self.min_examples)}
+    @classmethod
+    def standalone(cls, config: ExperimentConfig, role: str, tasks: Sequence[str], **fields) -> TrainJob:
+        """A job outside a plan (tests, benchmarks): the role's policy, the config's seed and
+        resources, no cache key or folder; `fields` override any attribute."""
+        policy = role_policy(config, role)
+        base = {"id": MULTITASK if role == MULTITASK else f"{CONTROL}-{tasks[0]}", "role": role,
+                "tasks": tuple(tasks), "seed": config.training.seed, "label": role, "min_examples": (),
+                "cpus_per_worker": config.resources.cpus_per_worker,
+                "gpus_per_worker": config.resources.gpus_per_worker, "key": "", "out_dir": "",
+                **{name: getattr(policy, name) for name in RolePolicy.__dataclass_fields__}}
+        return cls(**(base | fields), config=config)
 
 
 @dataclass(frozen=True)
 class TrainRun:
-    """One Ray Train run: E alone, or one or more controls trained one after another.
+    """One Ray Train run: E alone, one or more controls trained one after another, or a lane that
+    trains whatever its group's queue hands out (resources.job_queue, runner.training.queue).
 
     Packing several controls into one run amortises worker start-up (process, imports, process
     group, base model load) over many small jobs; on a GPU cluster each control gets its own run."""
@@ -64,10 +103,23 @@ class TrainRun:
     workers: int
     cpus_per_worker: float
     gpus_per_worker: float
+    model_dir: str = ""                 # the base model's local folder
+    queued: tuple[TrainJob, ...] = ()   # a lane's: every job its queue may hand out, longest first
+    group: str = ""                     # a lane's queue group (a sweep cell's)
 
-    def as_dict(self) -> dict:
-        return {"id": self.id, "jobs": [job.as_dict() for job in self.jobs], "workers": self.workers,
-                "cpus_per_worker": self.cpus_per_worker, "gpus_per_worker": self.gpus_per_worker}
+    @property
+    def lane(self) -> bool:
+        return bool(self.queued)
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys of the jobs it may train (what its data and its Ray Train run's name depend on)."""
+        return [job.key for job in (self.queued if self.lane else self.jobs)]
+
+    @property
+    def config(self) -> ExperimentConfig:
+        """The experiment its jobs belong to (one run never mixes a sweep's cells)."""
+        return (self.queued or self.jobs)[0].config
 
 
 def group_runs(jobs: list[TrainJob], controls_per_run: int) -> list[TrainRun]:
@@ -241,49 +293,50 @@ def make_plan(config: ExperimentConfig, out: Path, tasks: list[TaskRef], cell: s
     training.pop("multitask")
     res, t = config.resources, config.training
 
-    def job(role: str, trained_on: list[str], seed: int, max_steps: int, min_steps: int, batch_size: int,
-            workers: int, min_examples: tuple[tuple[str, int], ...] = ()) -> TrainJob:
+    def job(role: str, trained_on: list[str], seed: int, min_steps: int | None = None,
+            min_examples: tuple[tuple[str, int], ...] = ()) -> TrainJob:
+        policy = role_policy(config, role)
+        min_steps = policy.min_steps if min_steps is None else min_steps
         base_id = MULTITASK if role == MULTITASK else f"{CONTROL}-{trained_on[0]}"
         twin = role == CONTROL and seed != t.seed
         job_id = f"{base_id}-seed{seed}" if twin else base_id
         label = reseeded(seed) if twin else role
-        key = stable_hash([model_part, training, data_key, role, trained_on, seed, max_steps, min_steps, batch_size,
-                           list(min_examples)])
+        key = stable_hash([model_part, training, data_key, role, trained_on, seed, policy.max_steps, min_steps,
+                           policy.batch_size, list(min_examples)])
         return TrainJob(id=job_id, role=role, tasks=tuple(trained_on), seed=seed, label=label,
-                        max_steps=max_steps, min_steps=min_steps, min_examples=min_examples, batch_size=batch_size,
-                        workers=workers,
+                        max_steps=policy.max_steps, min_steps=min_steps, min_examples=min_examples,
+                        batch_size=policy.batch_size, eval_every=policy.eval_every, workers=policy.workers,
                         cpus_per_worker=res.cpus_per_worker, gpus_per_worker=res.gpus_per_worker,
-                        key=key, out_dir=str(out / "models" / f"{job_id}-{key}"))
+                        key=key, out_dir=str(out / "models" / f"{job_id}-{key}"), config=config)
 
     # E never sees the held-out "unseen" cluster; every task, unseen included, gets its control.
     seen = [ref.name for ref in tasks if ref.cluster != UNSEEN]
     if not seen and t.multitask:
         raise ConfigError("tasks.select: every selected task is in the unseen cluster; "
                           "the multi-task model needs at least one training task")
-    control_max = t.control_max_steps * t.control_batch
+    control = role_policy(config, CONTROL)
+    control_max = control.max_steps * control.batch_size
     jobs: list[TrainJob] = []
     exposure: tuple[Exposure, ...] = ()
     if t.multitask:
+        e = role_policy(config, MULTITASK)
         rates = _mixture_rates(config, {name: sizes[name] for name in seen})
         # In expectation E sees task t at rate_t per example; the trainer enforces the exact counts.
-        min_steps = 0 if rates is None else max(math.ceil(control_max / (rate * t.batch_size))
+        min_steps = 0 if rates is None else max(math.ceil(control_max / (rate * e.batch_size))
                                                 for rate in rates.values())
         # A shuffled mixture reaches its expected counts only roughly: leave E room to catch up.
-        if math.ceil(EXPOSURE_MARGIN * min_steps) > t.max_steps:
+        if math.ceil(EXPOSURE_MARGIN * min_steps) > e.max_steps:
             raise ConfigError(
-                f"training.max_steps {t.max_steps} is too few for E to see every task as often as its control may "
+                f"training.max_steps {e.max_steps} is too few for E to see every task as often as its control may "
                 f"({control_max} examples = control_max_steps x control batch): E needs about {min_steps} steps, "
                 f"so allow >= {math.ceil(EXPOSURE_MARGIN * min_steps)}; raise training.max_steps or lower "
                 "training.control_max_steps")
-        exposure = tuple(Exposure(name, rate, math.floor(min_steps * t.batch_size * rate), control_max)
+        exposure = tuple(Exposure(name, rate, math.floor(min_steps * e.batch_size * rate), control_max)
                          for name, rate in (rates or {}).items())
-        jobs.append(job(MULTITASK, seen, t.seed, t.max_steps, min_steps, t.batch_size, res.multitask_workers,
-                        tuple((name, control_max) for name in seen)))
-    jobs += [job(CONTROL, [name], t.seed, t.control_max_steps, t.control_min_steps, t.control_batch,
-                 res.control_workers) for name in names]
+        jobs.append(job(MULTITASK, seen, t.seed, min_steps, tuple((name, control_max) for name in seen)))
+    jobs += [job(CONTROL, [name], t.seed) for name in names]
     for ref in baseline_tasks(config, tasks):
-        jobs += [job(CONTROL, [ref.name], seed, t.control_max_steps, t.control_min_steps, t.control_batch,
-                     res.control_workers) for seed in config.baseline.seeds if seed != t.seed]
+        jobs += [job(CONTROL, [ref.name], seed) for seed in config.baseline.seeds if seed != t.seed]
     external_labels = tuple(entry.model_label for entry in config.model.experimental)
     plan = Plan(config=config, out=out, tasks=tuple(tasks), jobs=tuple(jobs), exposure=exposure,
                 train_sizes=sizes, data_key=data_key, cell=cell, external_labels=external_labels)

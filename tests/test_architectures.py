@@ -96,17 +96,19 @@ def test_taps_on_left_padded_batch_equal_hf_hidden_states(family):
 def test_one_lora_step_trains_adapters_and_leaves_base_frozen(family):
     """The project's own training step (runner.training.trainer: peft LoRA on the family's default targets
     inside a DeepSpeed ZeRO-2 engine) on each family."""
+    from analysis.roles import CONTROL
     from runner.config import load_config, preset_path
+    from runner.plan import TrainJob
     from runner.training.trainer import Base, Trainer, ensure_process_group
 
     ensure_process_group("cpu")
     exp = load_config(preset_path("tiny"), {"lora.target_modules": None, "training.lr": 1e-2})
     # Prompt tokens masked out of the loss, rows right-padded: the training collate.
     encoded = [(ids, [IGNORE] * (len(ids) // 2) + ids[len(ids) // 2:]) for ids in SEQUENCES if len(ids) > 1]
-    job = {"id": f"control-{family}", "role": "control", "tasks": [family], "max_steps": 4, "batch_size": 3,
-           "workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0, "key": "k", "out_dir": "", "seed": 0}
+    job = TrainJob.standalone(exp, CONTROL, [family], max_steps=4, batch_size=3, workers=1, cpus_per_worker=1,
+                              gpus_per_worker=0, key="k", seed=0)
     frozen_before = {name: p.detach().clone() for name, p in build(family).named_parameters()}
-    trainer = Trainer(exp, job, Base(build(family).train(), "cpu"), encoded, encoded, pad_id=PAD)
+    trainer = Trainer(job, Base(build(family).train(), "cpu"), encoded, encoded, pad_id=PAD)
     targets = set(default_lora_targets(trainer.model.base_model.model.config.model_type))
     lora = {name: p for name, p in trainer.model.named_parameters() if "lora_" in name}
     assert lora and all(p.requires_grad for p in lora.values())

@@ -3,8 +3,10 @@
 import pytest
 import torch
 
+from analysis.roles import CONTROL, MULTITASK
 from runner.config import ModelConfig, load_config, preset_path
 from runner.models import ModelUnavailableError, pick_device, pick_dtype
+from runner.plan import TrainJob
 from runner.training.memory import GPUS, MemoryPlan, plan_job_memory
 from runner.training.trainer import deepspeed_config
 
@@ -25,9 +27,9 @@ def test_asking_for_cuda_without_a_gpu_says_what_to_do():
 
 def test_deepspeed_precision_and_batch_follow_device_workers_and_the_memory_plan():
     exp = load_config(preset_path("demo"))
-    e = {"id": "multitask", "batch_size": 64, "workers": 4, "gpus_per_worker": 1}
+    e = TrainJob.standalone(exp, MULTITASK, ["a"], batch_size=64, workers=4, gpus_per_worker=1)
     gpu_plan = plan_job_memory(exp, e, GPUS["H100"].memory_gib, device="cuda")
-    cpu_plan = plan_job_memory(exp, {"id": "control", "batch_size": 8, "workers": 1}, device="cpu")
+    cpu_plan = plan_job_memory(exp, TrainJob.standalone(exp, CONTROL, ["a"], batch_size=8, workers=1), device="cpu")
     on_gpu, on_cpu = deepspeed_config(exp, gpu_plan, "cuda"), deepspeed_config(exp, cpu_plan, "cpu")
     assert on_gpu["bf16"]["enabled"] and not on_gpu["fp16"]["enabled"]
     assert not on_cpu["bf16"]["enabled"] and not on_cpu["fp16"]["enabled"]
@@ -38,7 +40,7 @@ def test_deepspeed_precision_and_batch_follow_device_workers_and_the_memory_plan
         == (8, 8, 1)
     assert on_cpu["zero_optimization"]["stage"] == 2
     paper = load_config(preset_path("paper"))
-    control = {"id": "control-rte", "batch_size": 16, "workers": 1, "gpus_per_worker": 1}
+    control = TrainJob.standalone(paper, CONTROL, ["rte"], batch_size=16, workers=1, gpus_per_worker=1)
     small = deepspeed_config(paper, plan_job_memory(paper, control, GPUS["A10G"].memory_gib), "cuda")
     assert small["bf16"]["enabled"] and small["train_batch_size"] == 16
     assert small["train_micro_batch_size_per_gpu"] * small["gradient_accumulation_steps"] == 16

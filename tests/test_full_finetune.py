@@ -30,7 +30,7 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_full_finetuning_saves_a_model_that_differs_from_the_base_in_every_layer(base, tmp_path):
     before = _weights(base.model)
-    trainer = Trainer(load_config(preset_path("tiny"), FULL), job(max_steps=6, key="full"), base, TRAIN, VAL, TASKS)
+    trainer = Trainer(job(load_config(preset_path("tiny"), FULL), max_steps=6, key="full"), base, TRAIN, VAL, TASKS)
     assert all(p.requires_grad for p in trainer.model.parameters())
     trainer.run()
     info = publish(trainer, tmp_path / "model")
@@ -55,10 +55,10 @@ def test_full_finetuning_saves_a_model_that_differs_from_the_base_in_every_layer
 
 
 def test_a_lora_job_after_a_full_one_trains_only_its_adapter(base):
-    full = Trainer(load_config(preset_path("tiny"), FULL), job(max_steps=2), base, TRAIN, VAL, TASKS)
+    full = Trainer(job(load_config(preset_path("tiny"), FULL), max_steps=2), base, TRAIN, VAL, TASKS)
     full.run()
     full.close()
-    lora = Trainer(load_config(preset_path("tiny")), job(max_steps=2), base, TRAIN, VAL, TASKS)
+    lora = Trainer(job(load_config(preset_path("tiny")), max_steps=2), base, TRAIN, VAL, TASKS)
     trainable = [name for name, p in lora.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name for name in trainable)
     lora.close()

@@ -5,7 +5,7 @@ import pytest
 
 from runner.config import ConfigError, load_config, preset_path
 from runner.models.architectures import TESTED_FAMILIES
-from runner.plan import CONTROL, MULTITASK, TaskRef, make_plan
+from runner.plan import CONTROL, MULTITASK, TaskRef, TrainJob, make_plan
 from runner.training.memory import (
     CALIBRATION,
     GPUS,
@@ -38,8 +38,8 @@ def test_estimate_reproduces_the_h200_table_within_ten_percent():
     for row in rows:
         assert abs(row["error"]) <= 0.10, row
     # The step rate at the paper's setting follows from the measured MFU and 6N per token.
-    plan = plan_job_memory(paper(), {"id": "c", "batch_size": 16, "workers": 1, "gpus_per_worker": 1},
-                           GPUS["H200"].memory_gib, shape=LLAMA2_7B, gpu="H200")
+    control = TrainJob.standalone(paper(), CONTROL, ["c"], batch_size=16, workers=1, gpus_per_worker=1)
+    plan = plan_job_memory(paper(), control, GPUS["H200"].memory_gib, shape=LLAMA2_7B, gpu="H200")
     assert (plan.micro_batch, plan.accumulation, plan.checkpointing) == (16, 1, False)
     assert predicted_tokens_per_s(plan, LLAMA2_7B, GPUS["H200"].bf16_tflops) == pytest.approx(H200_TOKENS_PER_S, rel=0.02)
 

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from analysis.roles import CONTROL, MULTITASK
 from runner.config import load_config, preset_path
 from runner.models import resolve_model
+from runner.plan import TrainJob
 from runner.training.batching import IGNORE, BatchSchedule, collate_training, length_buckets, padding_fraction
 from runner.training.trainer import Base, Trainer, ensure_process_group, publish, target_loss
 from tests.conftest import ROOT
@@ -45,13 +47,15 @@ TRAIN, VAL = examples(64), examples(12, seed=1)
 TASKS = ["a" if i % 3 else "b" for i in range(len(TRAIN))]
 
 
-def job(**overrides) -> dict:
-    return {"id": "control-a", "role": "control", "tasks": ["a"], "max_steps": 12, "batch_size": 4, "workers": 1,
-            "cpus_per_worker": 1, "gpus_per_worker": 0, "key": "k", "out_dir": "", "seed": 0, "min_steps": 0} | overrides
+def job(exp=None, role: str = CONTROL, tasks=("a",), **overrides) -> TrainJob:
+    """A job of `exp` (default: the tiny preset) outside a plan: its role's policy unless overridden."""
+    fields = {"max_steps": 12, "batch_size": 4, "workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0, "key": "k",
+              "seed": 0, "min_steps": 0}
+    return TrainJob.standalone(exp or tiny(), role, tasks, **(fields | overrides))
 
 
 def make(base, exp=None, train=TRAIN, **job_overrides) -> Trainer:
-    return Trainer(exp or tiny(), job(**job_overrides), base, train, VAL, TASKS[:len(train)])
+    return Trainer(job(exp, **job_overrides), base, train, VAL, TASKS[:len(train)])
 
 
 def lora_state(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -153,7 +157,7 @@ def test_min_steps_holds_off_the_plateau(base):
 def test_exposure_holds_off_the_plateau_until_every_task_was_seen_enough(base):
     exp = tiny(**{"training.lr": 1e-9, "training.eval_every": 2, "training.patience": 1, "training.min_delta": 1e-3})
     need = {"a": 30, "b": 15}  # task b is a third of the examples: it sets the pace
-    trainer = make(base, exp, max_steps=40, role="multitask", tasks=["a", "b"], min_examples=need)
+    trainer = make(base, exp, max_steps=40, role=MULTITASK, tasks=["a", "b"], min_examples=tuple(need.items()))
     state = trainer.run()
     seen = trainer.summary()["examples_by_task"]
     assert state.stopped == "plateau" and all(seen[t] >= n for t, n in need.items())
@@ -219,7 +223,7 @@ def test_a_resumed_job_is_bit_identical(base, tmp_path):
 
 
 def make_other_job_resume(base, exp, folder) -> bool:
-    other = Trainer(exp, job(id="control-b"), base, TRAIN, VAL)
+    other = Trainer(job(exp, id="control-b"), base, TRAIN, VAL)
     try:
         return other.load_checkpoint(folder)
     finally:

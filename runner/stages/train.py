@@ -15,7 +15,7 @@ import polars as pl
 
 from analysis.roles import CONTROL, MULTITASK, TRAINING
 from runner.artifacts.store import atomic_write_parquet, is_done
-from runner.plan import Plan
+from runner.plan import Plan, role_policy
 from runner.training.launch import pending_jobs, run_training, slot_use, training_frame
 
 log = logging.getLogger("layerwise.train")
@@ -48,7 +48,7 @@ def preflight(exp) -> None:
 
 def describe(exp) -> list[str]:
     plan, cfg = exp.plan, exp.config
-    res, t = cfg.resources, cfg.training
+    res = cfg.resources
     e = "1 multi-task" if plan.multitask else "no multi-task (training.multitask: false)"
     lines = [f"train: {len(plan.jobs)} models ({e}, {sum(j.role == CONTROL for j in plan.jobs) - _twins(plan)} "
              f"controls, {_twins(plan)} noise-floor controls with seeds {cfg.baseline.seeds}), "
@@ -61,9 +61,9 @@ def describe(exp) -> list[str]:
                      f"batch {job.batch_size}, {steps} steps, seed {job.seed} -> {job.out_dir}")
     if plan.exposure:
         worst = min(plan.exposure, key=lambda e: e.multitask_min / max(e.control_max, 1))
-        e_job = plan.job(MULTITASK)
+        e_job, control = plan.job(MULTITASK), role_policy(cfg, CONTROL)
         lines.append(f"  exposure: E does not stop before it has seen every seen task as often as its control may "
-                     f"({t.control_max_steps} x {t.control_batch} = {worst.control_max} examples): about "
+                     f"({control.max_steps} x {control.batch_size} = {worst.control_max} examples): about "
                      f"{e_job.min_steps} steps expected, cap {e_job.max_steps}; least-seen task {worst.task} "
                      f"({worst.rate:.1%} of the mixture)")
         for e in plan.exposure:

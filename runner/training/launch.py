@@ -14,7 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,8 +54,11 @@ def max_concurrent(config: ExperimentConfig, runs: list[TrainRun]) -> int:
     return max(1, math.floor(min(fits)))
 
 
-def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures: int, queue=None) -> None:
-    """Tune trial: drive one TorchTrainer (one run of one or more models, or a lane that drains `queue`) to the end."""
+def _run_trainer(trial_config: dict, runs: dict[str, TrainRun], data_refs: dict, storage: str, max_failures: int,
+                 queue=None) -> None:
+    """Tune trial: drive one TorchTrainer (one run of one or more models, or a lane that drains `queue`) to the end.
+
+    The trial's config names its run; the run itself (its jobs, their config) comes pickled with `runs`."""
     import ray
     from ray import tune
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -63,20 +66,20 @@ def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures
 
     from runner.training.worker import train_loop_per_worker
 
-    run = trial_config["run"]
-    on_gpu = run["gpus_per_worker"] > 0
-    resources = {"CPU": run["cpus_per_worker"], **({"GPU": run["gpus_per_worker"]} if on_gpu else {})}
+    run = runs[trial_config["run"]["id"]]
+    on_gpu = run.gpus_per_worker > 0
+    resources = {"CPU": run.cpus_per_worker, **({"GPU": run.gpus_per_worker} if on_gpu else {})}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": run, "model_dir": run["model_dir"], "queue": queue if run.get("lane") else None,
-                           "data_refs": {key: data_refs[key] for key in run["keys"]}},
+        train_loop_config={"run": run, "queue": queue if run.lane else None,
+                           "data_refs": {key: data_refs[key] for key in run.keys}},
         # On GPUs, all of a run's workers share one node (E lands on the 4-GPU node, never on spot
         # 1-GPU nodes, and its gradients all-reduce over NVLink, not the network).
-        scaling_config=ScalingConfig(num_workers=run["workers"], use_gpu=on_gpu, resources_per_worker=resources,
+        scaling_config=ScalingConfig(num_workers=run.workers, use_gpu=on_gpu, resources_per_worker=resources,
                                      placement_strategy="STRICT_PACK" if on_gpu else "PACK"),
         torch_config=TorchConfig(backend="nccl" if on_gpu else "gloo"),
         # Named by content: a re-run of the same unfinished models resumes this run's checkpoints.
-        run_config=RunConfig(name=f"{run['id']}-{stable_hash(run['keys'])}",
+        run_config=RunConfig(name=f"{run.id}-{stable_hash(run.keys)}",
                              storage_path=storage, failure_config=FailureConfig(max_failures=max_failures),
                              # Resuming needs only the latest checkpoint; keeping every one filled
                              # 7.6 GB per demo run.
@@ -84,10 +87,10 @@ def _run_trainer(trial_config: dict, data_refs: dict, storage: str, max_failures
     )
     trainer.fit()
     # One report per finished model, from its done marker (the driver prints one line each).
-    taken = set(ray.get(queue.taken.remote(run["id"]))) if run.get("lane") else None
-    for job in run["jobs"] if taken is None else [j for j in run["queued"] if j["id"] in taken]:
-        info = json.loads((Path(job["out_dir"]) / SUCCESS).read_text())
-        tune.report({"model": job["id"], "role": job["role"], "steps": info.get("steps"),
+    taken = set(ray.get(queue.taken.remote(run.id))) if run.lane else None
+    for job in run.jobs if taken is None else [j for j in run.queued if j.id in taken]:
+        info = json.loads((Path(job.out_dir) / SUCCESS).read_text())
+        tune.report({"model": job.id, "role": job.role, "steps": info.get("steps"),
                      "best_val_loss": info.get("best_val_loss"), "converged": info.get("converged")})
 
 
@@ -103,20 +106,19 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     from runner.ops.console import TuneProgress
     from runner.ops.errors import one_line
 
-    runs, data_refs, trained, queued = [], {}, [], {}
+    runs: list[TrainRun] = []
+    data_refs, trained, queued = {}, [], {}
     for plan, splits, model_dir in cells:
         jobs = pending_jobs(plan)
         payloads = {job.key: training_payload(plan.config, job, splits) for job in jobs}
-        common = {"experiment": plan.config.model_dump(mode="json"), "model_dir": model_dir}
         grouped = jobs
         if plan.config.resources.job_queue and jobs:
-            grouped, lanes = _lanes(plan, jobs, payloads, common)
+            grouped, lanes = _lanes(plan, jobs, payloads, model_dir)
             runs += lanes
             if lanes:
-                queued[lanes[0]["group"]] = lanes[0]["queued"]
-        for run in group_runs(grouped, plan.config.resources.controls_per_run):
-            run = run.as_dict()
-            runs.append(run | common | {"id": f"{plan.cell}{run['id']}", "keys": [j["key"] for j in run["jobs"]]})
+                queued[lanes[0].group] = list(lanes[0].queued)
+        runs += [replace(run, id=f"{plan.cell}{run.id}", model_dir=model_dir)
+                 for run in group_runs(grouped, plan.config.resources.controls_per_run)]
         data_refs |= {key: ray.put(payload) for key, payload in payloads.items()}
         trained += jobs
     if not runs:
@@ -131,21 +133,20 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
 
         queue = JobQueue.remote(queued)
     trainable = tune.with_resources(
-        tune.with_parameters(_run_trainer, data_refs=data_refs, storage=storage,
-                             max_failures=res.max_failures, queue=queue),
+        tune.with_parameters(_run_trainer, runs={run.id: run for run in runs}, data_refs=data_refs,
+                             storage=storage, max_failures=res.max_failures, queue=queue),
         # The trial only drives its trainer; the trainer's workers hold the real resources.
         {"CPU": 0, "memory": 1})
-    limit = max_concurrent(config, [TrainRun(r["id"], (), r["workers"], r["cpus_per_worker"], r["gpus_per_worker"])
-                                    for r in runs])
+    limit = max_concurrent(config, runs)
     log.info("train: %d models in %d Ray Train runs, up to %d at once%s", len(trained), len(runs), limit,
-             f" ({sum(map(len, queued.values()))} queued for {sum(bool(r.get('lane')) for r in runs)} lanes, "
+             f" ({sum(map(len, queued.values()))} queued for {sum(run.lane for run in runs)} lanes, "
              "longest first)"
              if queued else "")
     tuner = tune.Tuner(
         trainable,
-        param_space={"run": tune.grid_search(runs)},
+        param_space={"run": tune.grid_search([{"id": run.id} for run in runs])},
         tune_config=tune.TuneConfig(max_concurrent_trials=limit),
-        run_config=tune.RunConfig(name=f"train-{stable_hash([r['id'] for r in runs])}", storage_path=storage,
+        run_config=tune.RunConfig(name=f"train-{stable_hash([run.id for run in runs])}", storage_path=storage,
                                   verbose=0, callbacks=[TuneProgress(len(trained), "train")]),
     )
     # Tune's own SIGINT handler would end the run "gracefully" and return unfinished results as if
@@ -160,7 +161,7 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     return trained
 
 
-def _lanes(plan: Plan, jobs: list[TrainJob], payloads: dict, common: dict) -> tuple[list[TrainJob], list[dict]]:
+def _lanes(plan: Plan, jobs: list[TrainJob], payloads: dict, model_dir: str) -> tuple[list[TrainJob], list[TrainRun]]:
     """resources.job_queue: the jobs that share the controls' worker shape go to a queue drained by as
     many lanes as runs may go at once (less one for E where E has its own shape and run). Returns
     the jobs left to `group_runs` and the lanes."""
@@ -174,12 +175,10 @@ def _lanes(plan: Plan, jobs: list[TrainJob], payloads: dict, common: dict) -> tu
     limit = plan.config.resources.max_concurrent_jobs or len(members)
     count = max(1, min(len(members), limit - len(apart)))
     sizes = {task: _mean_size(payloads, j) for j in members for task in j.tasks if j.role == CONTROL}
-    ordered = by_expected_work([j.as_dict() for j in members], sizes)
-    keys = [j["key"] for j in ordered]
-    lanes = [common | {"id": f"{plan.cell}lane-{i}", "lane": True, "group": plan.cell or "-", "jobs": [],
-                       "queued": ordered, "keys": keys,
-                       "workers": head.workers, "cpus_per_worker": head.cpus_per_worker,
-                       "gpus_per_worker": head.gpus_per_worker} for i in range(count)]
+    ordered = tuple(by_expected_work(members, sizes))
+    lanes = [TrainRun(id=f"{plan.cell}lane-{i}", jobs=(), workers=head.workers, cpus_per_worker=head.cpus_per_worker,
+                      gpus_per_worker=head.gpus_per_worker, model_dir=model_dir, queued=ordered,
+                      group=plan.cell or "-") for i in range(count)]
     return apart, lanes
 
 

@@ -34,8 +34,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.config import ConfigError, ExperimentConfig
+
+if TYPE_CHECKING:
+    from runner.plan import TrainJob
 
 GIB = 2**30
 # Fraction of the device's memory a plan may use: fragmentation, the CUDA context, NCCL buffers.
@@ -310,10 +314,6 @@ class MemoryPlan:
         return f"{what}, ~{self.estimated_gib:.0f} GiB of {self.capacity_gib / HEADROOM:.0f}{device}{verdict}"
 
 
-def _get(job, key: str, default=None):
-    return job.get(key, default) if isinstance(job, dict) else getattr(job, key, default)
-
-
 def device_memory_hint(config: ExperimentConfig) -> tuple[float, str]:
     """The dry run's device memory (GiB) and GPU name: resources.gpu_memory_gb, gpu_type, else DEFAULT_GPU."""
     res = config.resources
@@ -324,23 +324,24 @@ def device_memory_hint(config: ExperimentConfig) -> tuple[float, str]:
     return (res.gpu_memory_gb or GPUS[name].memory_gib), name
 
 
-def plan_job_memory(config: ExperimentConfig, job, device_memory_gib: float | None = None, *,
+def plan_job_memory(config: ExperimentConfig, job: TrainJob, device_memory_gib: float | None = None, *,
                     device: str | None = None, shape: ModelShape | None = None, gpu: str | None = None,
                     strict: bool = True) -> MemoryPlan:
-    """Micro-batch, accumulation and checkpointing for one training job (a TrainJob or job dict).
+    """Micro-batch, accumulation and checkpointing for one training job under `config` (the job's own,
+    or another to ask what it would change).
 
     `device_memory_gib`: the worker's real device memory; None = the config's hint (dry run).
     `device`: "cuda" or "cpu"; None = GPU when the job asks for GPUs and model.device allows.
     Raises ConfigError (one line, what to change) when nothing fits, unless strict=False, which
     returns the smallest plan with fits=False instead."""
     t = config.training
-    batch, workers = int(_get(job, "batch_size")), int(_get(job, "workers", 1))
+    batch, workers = job.batch_size, job.workers
     per_worker = batch // workers
     if per_worker * workers != batch:
-        raise ConfigError(f"job {_get(job, 'id')}: batch {batch} does not split over {workers} workers")
+        raise ConfigError(f"job {job.id}: batch {batch} does not split over {workers} workers")
     if device is None:
-        device = "cuda" if (_get(job, "gpus_per_worker", 0) or 0) > 0 and config.model.device != "cpu" else "cpu"
-    where = f"job {_get(job, 'id')}"
+        device = "cuda" if job.gpus_per_worker > 0 and config.model.device != "cpu" else "cpu"
+    where = f"job {job.id}"
     if t.micro_batch_size is not None and per_worker % t.micro_batch_size:
         raise ConfigError(f"training.micro_batch_size {t.micro_batch_size}: must divide {where}'s per-worker batch "
                           f"{per_worker} (batch {batch} over {workers} workers)")

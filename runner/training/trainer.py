@@ -34,6 +34,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,6 +43,9 @@ import torch.nn.functional as F
 from runner.config import ExperimentConfig
 from runner.training.batching import IGNORE, BatchSchedule, collate_training, encode_example, length_buckets, padding_fraction
 from runner.training.memory import MemoryPlan, ModelShape, gpu_named, lora_targets, plan_job_memory
+
+if TYPE_CHECKING:
+    from runner.plan import TrainJob
 
 GIB = 2**30
 Encoded = tuple[list[int], list[int]]
@@ -223,35 +227,32 @@ class LoopState:
 
 class Trainer:
     """One training job on one rank: a fresh LoRA adapter on `base` (or, with training.method full, the
-    base's own weights), its optimizer and engine."""
+    base's own weights), its optimizer and engine. Everything it follows is the job's: its steps,
+    batch, seed and evaluation cadence, and its experiment's method, LoRA, optimiser and precision."""
 
-    def __init__(self, exp: ExperimentConfig, job: dict, base: Base, train: list[Encoded], val: list[Encoded],
+    def __init__(self, job: TrainJob, base: Base, train: list[Encoded], val: list[Encoded],
                  train_tasks: list[str] | None = None, *, rank: int = 0, world: int = 1,
                  memory: MemoryPlan | None = None, pad_id: int | None = None, started: float | None = None):
         self._started = started if started is not None else time.time()  # the job's start, for its wall time
         if not train:
-            raise ValueError(f"job {job['id']}: no training examples")
-        self.exp, self.job, self.base, self.rank, self.world = exp, job, base, rank, world
-        if train_tasks is None and len(job.get("tasks", ())) == 1:
-            train_tasks = [job["tasks"][0]] * len(train)  # a control: every example is its task
+            raise ValueError(f"job {job.id}: no training examples")
+        self.exp, self.job, self.base, self.rank, self.world = job.config, job, base, rank, world
+        if train_tasks is None and len(job.tasks) == 1:
+            train_tasks = [job.tasks[0]] * len(train)  # a control: every example is its task
         self.train, self.val, self.train_tasks = train, val, train_tasks
-        self.seed = int(job.get("seed", exp.training.seed))
-        self.max_steps = int(job["max_steps"])
-        t = exp.training
-        self.eval_every = (t.multitask_eval_every or t.eval_every) if job.get("role") == "multitask" else t.eval_every
-        self.min_steps = min(int(job.get("min_steps", 0) or 0), self.max_steps)
+        self.seed, self.max_steps, self.eval_every, self.batch_size = job.seed, job.max_steps, job.eval_every, job.batch_size
+        self.min_steps = min(job.min_steps, self.max_steps)
         # E's exposure guarantee: no early stop before it has seen every task this often.
-        self.min_examples = {task: int(n) for task, n in (job.get("min_examples") or {}).items()}
-        self.batch_size = int(job["batch_size"])
+        self.min_examples = dict(job.min_examples)
         tok = base.tokenizer
         self.pad_id = pad_id if pad_id is not None else (tok.pad_token_id if tok is not None else 0)
         self.memory = memory or self._plan_memory()
         self.schedule = BatchSchedule([len(ids) for ids, _ in train], self.batch_size, self.seed,
-                                      exp.training.length_window)
+                                      self.exp.training.length_window)
         self._train_targets = np.array([_targets(example) for example in train], dtype=np.int64)
         self._val_targets = np.array([_targets(example) for example in val], dtype=np.float64)
         self._train_lengths = self.schedule.lengths
-        self.state = LoopState(job=job["id"])
+        self.state = LoopState(job=job.id)
         self._wall_before = 0.0  # a resumed job's wall time before this attempt
         self.best_state: dict[str, torch.Tensor] | None = None
         self._pristine: dict[str, torch.Tensor] | None = None
@@ -491,7 +492,7 @@ class Trainer:
         if not (folder / STATE_FILE).is_file():
             return False
         saved = json.loads((folder / STATE_FILE).read_text())
-        if saved.get("job") != self.job["id"]:
+        if saved.get("job") != self.job.id:
             return False
         self.engine.load_checkpoint(str(folder), tag=DS_TAG, load_module_strict=False)
         known = set(LoopState.__dataclass_fields__)
@@ -593,5 +594,5 @@ def publish(trainer: Trainer, out_dir: Path) -> dict:
     finished = time.time()
     info |= {"seconds": round(trainer.wall_seconds(), 3), "started_at": round(trainer._started, 3),
              "finished_at": round(finished, 3)}
-    mark_done(out_dir, trainer.job["key"], **info)
+    mark_done(out_dir, trainer.job.key, **info)
     return info

@@ -15,6 +15,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
@@ -22,15 +23,20 @@ import ray.train
 import torch
 
 from runner.artifacts.store import is_done
-from runner.config import ExperimentConfig, use_tasks
+from runner.config import use_tasks
 from runner.models import pick_device, pick_dtype
 from runner.ops import metrics
+from runner.plan import TrainJob, TrainRun
 from runner.training.trainer import Base, Trainer, encode_payload, publish
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """Train every unfinished model of one run, in order, on this worker group."""
-    exp = ExperimentConfig.model_validate(config["run"]["experiment"])
+    """Train every unfinished model of one run, in order, on this worker group.
+
+    `config` (Ray Train's train_loop_config): the `run` (runner.plan.TrainRun, its jobs as they were
+    planned), its lane's `queue` or None, and the jobs' `data_refs` by key."""
+    run: TrainRun = config["run"]
+    exp = run.config
     use_tasks(exp)
     device = pick_device(exp.model)
     # DeepSpeed picks its accelerator at import: make it follow the configured device.
@@ -42,60 +48,58 @@ def train_loop_per_worker(config: dict) -> None:
         torch.set_num_threads(int(exp.resources.cpus_per_worker))
     ctx = ray.train.get_context()
     # Say what runs where: one line per worker, in the driver's log and the dashboard's.
-    count = f"models from a queue of {len(config['run']['queued'])}" if config["run"].get("lane") else \
-        f"{len(config['run']['jobs'])} model(s)"
-    print(f"[{config['run']['id']}] rank {ctx.get_world_rank()}/{ctx.get_world_size()} pid {os.getpid()} "
+    count = f"models from a queue of {len(run.queued)}" if run.lane else f"{len(run.jobs)} model(s)"
+    print(f"[{run.id}] rank {ctx.get_world_rank()}/{ctx.get_world_size()} pid {os.getpid()} "
           f"on {socket.gethostname()}, {device}, {count}", flush=True)
     checkpoint = ray.train.get_checkpoint()
     base = None
-    for job in _jobs(config):
-        if is_done(Path(job["out_dir"]), job["key"]):
+    for job in _jobs(run, config["queue"]):
+        if is_done(Path(job.out_dir), job.key):
             continue  # finished before a restart of this run
         if base is None:  # loaded once, on the first model this worker trains
             started = time.time()
-            base = Base.load(config["model_dir"], device, pick_dtype(exp.model, device))
-            print(f"[{job['id']}] base model loaded in {time.time() - started:.1f}s", flush=True)
-        _train_one(exp, job, config, base, checkpoint)
+            base = Base.load(run.model_dir, device, pick_dtype(exp.model, device))
+            print(f"[{job.id}] base model loaded in {time.time() - started:.1f}s", flush=True)
+        _train_one(job, config["data_refs"][job.key], base, checkpoint)
         checkpoint = None  # a restored checkpoint belongs to the first unfinished model only
 
 
-def _jobs(config: dict):
+def _jobs(run: TrainRun, queue) -> Iterator[TrainJob]:
     """The run's models: its fixed list, or for a lane (resources.job_queue) whatever the queue hands
     out next. Rank 0 asks and every rank trains what it got."""
-    run = config["run"]
-    if not run.get("lane"):
-        yield from run["jobs"]
+    if not run.lane:
+        yield from run.jobs
         return
     finished = None
     while True:
-        job = [ray.get(config["queue"].next.remote(run["group"], run["id"], finished))
-               if ray.train.get_context().get_world_rank() == 0 else None]
+        handed = [ray.get(queue.next.remote(run.group, run.id, finished))
+                  if ray.train.get_context().get_world_rank() == 0 else None]
         if ray.train.get_context().get_world_size() > 1:
-            torch.distributed.broadcast_object_list(job, src=0)
-        if job[0] is None:
+            torch.distributed.broadcast_object_list(handed, src=0)
+        job = handed[0]
+        if job is None:
             return
-        yield job[0]
-        finished = job[0]["id"]
+        yield job
+        finished = job.id
 
 
-def _train_one(exp: ExperimentConfig, job: dict, config: dict, base: Base, checkpoint) -> None:
+def _train_one(job: TrainJob, data_ref, base: Base, checkpoint) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     started = time.time()  # the job's wall time (training.parquet `seconds`) runs from here to its published adapter
-    train, val, tasks = encode_payload(base.tokenizer, ray.get(config["data_refs"][job["key"]]),
-                                       exp.training.max_length)
-    trainer = Trainer(exp, job, base, train, val, tasks, rank=rank, world=world, started=started)
+    train, val, tasks = encode_payload(base.tokenizer, ray.get(data_ref), job.config.training.max_length)
+    trainer = Trainer(job, base, train, val, tasks, rank=rank, world=world, started=started)
     if rank == 0:
-        print(f"[{job['id']}] seed {trainer.seed}, {len(train)} examples, <= {trainer.max_steps} steps: "
+        print(f"[{job.id}] seed {trainer.seed}, {len(train)} examples, <= {trainer.max_steps} steps: "
               f"{trainer.memory.describe()}", flush=True)
     if checkpoint:
         with checkpoint.as_directory() as ckpt_dir:
             if trainer.load_checkpoint(Path(ckpt_dir)):
-                print(f"[{job['id']}] resumed at step {trainer.state.step} from checkpoint", flush=True)
+                print(f"[{job.id}] resumed at step {trainer.state.step} from checkpoint", flush=True)
 
     def report(trainer: Trainer, point: dict) -> None:
-        metrics.record_train_point(job["id"], point)
-        summary = {**point, "job": job["id"]}
+        metrics.record_train_point(job.id, point)
+        summary = {**point, "job": job.id}
         if trainer.finished:
             ray.train.report(summary)  # the adapter is published next: nothing left to resume
             return
@@ -105,9 +109,9 @@ def _train_one(exp: ExperimentConfig, job: dict, config: dict, base: Base, check
 
     trainer.run(on_eval=report)
     if rank == 0:
-        info = publish(trainer, Path(job["out_dir"]))
-        metrics.record_job_done(job["role"])  # the dashboard's "models finished"
-        print(f"[{job['id']}] {info['stopped']} after {info['steps']} steps, best validation loss "
+        info = publish(trainer, Path(job.out_dir))
+        metrics.record_job_done(job.role)  # the dashboard's "models finished"
+        print(f"[{job.id}] {info['stopped']} after {info['steps']} steps, best validation loss "
               f"{info['best_val_loss']:.4f} (pretrained {info['pretrained_val_loss']:.4f}); {info['seconds']:.0f}s, "
               f"{info['step_seconds']:.0f}s in steps, {info['eval_seconds']:.0f}s validating", flush=True)
     if world > 1:
