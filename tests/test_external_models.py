@@ -64,11 +64,18 @@ def _config(tmp: Path, experimental: list[dict], multitask: bool = False) -> Pat
 
 
 @pytest.fixture(scope="module")
-def published_run(checkpoints: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def published_run(checkpoints: Path, tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path:
+    """The run starts from the tiny run's controls: neither the published models nor training.multitask
+    is part of a control's key, so they are reused (as a user's second run would) and nothing trains."""
+    import shutil
+
     out = tmp_path_factory.mktemp("published-run")
+    for control in (tiny_run / "models").glob("control-*"):
+        shutil.copytree(control, out / "run" / "models" / control.name)
     config = _config(out, [{"name": str(checkpoints / "full"), "label": FULL}, {"name": str(checkpoints / ADAPTER)}])
     result = layerwise("run", "--config", str(config), "--out", str(out / "run"))
     assert result.returncode == 0, result.stderr[-4000:]
+    assert "already trained, skipping" in result.stderr
     (out / "run" / "console.txt").write_text(result.stdout + result.stderr)
     return out / "run"
 

@@ -151,7 +151,7 @@ class Head:
 
 
 @pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory):
+def head(tmp_path_factory: pytest.TempPathFactory, real_run):
     if shutil.which("ray", path=str(BIN)) is None:
         pytest.skip("the venv has no `ray` CLI")
     local = Head(tmp_path_factory.mktemp("ray-head"))
@@ -231,9 +231,11 @@ def test_submit_tiny_run(head: Head, tmp_path: Path):
                 "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}
     runtime_env = {"env_vars": env_vars}
     # The cluster path, not the whole study (the shared tiny run covers that): two tasks, no
-    # task scores, no reseeded controls.
+    # task scores, no reseeded controls, and E in the controls' queue, drained by one lane (one
+    # Ray Train run on the head; the shared tiny run covers E on two workers).
     small = ["--set", f"tasks.select=[{','.join(TASKS)}]", "--set", "evaluation.enabled=false",
-             "--set", "baseline.seeds=[]", "--set", "analysis.tsne=false"]
+             "--set", "baseline.seeds=[]", "--set", "analysis.tsne=false",
+             "--set", "resources.multitask_workers=1", "--set", "resources.max_concurrent_jobs=1"]
     started = time.time()
     result = _submit(head, "layerwise-tiny", runtime_env, "layerwise", "run", "--config",
                      str(TINY.relative_to(ROOT)), "--out", str(out), *small, timeout=1200)

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from tests.conftest import TINY, layerwise
+from tests.conftest import TINY
 
 TASKS = ["rte", "trec"]
 SMALL = ["--set", f"tasks.select=[{','.join(TASKS)}]", "--set", "training.max_steps=8",
@@ -10,12 +10,14 @@ SMALL = ["--set", f"tasks.select=[{','.join(TASKS)}]", "--set", "training.max_st
          "--set", "evaluation.enabled=false", "--set", "resources.controls_per_run=2",
          # The sweep's own seed cells give the seed-to-seed baseline; no reseeded twins inside a cell.
          "--set", "baseline.seeds=[]",
-         # E on one worker, so two runs train at once on 2 cores (the tiny run covers a 2-worker E).
-         "--set", "resources.multitask_workers=1"]
+         # E on one worker, in the controls' queue, and one Ray Train run at a time: each cell's three
+         # models train in one lane, one worker start per cell (the tiny run covers a 2-worker E and
+         # two runs at once).
+         "--set", "resources.multitask_workers=1", "--set", "resources.max_concurrent_jobs=1"]
 
 
-def test_sweep_writes_every_cell_and_a_seed_baseline(tmp_path):
-    result = layerwise("sweep", "--config", str(TINY), "--out", str(tmp_path), "--lora-ranks", "2,4",
+def test_sweep_writes_every_cell_and_a_seed_baseline(tmp_path, real_run):
+    result = real_run("sweep", "--config", str(TINY), "--out", str(tmp_path), "--lora-ranks", "2,4",
                        "--seeds", "0,1", *SMALL, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
 
@@ -43,12 +45,12 @@ def test_sweep_writes_every_cell_and_a_seed_baseline(tmp_path):
         assert (tmp_path / cell / "report.html").exists()
 
 
-def test_sweep_over_family_and_method_writes_a_replication_table_and_relative_depth(tmp_path):
+def test_sweep_over_family_and_method_writes_a_replication_table_and_relative_depth(tmp_path, real_run):
     """The issue's bar: a grid over any keys (here a model family and the training method), the keys as
     columns, a replication verdict per (claim, measure) and the sweep report's sections."""
     from analysis.claims.replication import COLUMNS, REPLICATION_VERDICTS
 
-    result = layerwise("sweep", "--config", str(TINY), "--out", str(tmp_path), "--grid", "model.tiny.family=llama,qwen2",
+    result = real_run("sweep", "--config", str(TINY), "--out", str(tmp_path), "--grid", "model.tiny.family=llama,qwen2",
                        "--grid", "training.method=lora,full", *SMALL, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
     cka = pl.read_parquet(tmp_path / "cka.parquet")

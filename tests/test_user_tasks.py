@@ -24,6 +24,10 @@ EXAMPLE = ROOT / "examples" / "user_tasks"
 TASK = "support_ticket_topic"
 TOPICS = ("billing", "shipping", "technical")
 TINY_TASKS = ("rte", "sst2")
+# The run below needs the user's task in every stage, not the tiny run's resources or extras: E joins
+# the controls' queue and one lane trains them all (one worker start instead of two), no noise floor, no t-SNE.
+ONE_LANE = ["--set", "resources.multitask_workers=1", "--set", "resources.max_concurrent_jobs=1",
+            "--set", "baseline.seeds=[]", "--set", "analysis.tsne=false"]
 
 
 @pytest.fixture(autouse=True)
@@ -258,13 +262,13 @@ def test_layerwise_tasks_include_lists_the_users_tasks(tmp_path, capsys):
 
 # ------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
-def user_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def user_run(tmp_path_factory: pytest.TempPathFactory, real_run) -> Path:
     """One tiny run on a user's task beside two registered ones, shared by the assertions below."""
     tmp = tmp_path_factory.mktemp("user-run")
     folder = _user_folder(tmp)
     out = tmp / "out"
-    result = layerwise("run", "--config", str(TINY), "--out", str(out), "--set", f"tasks.include=[{folder}]",
-                       "--set", f"tasks.select=[{TASK},{','.join(TINY_TASKS)}]")
+    result = real_run("run", "--config", str(TINY), "--out", str(out), "--set", f"tasks.include=[{folder}]",
+                      "--set", f"tasks.select=[{TASK},{','.join(TINY_TASKS)}]", *ONE_LANE)
     assert result.returncode == 0, result.stderr[-4000:]
     return out
 
