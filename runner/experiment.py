@@ -103,7 +103,10 @@ def connect(address: str | None = None, log_dir: Path | None = None, verbose: bo
         from analysis.plugins import plugin_paths
 
         runtime_env["py_modules"] = plugin_paths(plugins)
-    context = ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+    # A local Ray starts its dashboard unless LAYERWISE_DASHBOARD=0 (the tests' many short runs skip it).
+    dashboard = None if address or os.environ.get("LAYERWISE_DASHBOARD", "1") != "0" else False
+    context = ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
+                       include_dashboard=dashboard)
     resources = ray.cluster_resources()
     log.debug("ray: %s, %s CPUs, %s GPUs, dashboard %s", "attached to " + address if address else "local",
               resources.get("CPU", 0), resources.get("GPU", 0), context.dashboard_url or "off")

@@ -55,6 +55,7 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("layerwise-cache")
     os.environ["LAYERWISE_CACHE"] = str(cache)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("LAYERWISE_DASHBOARD", "0")  # ~10 CPU-seconds per local Ray start nobody watches
     return cache
 
 

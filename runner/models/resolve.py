@@ -25,10 +25,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from runner.config import ModelConfig, stable_hash
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI's checks never pay for it
+    import torch
 
 TINY = "tiny-llama"
 BASE, INSTRUCTION_TUNED, UNKNOWN, RANDOM = "base", "instruction_tuned", "unknown", "random_init"
@@ -146,6 +148,7 @@ def _builtin_names() -> str:
 
 
 def pick_device(cfg: ModelConfig) -> str:
+    import torch
     if cfg.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -154,6 +157,7 @@ def pick_device(cfg: ModelConfig) -> str:
 
 
 def pick_dtype(cfg: ModelConfig, device: str, inference: bool = False) -> torch.dtype:
+    import torch
     if inference and cfg.inference_dtype != "auto":
         # bf16 on a CPU without native bf16 kernels is emulated and slower than fp32.
         if cfg.inference_dtype == "bfloat16" and device == "cpu" and not _cpu_has_bf16():
@@ -166,6 +170,7 @@ def pick_dtype(cfg: ModelConfig, device: str, inference: bool = False) -> torch.
 
 
 def _cpu_has_bf16() -> bool:
+    import torch
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -228,6 +233,7 @@ def _publish(build_dir: Path, final: Path) -> Path:
 
 
 def _build_tiny(cfg: ModelConfig) -> Path:
+    import torch
     from transformers import AutoModelForCausalLM
 
     from runner.models.architectures import tiny_config
@@ -305,6 +311,7 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     The file's metadata is parsed once (`_gguf_read_once`, and the tokenizer's family named): transformers
     alone reads it in full three times (the model's config, its weights, the tokenizer's config), 30-40 s
     each for Gemma's 262k-token vocabulary on one core (Gemma 3 270M on a 2-core EPYC: 132 s, now 42 s)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
 
@@ -406,4 +413,5 @@ def load_base_model(model_dir: str, device: str, dtype: torch.dtype, revision: s
 
 
 def _contiguous_inputs(module: torch.nn.Module, args: tuple) -> tuple:
+    import torch
     return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
