@@ -24,4 +24,4 @@ def __getattr__(name: str) -> Any:
         from runner.models.adapted import AdaptedModel
 
         return AdaptedModel
-    raise AttributeError(f"module 'runner.models' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
