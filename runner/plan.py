@@ -118,7 +118,8 @@ class TrainRun:
 
     @property
     def config(self) -> ExperimentConfig:
-        """The experiment its jobs belong to (one run never mixes a sweep's cells)."""
+        """The experiment of its first job. A lane may hold several sweep cells' jobs: they share this
+        one's model settings (runner.training.launch._lane_group), and each job trains by its own config."""
         return (self.queued or self.jobs)[0].config
 
 

@@ -1,5 +1,5 @@
 """The training queue (resources.job_queue) on a real local Ray: lanes drain it longest first, a
-restarted lane gets its unfinished job back, and a sweep cell's lanes never take another cell's jobs."""
+restarted lane gets its unfinished job back, and a group's lanes never take another group's jobs."""
 
 
 from analysis.roles import CONTROL, MULTITASK

@@ -97,8 +97,9 @@ class Head:
                "--num-cpus=2", "--num-gpus=0", f"--object-store-memory={512 * 1024 ** 2}",
                f"--temp-dir={self.temp_dir}", "--disable-usage-stats"]
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.root,
-                                         env=self.env(**{MARKER: self.marker}), start_new_session=True)
+            # No drain on SIGTERM (Ray's default waits up to 30 s for a Serve proxy this head never runs).
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True,
+                                         env=self.env(**{MARKER: self.marker, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}))
         deadline = time.time() + 180
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -20,6 +20,8 @@ def test_sweep_writes_every_cell_and_a_seed_baseline(tmp_path, real_run):
     result = real_run("sweep", "--config", str(TINY), "--out", str(tmp_path), "--lora-ranks", "2,4",
                        "--seeds", "0,1", *SMALL, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
+    # One base model, one worker shape: one lane drains every cell's models (each by its own config).
+    assert "12 models in 1 Ray Train runs" in result.stdout + result.stderr
 
     cka = pl.read_parquet(tmp_path / "cka.parquet")
     cells = cka.select("lora_rank", "seed").unique()
@@ -53,6 +55,8 @@ def test_sweep_over_family_and_method_writes_a_replication_table_and_relative_de
     result = real_run("sweep", "--config", str(TINY), "--out", str(tmp_path), "--grid", "model.tiny.family=llama,qwen2",
                        "--grid", "training.method=lora,full", *SMALL, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
+    # Two base models: a lane for each family's cells, full and LoRA jobs alike.
+    assert "12 models in 2 Ray Train runs" in result.stdout + result.stderr
     cka = pl.read_parquet(tmp_path / "cka.parquet")
     combos = set(cka.select("model.tiny.family", "training.method").unique().iter_rows())
     assert combos == {("llama", "lora"), ("llama", "full"), ("qwen2", "lora"), ("qwen2", "full")}

@@ -107,20 +107,26 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     from runner.ops.errors import one_line
 
     runs: list[TrainRun] = []
-    data_refs, trained, queued = {}, [], {}
+    data_refs, trained, payloads = {}, [], {}
+    shared: dict[tuple, list[tuple[Plan, list[TrainJob], str]]] = {}  # lane group -> (plan, queued jobs, base)
     for plan, splits, model_dir in cells:
         jobs = pending_jobs(plan)
-        payloads = {job.key: training_payload(plan.config, job, splits) for job in jobs}
+        mine = {job.key: training_payload(plan.config, job, splits) for job in jobs}
         grouped = jobs
         if plan.config.resources.job_queue and jobs:
-            grouped, lanes = _lanes(plan, jobs, payloads, model_dir)
-            runs += lanes
-            if lanes:
-                queued[lanes[0].group] = list(lanes[0].queued)
+            members, grouped = _queue_members(jobs)
+            shared.setdefault(_lane_group(plan, members[0], model_dir), []).append((plan, members, model_dir))
         runs += [replace(run, id=f"{plan.cell}{run.id}", model_dir=model_dir)
                  for run in group_runs(grouped, plan.config.resources.controls_per_run)]
-        data_refs |= {key: ray.put(payload) for key, payload in payloads.items()}
+        payloads |= mine
+        data_refs |= {key: ray.put(payload) for key, payload in mine.items()}
         trained += jobs
+    apart = len(runs)
+    queued = {}
+    for number, members in enumerate(shared.values()):
+        lanes = _lanes(members, payloads, group=f"lanes-{number}", apart=apart)
+        runs += lanes
+        queued[lanes[0].group] = list(lanes[0].queued)
     if not runs:
         log.info("train: all %d models already trained, skipping", sum(len(cell[0].jobs) for cell in cells))
         return []
@@ -161,25 +167,42 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
     return trained
 
 
-def _lanes(plan: Plan, jobs: list[TrainJob], payloads: dict, model_dir: str) -> tuple[list[TrainJob], list[TrainRun]]:
-    """resources.job_queue: the jobs that share the controls' worker shape go to a queue drained by as
-    many lanes as runs may go at once (less one for E where E has its own shape and run). Returns
-    the jobs left to `group_runs` and the lanes."""
+def _queue_members(jobs: list[TrainJob]) -> tuple[list[TrainJob], list[TrainJob]]:
+    """resources.job_queue: the jobs that share the controls' worker shape (they go to the queue), and
+    the others (E where it has its own shape, in its own run)."""
+    controls = [j for j in jobs if j.role == CONTROL]
+    head = controls[0] if controls else jobs[0]
+    members = [j for j in jobs if _shape(j) == _shape(head)]
+    return members, [j for j in jobs if _shape(j) != _shape(head)]
+
+
+def _shape(job: TrainJob) -> tuple:
+    return job.workers, job.cpus_per_worker, job.gpus_per_worker
+
+
+def _lane_group(plan: Plan, job: TrainJob, model_dir: str) -> tuple:
+    """Cells whose queued jobs one lane can train: one base model, loaded the same way (the worker loads
+    it once from its run's config), on workers of one shape. Each job brings its own config (method,
+    LoRA, optimizer), so a sweep over ranks, seeds or methods drains one queue, and no worker starts twice."""
+    return model_dir, _shape(job), stable_hash(plan.config.model.model_dump(mode="json"))
+
+
+def _lanes(cells: list[tuple[Plan, list[TrainJob], str]], payloads: dict, group: str, apart: int) -> list[TrainRun]:
+    """The lanes of one queue (its cells' jobs, longest first): as many as runs may go at once, less
+    one where runs of another shape (`apart`: E on its own workers) take slots too."""
     from runner.training.queue import by_expected_work
 
-    controls = [j for j in jobs if j.role == CONTROL]
-    shape = (lambda j: (j.workers, j.cpus_per_worker, j.gpus_per_worker))
-    head = controls[0] if controls else jobs[0]
-    members = [j for j in jobs if shape(j) == shape(head)]
-    apart = [j for j in jobs if shape(j) != shape(head)]
-    limit = plan.config.resources.max_concurrent_jobs or len(members)
-    count = max(1, min(len(members), limit - len(apart)))
-    sizes = {task: _mean_size(payloads, j) for j in members for task in j.tasks if j.role == CONTROL}
-    ordered = tuple(by_expected_work(members, sizes))
-    lanes = [TrainRun(id=f"{plan.cell}lane-{i}", jobs=(), workers=head.workers, cpus_per_worker=head.cpus_per_worker,
-                      gpus_per_worker=head.gpus_per_worker, model_dir=model_dir, queued=ordered,
-                      group=plan.cell or "-") for i in range(count)]
-    return apart, lanes
+    plan, _, model_dir = cells[0]
+    jobs = [job for _, members, _ in cells for job in members]
+    limit = plan.config.resources.max_concurrent_jobs or len(jobs)
+    count = max(1, min(len(jobs), limit - min(apart, 1)))
+    sizes = {task: _mean_size(payloads, job) for job in jobs for task in job.tasks if job.role == CONTROL}
+    ordered = tuple(by_expected_work(jobs, sizes))
+    name = f"{plan.cell}lane" if len(cells) == 1 else group  # one cell's lanes keep their names
+    head = jobs[0]
+    return [TrainRun(id=f"{name}-{i}", jobs=(), workers=head.workers, cpus_per_worker=head.cpus_per_worker,
+                     gpus_per_worker=head.gpus_per_worker, model_dir=model_dir, queued=ordered, group=group)
+            for i in range(count)]
 
 
 def _mean_size(payloads: dict, job: TrainJob) -> float:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 @ray.remote(num_cpus=0)
 class JobQueue:
-    """One queue per group of lanes (a sweep cell: its lanes train only its jobs, with its config)."""
+    """One queue per group of lanes (the sweep cells that share a base model and worker shape: its
+    lanes train only its jobs, each by the job's own config)."""
 
     def __init__(self, queues: dict[str, list[TrainJob]]):
         self._pending = {group: list(jobs) for group, jobs in queues.items()}
