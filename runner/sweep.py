@@ -3,7 +3,8 @@
 A grid is dotted config keys with values (`--grid model.name=a,b --grid training.method=lora,full`,
 a preset's `sweep.grid`, or the shorthands `--lora-ranks` and `--seeds`); its cells are their product.
 Every cell is a full experiment in <out>/<cell label>/. All cells' models train in one Tune run (so
-the cluster stays full), then each cell is evaluated, extracted and analysed. The sweep's own frames
+the cluster stays full; with resources.job_queue, cells on one base model drain one queue, so no
+worker starts twice), then each cell is evaluated, extracted and analysed. The sweep's own frames
 stack the cells with one column per swept key (plus `lora_rank` and `seed`, always), and a seed-to-seed
 baseline, the primary measure between controls of cells that differ only in their seed, shows how far
 it moves by chance alone.
