@@ -121,10 +121,9 @@ def run_training(cells: list[tuple[Plan, dict, str]]) -> list[TrainJob]:
         payloads |= mine
         data_refs |= {key: ray.put(payload) for key, payload in mine.items()}
         trained += jobs
-    apart = len(runs)
-    queued = {}
+    queued, others = {}, bool(runs)
     for number, members in enumerate(shared.values()):
-        lanes = _lanes(members, payloads, group=f"lanes-{number}", apart=apart)
+        lanes = _lanes(members, payloads, group=f"lanes-{number}", others=others)
         runs += lanes
         queued[lanes[0].group] = list(lanes[0].queued)
     if not runs:
@@ -187,15 +186,15 @@ def _lane_group(plan: Plan, job: TrainJob, model_dir: str) -> tuple:
     return model_dir, _shape(job), stable_hash(plan.config.model.model_dump(mode="json"))
 
 
-def _lanes(cells: list[tuple[Plan, list[TrainJob], str]], payloads: dict, group: str, apart: int) -> list[TrainRun]:
+def _lanes(cells: list[tuple[Plan, list[TrainJob], str]], payloads: dict, group: str, others: bool) -> list[TrainRun]:
     """The lanes of one queue (its cells' jobs, longest first): as many as runs may go at once, less
-    one where runs of another shape (`apart`: E on its own workers) take slots too."""
+    one where runs of another shape (`others`: E on its own workers) take slots too."""
     from runner.training.queue import by_expected_work
 
     plan, _, model_dir = cells[0]
     jobs = [job for _, members, _ in cells for job in members]
     limit = plan.config.resources.max_concurrent_jobs or len(jobs)
-    count = max(1, min(len(jobs), limit - min(apart, 1)))
+    count = max(1, min(len(jobs), limit - others))
     sizes = {task: _mean_size(payloads, job) for job in jobs for task in job.tasks if job.role == CONTROL}
     ordered = tuple(by_expected_work(jobs, sizes))
     name = f"{plan.cell}lane" if len(cells) == 1 else group  # one cell's lanes keep their names
