@@ -99,11 +99,15 @@ def _per_task_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.nanmean(values[:, mask], axis=1)
 
 
-def _bootstrap(statistic: Callable[[np.ndarray], float], n_tasks: int, ctx: Context) -> tuple[float, float, float]:
-    """The statistic on all tasks, and its percentile CI over tasks resampled with replacement."""
-    value = statistic(np.arange(n_tasks))
+def _bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_tasks: int, ctx: Context) -> tuple[float, float, float]:
+    """The statistic on all tasks, and its percentile CI over tasks resampled with replacement.
+
+    `statistic` maps task indices (..., n_tasks) to one value per leading index, so every draw is
+    computed in one call (the draws are the ones a loop of `rng.integers(0, n, n)` gives)."""
     rng = np.random.default_rng(ctx.seed)
-    draws = np.array([statistic(rng.integers(0, n_tasks, n_tasks)) for _ in range(ctx.draws)])
+    with quiet_all_nan():
+        value = float(statistic(np.arange(n_tasks)))
+        draws = statistic(rng.integers(0, n_tasks, (ctx.draws, n_tasks)))
     if n_tasks < MIN_TASKS or not np.isfinite(draws).any():
         return value, float("nan"), float("nan")
     lo, hi = percentile_ci(draws, ctx.level)
@@ -146,7 +150,7 @@ def _gap_claim(ctx: Context, claim: str, statement: str, tasks: list[str], layer
                where: str) -> dict:
     e, p = ctx.matrix(ctx.tuned, tasks), ctx.matrix(PRETRAINED, tasks)
     x = _per_task_mean(e.values - p.values, _columns_of(e, layers))
-    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
+    value, lo, hi = _bootstrap(_mean_over(x), len(tasks), ctx)
     floor = ctx.floor_over(layers)
     stat = f"mean over {where} tasks and layers {_span(layers)} of s(E, C_t) - s(pretrained, C_t)"
     return _row(ctx, claim, statement, stat, value, lo, hi, floor, len(tasks),
@@ -157,13 +161,19 @@ def _span(layers: list[int]) -> str:
     return f"{min(layers)}-{max(layers)}" if layers else "(none)"
 
 
+def _mean_over(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The bootstrap statistic "mean of the per-task values x over the tasks idx"."""
+    return lambda idx: np.nanmean(x[idx], axis=-1)
+
+
 def _correlations(values: np.ndarray, covariate: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Pearson r per layer between the covariate and the values, over tasks idx (NaN if constant)."""
-    x = covariate[idx][:, None]
+    """Pearson r per layer between the covariate and the values, over tasks idx (..., n) (NaN if
+    constant): shape (..., layers)."""
+    x = covariate[idx][..., None]
     y = values[idx]
     with quiet_all_nan():
-        xc, yc = x - np.nanmean(x), y - np.nanmean(y, axis=0)
-        return np.nansum(xc * yc, axis=0) / np.sqrt(np.nansum(xc**2) * np.nansum(yc**2, axis=0))
+        xc, yc = x - np.nanmean(x, axis=-2, keepdims=True), y - np.nanmean(y, axis=-2, keepdims=True)
+        return np.nansum(xc * yc, axis=-2) / np.sqrt(np.nansum(xc**2, axis=-2) * np.nansum(yc**2, axis=-2))
 
 
 _READABILITY = {
@@ -233,7 +243,7 @@ def claim_pretrained_declines(ctx: Context, inputs: Inputs) -> list[dict]:
     p = ctx.matrix(PRETRAINED, tasks)
     shared, upper = _columns_of(p, ctx.groups["shared"]), _columns_of(p, ctx.upper)
     x = _per_task_mean(p.values, upper) - _per_task_mean(p.values, shared)
-    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
+    value, lo, hi = _bootstrap(_mean_over(x), len(tasks), ctx)
     floor = ctx.floor_over(ctx.upper)
     return [_row(ctx, "pretrained_declines_with_depth", "Pretrained-vs-C_t similarity declines with depth.",
                 "mean over seen tasks of s(pretrained, C_t) in the transition+refinement layers minus in the shared "
@@ -258,10 +268,10 @@ def claim_less_varied(ctx: Context, inputs: Inputs) -> list[dict]:
     e, p = ctx.matrix(ctx.tuned, tasks), ctx.matrix(PRETRAINED, tasks)
     upper = _columns_of(e, ctx.upper)
 
-    def spread_gap(idx: np.ndarray) -> float:
+    def spread_gap(idx: np.ndarray) -> np.ndarray:
         with quiet_all_nan():
-            return float(np.nanmean(np.nanstd(e.values[idx][:, upper], axis=0, ddof=1)
-                                    - np.nanstd(p.values[idx][:, upper], axis=0, ddof=1)))
+            return np.nanmean(np.nanstd(e.values[idx][..., upper], axis=-2, ddof=1)
+                              - np.nanstd(p.values[idx][..., upper], axis=-2, ddof=1), axis=-1)
 
     value, lo, hi = _bootstrap(spread_gap, len(tasks), ctx)
     floor = ctx.floor_over(ctx.upper)
@@ -288,7 +298,7 @@ def claim_dimensions(ctx: Context, inputs: Inputs) -> list[dict]:
     e, p = m(ctx.tuned, tasks), m(PRETRAINED, tasks)
     upper = _columns_of(e, ctx.upper)
     x = _per_task_mean(e.values - p.values, upper)
-    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(x[idx])), len(tasks), ctx)
+    value, lo, hi = _bootstrap(_mean_over(x), len(tasks), ctx)
     # Floor: how far the measure moves between a control and its reseeded twin, same layers.
     shifts = []
     for twin in sorted({t for t in dims["experimental"].unique().to_list() if is_reseeded(t)}):
@@ -317,8 +327,9 @@ def claim_readability(ctx: Context, inputs: Inputs, measure: str = "flesch_kinca
             rows.append(_row(ctx, claim, _READABILITY[claim], "", float("nan"), float("nan"), float("nan"),
                              float("nan"), len(tasks), (INCONCLUSIVE, f"{measure} has no variance across tasks")))
         return rows
-    r_e = lambda idx: float(np.nanmean(_correlations(e.values, fk, idx)[upper]))
-    r_gap = lambda idx: float(np.nanmean((_correlations(e.values, fk, idx) - _correlations(p.values, fk, idx))[upper]))
+    r_e = lambda idx: np.nanmean(_correlations(e.values, fk, idx)[..., upper], axis=-1)
+    r_gap = lambda idx: np.nanmean((_correlations(e.values, fk, idx) - _correlations(p.values, fk, idx))[..., upper],
+                                   axis=-1)
     out = []
     for claim, stat, fn in (
             ("readability_correlates_multitask", f"mean over layers {_span(ctx.upper)} of Pearson r across seen tasks "
@@ -340,7 +351,7 @@ def claim_data_size(ctx: Context, inputs: Inputs) -> list[dict]:
         return [_row(ctx, "no_data_size_correlation", statement, "", float("nan"), float("nan"), float("nan"),
                      float("nan"), len(tasks), (INCONCLUSIVE, "train_size has no variance across tasks"))]
     e = ctx.matrix(ctx.tuned, tasks)
-    value, lo, hi = _bootstrap(lambda idx: float(np.nanmean(_correlations(e.values, size, idx))), len(tasks), ctx)
+    value, lo, hi = _bootstrap(lambda idx: np.nanmean(_correlations(e.values, size, idx), axis=-1), len(tasks), ctx)
     if len(tasks) < MIN_TASKS:
         outcome = _too_few(len(tasks))
     elif not (np.isfinite(lo) and np.isfinite(hi)):
