@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,17 @@ def test_loss_at_target_positions_equals_hf_loss(base):
     assert abs(float(ours) - float(hf)) <= 1e-6
     assert float(summed) == pytest.approx(float(ours) * targets, rel=1e-6)
     trainer.close()
+
+
+def test_deepspeed_on_cpu_builds_no_shared_memory_all_reduce(base):
+    """The op only serves DeepSpeed inference and costs about a minute of C++ per fresh machine."""
+    import deepspeed.comm.comm as ds_comm
+
+    make(base, max_steps=1)
+    assert ds_comm.cdb is not None and ds_comm.cdb.shm_comm_op is None
+    extensions = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if extensions:
+        assert not list(Path(extensions).glob("deepspeed_shm_comm*"))
 
 
 def test_a_plateau_stops_converged(base):
