@@ -77,6 +77,23 @@ def test_score_interval_is_a_bootstrap_over_examples():
     assert (hi4 - lo4) == pytest.approx((hi - lo) / 2, abs=3.0)  # four times the examples: half the width
 
 
+def test_a_bleu_resample_is_the_corpus_bleu_of_the_resampled_sentences():
+    """The bootstrap sums each sentence's n-gram statistics once tokenised: the same number as
+    sacrebleu.corpus_bleu on the resampled lists, resample by resample."""
+    import numpy as np
+
+    from analysis.frames.scores import _resampled
+
+    rng = np.random.default_rng(7)
+    words = "das Haus ist groß the house is big , . a small red cat".split()
+    refs = [" ".join(rng.choice(words, rng.integers(2, 12))) for _ in range(30)]
+    preds = [r if i % 3 == 0 else "" if i % 7 == 0 else " ".join(rng.choice(words, rng.integers(1, 10)))
+             for i, r in enumerate(refs)]
+    idx = rng.integers(0, len(refs), size=(25, len(refs)))
+    expected = [bleu([preds[i] for i in rows], [refs[i] for i in rows]) for rows in idx]
+    assert _resampled("bleu", preds, refs, idx).tolist() == expected
+
+
 def test_paired_gap_sees_a_consistent_difference_that_unpaired_intervals_would_miss():
     refs = [f"answer {i}" for i in range(60)]
     better = [r if i % 4 else "wrong" for i, r in enumerate(refs)]  # 15 of 60 wrong

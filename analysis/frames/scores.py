@@ -68,10 +68,20 @@ def _same_length(predictions: Sequence[str], references: Sequence[str]) -> None:
 
 def _resampled(metric: str, predictions: Sequence[str], references: Sequence[str], idx: np.ndarray) -> np.ndarray:
     """The task score on each bootstrap resample (rows of idx) of the examples."""
-    if metric == "bleu":  # corpus-level: recomputed on every resample
-        return np.array([bleu([predictions[i] for i in rows], [references[i] for i in rows]) for rows in idx])
+    if metric == "bleu":  # corpus-level: each resample's BLEU from its sentences' summed n-gram statistics
+        return _resampled_bleu(predictions, references, idx)
     per_example = np.array([_per_example(metric, p, r) for p, r in zip(predictions, references)])
     return per_example[idx].mean(axis=1)
+
+
+def _resampled_bleu(predictions: Sequence[str], references: Sequence[str], idx: np.ndarray) -> np.ndarray:
+    """Corpus BLEU on each resample, as sacrebleu's own bootstrap (sacrebleu.significance) computes it:
+    every sentence tokenised once, its statistics summed per resample. Equals `bleu` on the resampled lists."""
+    from sacrebleu.metrics import BLEU
+
+    scorer = BLEU()
+    stats = np.array(scorer._extract_corpus_statistics(list(predictions), [list(references)]))
+    return np.array([scorer._compute_score_from_stats(rows.sum(axis=0)).score for rows in stats[idx]])
 
 
 def _per_example(metric: str, prediction: str, reference: str) -> float:
