@@ -66,36 +66,41 @@ def _rerun_and_compare(out: Path, before: pl.DataFrame):
     return result
 
 
-def test_a_damaged_adapter_is_named_and_only_its_model_retrained(tmp_path, tiny_run):
-    """One control's adapter cut to 100 bytes and the activations deleted: the run names the file,
-    retrains that control only, re-extracts, and the rebuilt model gives the same CKA values."""
-    out = tmp_path / "copy"
+@pytest.fixture(scope="module")
+def healed(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> dict:
+    """A copy of the tiny run with one control's adapter cut to 100 bytes and one activations file cut in
+    half, run again (one run heals both; each test below reads what it promises)."""
+    out = tmp_path_factory.mktemp("damaged") / "copy"
     shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("ray_storage"))
     before, finished = pl.read_parquet(out / "cka.parquet"), _markers(out)
     adapter = next((out / "models").glob("control-rte-[0-9a-f]*/adapter_model.safetensors"))
+    activations = sorted((out / "activations").glob("*/*.parquet"))[0]
     _truncate(adapter, 100)
-    shutil.rmtree(out / "activations")
-
+    _truncate(activations, activations.stat().st_size // 2)
     result = _rerun_and_compare(out, before)
-    named = [line for line in result.stderr.splitlines() if adapter.name in line and "expected" in line]
+    return {"stderr": result.stderr, "adapter": adapter, "activations": activations, "finished": finished,
+            "after": _markers(out)}
+
+
+def test_a_damaged_adapter_is_named_and_only_its_model_retrained(healed):
+    """The run names the cut adapter, retrains that control only, re-extracts, and the rebuilt model
+    gives the same CKA values (checked in the fixture)."""
+    adapter = healed["adapter"]
+    named = [line for line in healed["stderr"].splitlines() if adapter.name in line and "expected" in line]
     assert len(named) == 1 and adapter.parent.name in named[0]
-    after = _markers(out)
+    finished, after = healed["finished"], healed["after"]
     assert [m for m in finished if after[m] != finished[m]] == [adapter.parent.name]  # that control only
 
 
-def test_damaged_activations_are_named_and_re_extracted(tmp_path, tiny_run):
-    """An activations file cut in half (models intact): the run names it, re-extracts without
-    retraining anything, and reproduces the CKA values."""
-    out = tmp_path / "copy"
-    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("ray_storage"))
-    before, finished = pl.read_parquet(out / "cka.parquet"), _markers(out)
-    activations = sorted((out / "activations").glob("*/*.parquet"))[0]
-    _truncate(activations, activations.stat().st_size // 2)
-
-    result = _rerun_and_compare(out, before)
-    named = [line for line in result.stderr.splitlines() if activations.name in line]
-    assert len(named) == 1 and "rebuilt" in named[0], result.stderr  # size or structure: either names it
-    assert _markers(out) == finished  # no model retrained
+def test_damaged_activations_are_named_and_re_extracted(healed):
+    """The run names the cut activations file, re-extracts without retraining any model for it, and
+    reproduces the CKA values (checked in the fixture)."""
+    activations = healed["activations"]
+    named = [line for line in healed["stderr"].splitlines() if activations.name in line]
+    assert len(named) == 1 and "rebuilt" in named[0], healed["stderr"]  # size or structure: either names it
+    finished, after = healed["finished"], healed["after"]
+    # Only the control whose adapter was cut retrained: the activations' damage retrains nothing.
+    assert {m for m in finished if after[m] != finished[m]} == {healed["adapter"].parent.name}
 
 
 def _start(out: Path) -> subprocess.Popen:
