@@ -268,10 +268,9 @@ def claim_less_varied(ctx: Context, inputs: Inputs) -> list[dict]:
     e, p = ctx.matrix(ctx.tuned, tasks), ctx.matrix(PRETRAINED, tasks)
     upper = _columns_of(e, ctx.upper)
 
-    def spread_gap(idx: np.ndarray) -> np.ndarray:
-        with quiet_all_nan():
-            return np.nanmean(np.nanstd(e.values[idx][..., upper], axis=-2, ddof=1)
-                              - np.nanstd(p.values[idx][..., upper], axis=-2, ddof=1), axis=-1)
+    def spread_gap(idx: np.ndarray) -> np.ndarray:  # _bootstrap quiets all-NaN slices
+        return np.nanmean(np.nanstd(e.values[idx][..., upper], axis=-2, ddof=1)
+                          - np.nanstd(p.values[idx][..., upper], axis=-2, ddof=1), axis=-1)
 
     value, lo, hi = _bootstrap(spread_gap, len(tasks), ctx)
     floor = ctx.floor_over(ctx.upper)
